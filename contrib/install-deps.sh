@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian packages todod needs, only when some are missing.
+#   contrib/install-deps.sh          build and run
+#   contrib/install-deps.sh test     also the test suite's tools and services
+set -eu
+pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
+      libcurl4-openssl-dev libpq-dev postgresql"
+if [ "${1:-}" = test ]; then
+	pkgs="$pkgs clang python3 python3-pytest python3-psycopg2 postgresql-client wrk"
+fi
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

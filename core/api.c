@@ -1,0 +1,490 @@
+/* api.c - plugin contexts and the todod_api function table.
+ *
+ * Every registration a plugin makes is linked into its context, so that
+ * ctx_release() can undo all of them: after a failed init, at unload, and
+ * at exit.  Asynchronous calls that outlive the context (store calls,
+ * transfers) are orphaned rather than freed, so their completions find a
+ * NULL context and drop the result instead of calling into unloaded code. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "bus.h"
+#include "curlm.h"
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "store.h"
+
+struct todod_timer {
+	struct todod_timer *next, *prev;
+	struct todod_ctx *ctx;
+	struct event *ev;
+	todod_timer_cb cb;
+	void *arg;
+	int64_t at_ms;   /* wall-clock deadline, 0 for relative timers */
+};
+
+struct todod_watch {
+	struct todod_watch *next, *prev;
+	struct todod_ctx *ctx;
+	struct event *ev;
+	todod_fd_cb cb;
+	void *arg;
+};
+
+struct pending_store_call {
+	struct pending_store_call *next, *prev;
+	struct todod_ctx *ctx;   /* NULL once the context is gone */
+	todod_store_cb cb;
+	void *arg;
+};
+
+struct todod_ctx {
+	struct core *core;
+	char *name;
+	struct todod_timer *timers;
+	struct todod_watch *watches;
+	struct pending_store_call *calls;
+};
+
+struct service {
+	struct service *next;
+	struct todod_ctx *owner;
+	char *kind;
+	char *name;
+	const void *vtable;
+};
+
+static int live_events;
+
+/* Unlink `node` from a doubly linked list whose head is `*head`. */
+#define LIST_UNLINK(head, node)                                   \
+	do {                                                      \
+		if ((node)->prev)                                 \
+			(node)->prev->next = (node)->next;        \
+		else                                              \
+			*(head) = (node)->next;                   \
+		if ((node)->next)                                 \
+			(node)->next->prev = (node)->prev;        \
+		(node)->next = (node)->prev = NULL;               \
+	} while (0)
+
+#define LIST_PUSH(head, node)                                     \
+	do {                                                      \
+		(node)->prev = NULL;                              \
+		(node)->next = *(head);                           \
+		if (*(head))                                      \
+			(*(head))->prev = (node);                 \
+		*(head) = (node);                                 \
+	} while (0)
+
+struct todod_ctx *ctx_new(struct core *core, const char *name)
+{
+	struct todod_ctx *ctx = calloc(1, sizeof *ctx);
+	if (!ctx)
+		return NULL;
+	ctx->core = core;
+	ctx->name = strdup(name);
+	if (!ctx->name) {
+		free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+const char *ctx_name(const struct todod_ctx *ctx) { return ctx->name; }
+struct core *ctx_core(const struct todod_ctx *ctx) { return ctx->core; }
+int api_live_events(void) { return live_events; }
+
+static void timer_free(struct todod_timer *t)
+{
+	LIST_UNLINK(&t->ctx->timers, t);
+	event_free(t->ev);
+	free(t);
+	live_events--;
+}
+
+static void watch_free(struct todod_watch *w)
+{
+	LIST_UNLINK(&w->ctx->watches, w);
+	event_free(w->ev);
+	free(w);
+	live_events--;
+}
+
+static void services_remove_owner(struct core *core, struct todod_ctx *owner)
+{
+	struct service **pp = &core->services;
+	while (*pp) {
+		struct service *s = *pp;
+		if (s->owner == owner) {
+			*pp = s->next;
+			free(s->kind);
+			free(s->name);
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+void ctx_release(struct todod_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	struct core *core = ctx->core;
+	while (ctx->timers)
+		timer_free(ctx->timers);
+	while (ctx->watches)
+		watch_free(ctx->watches);
+	while (ctx->calls) {
+		struct pending_store_call *c = ctx->calls;
+		LIST_UNLINK(&ctx->calls, c);
+		c->ctx = NULL;
+	}
+	if (core) {
+		if (core->http)
+			http_routes_remove_owner(core->http, ctx);
+		if (core->bus)
+			bus_unsubscribe_owner(core->bus, ctx);
+		if (core->curlm)
+			curlm_cancel_owner(core->curlm, ctx);
+		services_remove_owner(core, ctx);
+	}
+	metrics_gauge_fn_remove(ctx);
+	free(ctx->name);
+	free(ctx);
+}
+
+/* ---- logging ----------------------------------------------------------- */
+
+static void api_log(struct todod_ctx *ctx, enum todod_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, ctx ? ctx->name : "plugin", fmt, ap);
+	va_end(ap);
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+static int64_t api_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libevent's timers run on the monotonic clock.  A wall-clock deadline is
+ * therefore approached in steps of at most a minute and re-checked
+ * against the real clock, so that a clock step (NTP, suspend) makes a
+ * timer late by at most that step, and never early. */
+#define WALL_CLOCK_STEP_MS 60000
+
+static void arm_ms(struct event *ev, int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(ev, &tv);
+}
+
+static void timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct todod_timer *t = arg;
+	if (t->at_ms) {
+		int64_t left = t->at_ms - api_now_ms();
+		if (left > 0) {
+			arm_ms(t->ev, left < WALL_CLOCK_STEP_MS ? left : WALL_CLOCK_STEP_MS);
+			return;
+		}
+	}
+	todod_timer_cb cb = t->cb;
+	void *cb_arg = t->arg;
+	/* A one-shot timer is gone before its callback runs, so the callback
+	 * may not (and need not) delete it. */
+	if (!(event_get_events(t->ev) & EV_PERSIST))
+		timer_free(t);
+	cb(cb_arg);
+}
+
+static struct todod_timer *timer_new(struct todod_ctx *ctx, bool repeat, todod_timer_cb cb,
+				     void *arg)
+{
+	struct todod_timer *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->ev = event_new(ctx->core->base, -1, repeat ? EV_PERSIST : 0, timer_fired, t);
+	if (!t->ev) {
+		free(t);
+		return NULL;
+	}
+	t->ctx = ctx;
+	t->cb = cb;
+	t->arg = arg;
+	LIST_PUSH(&ctx->timers, t);
+	live_events++;
+	return t;
+}
+
+static struct todod_timer *api_timer_add(struct todod_ctx *ctx, int64_t ms, bool repeat,
+					 todod_timer_cb cb, void *arg)
+{
+	struct todod_timer *t = timer_new(ctx, repeat, cb, arg);
+	if (t)
+		arm_ms(t->ev, ms);
+	return t;
+}
+
+static struct todod_timer *api_timer_at(struct todod_ctx *ctx, int64_t epoch_ms,
+					todod_timer_cb cb, void *arg)
+{
+	struct todod_timer *t = timer_new(ctx, false, cb, arg);
+	if (!t)
+		return NULL;
+	t->at_ms = epoch_ms > 0 ? epoch_ms : 1;
+	int64_t left = epoch_ms - api_now_ms();
+	arm_ms(t->ev, left < WALL_CLOCK_STEP_MS ? left : WALL_CLOCK_STEP_MS);
+	return t;
+}
+
+static void api_timer_del(struct todod_timer *t)
+{
+	if (t)
+		timer_free(t);
+}
+
+/* ---- fd watches ------------------------------------------------------------ */
+
+static void watch_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct todod_watch *w = arg;
+	w->cb((int)fd, what & (EV_READ | EV_WRITE), w->arg);
+}
+
+static struct todod_watch *api_fd_watch(struct todod_ctx *ctx, int fd, int what,
+					todod_fd_cb cb, void *arg)
+{
+	struct todod_watch *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	short events = EV_PERSIST | (what & TODOD_FD_READ ? EV_READ : 0) |
+		       (what & TODOD_FD_WRITE ? EV_WRITE : 0);
+	w->ev = event_new(ctx->core->base, fd, events, watch_fired, w);
+	if (!w->ev || event_add(w->ev, NULL) != 0) {
+		if (w->ev)
+			event_free(w->ev);
+		free(w);
+		return NULL;
+	}
+	w->ctx = ctx;
+	w->cb = cb;
+	w->arg = arg;
+	LIST_PUSH(&ctx->watches, w);
+	live_events++;
+	return w;
+}
+
+static void api_fd_unwatch(struct todod_watch *w)
+{
+	if (w)
+		watch_free(w);
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static int api_http_route(struct todod_ctx *ctx, unsigned methods, const char *path,
+			  todod_http_handler handler, void *arg, struct todod_err *err)
+{
+	return http_route_add(ctx->core->http, ctx, methods, path, handler, arg, err);
+}
+
+static int api_http_request(struct todod_ctx *ctx, const struct todod_http_request *rq,
+			    todod_transfer_cb done, void *arg, struct todod_err *err)
+{
+	return curlm_http(ctx->core->curlm, ctx, rq, done, arg, err);
+}
+
+static int api_smtp_send(struct todod_ctx *ctx, const struct todod_smtp_message *msg,
+			 todod_transfer_cb done, void *arg, struct todod_err *err)
+{
+	return curlm_smtp(ctx->core->curlm, ctx, msg, done, arg, err);
+}
+
+/* ---- bus ------------------------------------------------------------------- */
+
+static void published(PGresult *res, const char *error, void *arg)
+{
+	struct core *core = arg;
+	if (error)
+		log_error("bus_publish: could not write the event to the outbox: %s", error);
+	else if (core->relay)
+		outbox_relay_kick(core->relay);
+}
+
+static int api_bus_publish(struct todod_ctx *ctx, const char *topic, const char *type,
+			   const char *subject, const char *key, json_object *data,
+			   struct todod_err *err)
+{
+	if (!topic || !*topic || !type || !*type || !key || !*key)
+		return todod_err_set(err, "bus_publish: topic, type and key are required");
+	if (!data || !json_object_is_type(data, json_type_object))
+		return todod_err_set(err, "bus_publish: data must be a JSON object");
+	store_outbox_append(ctx->core->store, topic, type, subject, key,
+			    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), published,
+			    ctx->core);
+	return 0;
+}
+
+static int api_bus_subscribe(struct todod_ctx *ctx, const char *topic, const char *consumer,
+			     todod_event_handler handler, void *arg, struct todod_err *err)
+{
+	return bus_subscribe(ctx->core->bus, ctx, topic, consumer, handler, arg, err);
+}
+
+static int api_bus_inbound(struct todod_ctx *ctx, const char *topic, const char *key,
+			   const void *raw, size_t len, todod_publish_cb done, void *arg)
+{
+	bus_dispatch(ctx->core->bus, topic, key, raw, len, done, arg);
+	return 0;
+}
+
+/* ---- services -------------------------------------------------------------- */
+
+static int api_service_provide(struct todod_ctx *ctx, const char *kind, const char *name,
+			       const void *vtable, struct todod_err *err)
+{
+	const char *other;
+	if (services_get(ctx->core, kind, &other))
+		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
+	struct service *s = calloc(1, sizeof *s);
+	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
+		if (s)
+			free(s->kind);
+		free(s);
+		return todod_err_set(err, "out of memory");
+	}
+	s->owner = ctx;
+	s->vtable = vtable;
+	s->next = ctx->core->services;
+	ctx->core->services = s;
+	return 0;
+}
+
+const void *services_get(struct core *core, const char *kind, const char **name)
+{
+	for (struct service *s = core->services; s; s = s->next)
+		if (strcmp(s->kind, kind) == 0) {
+			if (name)
+				*name = s->name;
+			return s->vtable;
+		}
+	return NULL;
+}
+
+void services_free(struct core *core)
+{
+	while (core->services) {
+		struct service *s = core->services;
+		core->services = s->next;
+		free(s->kind);
+		free(s->name);
+		free(s);
+	}
+}
+
+static const void *api_service_get(struct todod_ctx *ctx, const char *kind, const char **name)
+{
+	return services_get(ctx->core, kind, name);
+}
+
+/* ---- store ----------------------------------------------------------------- */
+
+static void store_call_done(json_object *res, const struct todod_store_error *err, void *arg)
+{
+	struct pending_store_call *c = arg;
+	struct todod_ctx *ctx = c->ctx;
+	if (ctx) {
+		LIST_UNLINK(&ctx->calls, c);
+		/* A change may have written events: let the relay look now. */
+		if (!err && ctx->core->relay)
+			outbox_relay_kick(ctx->core->relay);
+		c->cb(res, err, c->arg);
+	}
+	free(c);
+}
+
+static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id,
+			  json_object *args, const char *once_consumer, const char *once_event_id,
+			  todod_store_cb cb, void *arg, struct todod_err *err)
+{
+	if (!once_consumer != !once_event_id)
+		return todod_err_set(err, "store_call: give both once_consumer and once_event_id, or neither");
+	struct pending_store_call *c = calloc(1, sizeof *c);
+	if (!c)
+		return todod_err_set(err, "out of memory");
+	c->ctx = ctx;
+	c->cb = cb;
+	c->arg = arg;
+	if (store_call(ctx->core->store, op, user_id, args, once_consumer, once_event_id,
+		       store_call_done, c, err) != 0) {
+		free(c);
+		return -1;
+	}
+	LIST_PUSH(&ctx->calls, c);
+	return 0;
+}
+
+static const char *api_instance_id(void);
+
+const struct todod_api core_api = {
+	.struct_size = sizeof(struct todod_api),
+	.log = api_log,
+	.timer_add = api_timer_add,
+	.timer_at = api_timer_at,
+	.timer_del = api_timer_del,
+	.fd_watch = api_fd_watch,
+	.fd_unwatch = api_fd_unwatch,
+	.http_route = api_http_route,
+	.http_method = http_req_method,
+	.http_path = http_req_path,
+	.http_query = http_req_query,
+	.http_header = http_req_header,
+	.http_body = http_req_body,
+	.http_peer = http_req_peer,
+	.http_add_header = http_req_add_header,
+	.http_reply = http_reply,
+	.http_reply_error = http_reply_error,
+	.http_request = api_http_request,
+	.smtp_send = api_smtp_send,
+	.bus_publish = api_bus_publish,
+	.bus_subscribe = api_bus_subscribe,
+	.bus_answer = bus_answer,
+	.bus_inbound = api_bus_inbound,
+	.delivery_consumer = bus_delivery_consumer,
+	.delivery_event_id = bus_delivery_event_id,
+	.delivery_attempt = bus_delivery_attempt,
+	.service_provide = api_service_provide,
+	.service_get = api_service_get,
+	.store_call = api_store_call,
+	.instance_id = api_instance_id,
+	.now_ms = api_now_ms,
+};
+
+/* The instance name is process-wide; the daemon sets it at start-up. */
+static char instance_name[128] = "todod";
+
+void api_set_instance(const char *name)
+{
+	snprintf(instance_name, sizeof instance_name, "%s", name);
+}
+
+static const char *api_instance_id(void) { return instance_name; }

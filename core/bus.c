@@ -1,0 +1,386 @@
+/* bus.c - delivering events to local subscribers, once each.
+ *
+ * One dispatch per event; one delivery per subscriber of its topic.  A
+ * delivery walks: inbox check -> handler -> answer -> (inbox record |
+ * retry timer | dead letter) -> finished.  The dispatch reports back to
+ * whoever handed us the event (the relay, or a transport's consumer) when
+ * every delivery has finished, so an offset or an outbox row is only
+ * acknowledged once its effects are durable. */
+#include "bus.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "cloudevent.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+#define RETRY_BACKOFF_CAP_MS 30000
+
+struct subscriber {
+	struct subscriber *next;
+	void *owner;
+	char *topic;
+	char *consumer;
+	todod_event_handler handler;
+	void *arg;
+};
+
+struct dispatch {
+	struct bus *bus;
+	struct ce_event ce;
+	int pending;           /* deliveries not finished yet */
+	bool unrecorded;       /* an outcome could not be written: redeliver */
+	todod_publish_cb done;
+	void *done_arg;
+};
+
+struct todod_delivery {
+	struct todod_delivery *next, *prev;
+	struct dispatch *dsp;
+	struct subscriber *sub;   /* NULL once its owner unsubscribed */
+	char *consumer;
+	int attempt;
+	bool in_handler;          /* handed to the subscriber, no answer yet */
+	char *reason;
+	struct event *retry_timer;
+};
+
+struct bus {
+	struct event_base *base;
+	struct store *store;
+	struct bus_conf conf;
+	struct subscriber *subs;
+	struct todod_delivery *deliveries;
+	const char **topics;
+	size_t n_topics;
+};
+
+struct bus *bus_new(struct event_base *base, struct store *store, const struct bus_conf *conf)
+{
+	struct bus *bus = calloc(1, sizeof *bus);
+	if (!bus)
+		return NULL;
+	bus->base = base;
+	bus->store = store;
+	bus->conf = *conf;
+	bus->topics = calloc(1, sizeof *bus->topics);
+	if (!bus->topics) {
+		free(bus);
+		return NULL;
+	}
+	return bus;
+}
+
+void bus_set_conf(struct bus *bus, const struct bus_conf *conf) { bus->conf = *conf; }
+
+static void count(const char *consumer, const char *result)
+{
+	char labels[256];
+	snprintf(labels, sizeof labels, "consumer=\"%s\",result=\"%s\"", consumer, result);
+	metric_add(metrics_counter("todod_bus_deliveries_total",
+				   "Event deliveries to local subscribers by outcome", labels), 1);
+}
+
+/* ---- subscriptions --------------------------------------------------------- */
+
+static int rebuild_topics(struct bus *bus)
+{
+	size_t n = 0;
+	for (struct subscriber *s = bus->subs; s; s = s->next)
+		n++;
+	const char **topics = calloc(n + 1, sizeof *topics);
+	if (!topics)
+		return -1;
+	size_t k = 0;
+	for (struct subscriber *s = bus->subs; s; s = s->next) {
+		bool seen = false;
+		for (size_t i = 0; i < k && !seen; i++)
+			seen = strcmp(topics[i], s->topic) == 0;
+		if (!seen)
+			topics[k++] = s->topic;
+	}
+	free(bus->topics);
+	bus->topics = topics;
+	bus->n_topics = k;
+	return 0;
+}
+
+int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *consumer,
+		  todod_event_handler handler, void *arg, struct todod_err *err)
+{
+	if (!topic || !*topic || !consumer || !*consumer || !handler)
+		return todod_err_set(err, "bus_subscribe: topic, consumer and handler are required");
+	for (struct subscriber *s = bus->subs; s; s = s->next)
+		if (strcmp(s->topic, topic) == 0 && strcmp(s->consumer, consumer) == 0)
+			return todod_err_set(err, "consumer '%s' is already subscribed to '%s'",
+					     consumer, topic);
+	struct subscriber *s = calloc(1, sizeof *s);
+	if (!s || !(s->topic = strdup(topic)) || !(s->consumer = strdup(consumer))) {
+		if (s)
+			free(s->topic);
+		free(s);
+		return todod_err_set(err, "out of memory");
+	}
+	s->owner = owner;
+	s->handler = handler;
+	s->arg = arg;
+	s->next = bus->subs;
+	bus->subs = s;
+	if (rebuild_topics(bus) != 0)
+		return todod_err_set(err, "out of memory");
+	return 0;
+}
+
+const char *const *bus_topics(struct bus *bus) { return bus->topics; }
+
+/* ---- deliveries ------------------------------------------------------------ */
+
+static void dispatch_free(struct dispatch *dsp)
+{
+	ce_event_free(&dsp->ce);
+	free(dsp);
+}
+
+static void delivery_finish(struct todod_delivery *d)
+{
+	struct bus *bus = d->dsp->bus;
+	struct dispatch *dsp = d->dsp;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		bus->deliveries = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	if (d->retry_timer)
+		event_free(d->retry_timer);
+	free(d->consumer);
+	free(d->reason);
+	free(d);
+	if (--dsp->pending == 0) {
+		todod_publish_cb done = dsp->done;
+		void *arg = dsp->done_arg;
+		int result = dsp->unrecorded ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK;
+		dispatch_free(dsp);
+		done(result, result == TODOD_HANDLED_OK ? NULL : "an outcome could not be recorded",
+		     arg);
+	}
+}
+
+static void outcome_recorded(PGresult *res, const char *error, void *arg)
+{
+	struct todod_delivery *d = arg;
+	if (error) {
+		log_warn("event %s for '%s': could not record the outcome (%s); it will be redelivered",
+			 d->dsp->ce.ev.id, d->consumer, error);
+		d->dsp->unrecorded = true;
+	}
+	delivery_finish(d);
+}
+
+static void dead_letter(struct todod_delivery *d, const char *reason)
+{
+	struct dispatch *dsp = d->dsp;
+	log_warn("event %s (%s) dead-lettered for '%s' after %d attempt%s: %s", dsp->ce.ev.id,
+		 dsp->ce.ev.type, d->consumer, d->attempt, d->attempt == 1 ? "" : "s", reason);
+	count(d->consumer, "dead_letter");
+	store_dead_letter(dsp->bus->store, d->consumer, dsp->ce.ev.topic ? dsp->ce.ev.topic : "",
+			  dsp->ce.ev.id, dsp->ce.raw, reason, d->attempt, outcome_recorded, d);
+}
+
+static void deliver(struct todod_delivery *d)
+{
+	if (!d->sub) {
+		/* The subscriber left (unloaded) before it could take the event:
+		 * leave it undelivered so the next run sees it again. */
+		d->dsp->unrecorded = true;
+		delivery_finish(d);
+		return;
+	}
+	d->attempt++;
+	d->in_handler = true;
+	d->sub->handler(&d->dsp->ce.ev, d, d->sub->arg);
+}
+
+static void retry_due(evutil_socket_t fd, short what, void *arg)
+{
+	deliver(arg);
+}
+
+static int64_t backoff_ms(const struct bus *bus, int attempt)
+{
+	int64_t ms = bus->conf.retry_backoff_ms;
+	for (int i = 1; i < attempt && ms < RETRY_BACKOFF_CAP_MS; i++)
+		ms *= 2;
+	return ms < RETRY_BACKOFF_CAP_MS ? ms : RETRY_BACKOFF_CAP_MS;
+}
+
+void bus_answer(struct todod_delivery *d, enum todod_handler_result result, const char *reason)
+{
+	if (!d->in_handler) {
+		log_error("'%s' answered event %s twice; the second answer is ignored", d->consumer,
+			  d->dsp->ce.ev.id);
+		return;
+	}
+	d->in_handler = false;
+	struct bus *bus = d->dsp->bus;
+	switch (result) {
+	case TODOD_HANDLED_OK:
+		count(d->consumer, "ok");
+		store_inbox_record(bus->store, d->consumer, d->dsp->ce.ev.id, outcome_recorded, d);
+		return;
+	case TODOD_HANDLED_RETRY:
+		count(d->consumer, "retry");
+		free(d->reason);
+		d->reason = strdup(reason ? reason : "no reason given");
+		if (d->attempt < bus->conf.max_attempts) {
+			if (!d->retry_timer)
+				d->retry_timer = evtimer_new(bus->base, retry_due, d);
+			struct timeval tv;
+			int64_t ms = backoff_ms(bus, d->attempt);
+			tv.tv_sec = ms / 1000;
+			tv.tv_usec = (ms % 1000) * 1000;
+			evtimer_add(d->retry_timer, &tv);
+			return;
+		}
+		char why[600];
+		snprintf(why, sizeof why, "gave up after %d attempts: %s", d->attempt,
+			 d->reason ? d->reason : "no reason given");
+		dead_letter(d, why);
+		return;
+	case TODOD_HANDLED_DROP:
+	default:
+		count(d->consumer, "drop");
+		dead_letter(d, reason ? reason : "dropped by the consumer");
+		return;
+	}
+}
+
+static void inbox_checked(PGresult *res, const char *error, void *arg)
+{
+	struct todod_delivery *d = arg;
+	if (error) {
+		d->dsp->unrecorded = true;
+		delivery_finish(d);
+		return;
+	}
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		count(d->consumer, "duplicate");
+		delivery_finish(d);
+		return;
+	}
+	deliver(d);
+}
+
+void bus_dispatch(struct bus *bus, const char *topic, const char *key, const char *raw,
+		  size_t len, todod_publish_cb done, void *arg)
+{
+	struct dispatch *dsp = calloc(1, sizeof *dsp);
+	if (!dsp) {
+		done(TODOD_HANDLED_RETRY, "out of memory", arg);
+		return;
+	}
+	struct todod_err err = { "" };
+	if (ce_parse(raw, len, bus->conf.max_event_size, topic, key, &dsp->ce, &err) != 0) {
+		free(dsp);
+		done(TODOD_HANDLED_DROP, err.text, arg);
+		return;
+	}
+	dsp->bus = bus;
+	dsp->done = done;
+	dsp->done_arg = arg;
+	/* Count first, start after: a delivery that finishes at once must not
+	 * see the count reach zero while others are still to be created. */
+	dsp->pending = 1;
+	for (struct subscriber *s = bus->subs; s; s = s->next) {
+		if (strcmp(s->topic, topic) != 0)
+			continue;
+		struct todod_delivery *d = calloc(1, sizeof *d);
+		if (!d || !(d->consumer = strdup(s->consumer))) {
+			free(d);
+			dsp->unrecorded = true;
+			continue;
+		}
+		d->dsp = dsp;
+		d->sub = s;
+		d->next = bus->deliveries;
+		if (bus->deliveries)
+			bus->deliveries->prev = d;
+		bus->deliveries = d;
+		dsp->pending++;
+		store_inbox_seen(bus->store, d->consumer, dsp->ce.ev.id, inbox_checked, d);
+	}
+	/* Drop the guard count; with no subscriber this completes now. */
+	if (--dsp->pending == 0) {
+		int result = dsp->unrecorded ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK;
+		dispatch_free(dsp);
+		done(result, NULL, arg);
+	}
+}
+
+void bus_unsubscribe_owner(struct bus *bus, void *owner)
+{
+	for (struct todod_delivery *d = bus->deliveries, *next; d; d = next) {
+		next = d->next;
+		if (!d->sub || d->sub->owner != owner)
+			continue;
+		d->sub = NULL;
+		/* Waiting for an answer that will never come, or for a retry that
+		 * must not call into the departed plugin: settle it now. */
+		if (d->in_handler || (d->retry_timer && evtimer_pending(d->retry_timer, NULL))) {
+			d->dsp->unrecorded = true;
+			delivery_finish(d);
+		}
+	}
+	struct subscriber **pp = &bus->subs;
+	while (*pp) {
+		struct subscriber *s = *pp;
+		if (s->owner == owner) {
+			*pp = s->next;
+			free(s->topic);
+			free(s->consumer);
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+	rebuild_topics(bus);
+}
+
+const char *bus_delivery_consumer(struct todod_delivery *d) { return d->consumer; }
+const char *bus_delivery_event_id(struct todod_delivery *d) { return d->dsp->ce.ev.id; }
+int bus_delivery_attempt(struct todod_delivery *d) { return d->attempt; }
+
+int bus_in_flight(const struct bus *bus)
+{
+	int n = 0;
+	for (const struct todod_delivery *d = bus->deliveries; d; d = d->next)
+		n++;
+	return n;
+}
+
+void bus_free(struct bus *bus)
+{
+	if (!bus)
+		return;
+	while (bus->subs) {
+		struct subscriber *s = bus->subs;
+		bus->subs = s->next;
+		free(s->topic);
+		free(s->consumer);
+		free(s);
+	}
+	/* Deliveries left at exit were never acknowledged; the outbox or the
+	 * broker still has them. */
+	while (bus->deliveries) {
+		struct todod_delivery *d = bus->deliveries;
+		d->sub = NULL;
+		d->dsp->unrecorded = true;
+		delivery_finish(d);
+	}
+	free(bus->topics);
+	free(bus);
+}

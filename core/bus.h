@@ -1,0 +1,48 @@
+/* bus.h - local subscribers, their inboxes and dead letters.
+ *
+ * Whatever carried an event here (the in-process transport, i.e. the
+ * outbox relay itself, or a transport plugin's consumer), each subscriber
+ * of its topic gets it once: an event id already in the subscriber's inbox
+ * is skipped; OK records it; RETRY redelivers with capped exponential
+ * backoff; DROP, or too many attempts, dead-letters it with the reason. */
+#ifndef TODOD_BUS_H
+#define TODOD_BUS_H
+
+#include "todod-plugin.h"
+
+struct event_base;
+struct store;
+
+struct bus_conf {
+	int max_attempts;
+	int64_t retry_backoff_ms;
+	size_t max_event_size;
+};
+
+struct bus *bus_new(struct event_base *base, struct store *store, const struct bus_conf *conf);
+void bus_free(struct bus *bus);
+void bus_set_conf(struct bus *bus, const struct bus_conf *conf);
+
+int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *consumer,
+		  todod_event_handler handler, void *arg, struct todod_err *err);
+void bus_unsubscribe_owner(struct bus *bus, void *owner);
+/* Topics with at least one subscriber, NULL-terminated; valid until the
+ * next subscribe. */
+const char *const *bus_topics(struct bus *bus);
+
+/* Deliver one wire-format event to the local subscribers of `topic`.
+ * `done` fires once: OK when every subscriber finished (handled, already
+ * handled, or dead-lettered), RETRY when the database could not record
+ * the outcome, DROP with the reason when `raw` is not a valid CloudEvent. */
+void bus_dispatch(struct bus *bus, const char *topic, const char *key, const char *raw,
+		  size_t len, todod_publish_cb done, void *arg);
+
+void bus_answer(struct todod_delivery *d, enum todod_handler_result result, const char *reason);
+const char *bus_delivery_consumer(struct todod_delivery *d);
+const char *bus_delivery_event_id(struct todod_delivery *d);
+int bus_delivery_attempt(struct todod_delivery *d);
+
+/* Deliveries still waiting for an answer or a retry, for drain. */
+int bus_in_flight(const struct bus *bus);
+
+#endif

@@ -1,0 +1,1016 @@
+/* config.c - the INI parser and the typed option binder.
+ *
+ * The parser is strict on purpose: a daemon that silently ignores a typo
+ * runs with a configuration nobody wrote.  Every refusal names FILE:LINE so
+ * the operator can go straight to it.  Values never appear in a message
+ * unless they failed a type check, and a secret never fails one, so error
+ * text is safe to log.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG_MAX_FILE   (1024 * 1024)
+#define CFG_MAX_LINE   4096
+#define CFG_MAX_SECRET (64 * 1024)
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define NAME_CHARS_HINT "(allowed: A-Z a-z 0-9 _ . -)"
+
+/* ---- Messages ---- */
+
+/* "PATH:LINE: [SECTION] message"; LINE is left out when 0, SECTION when NULL. */
+static int located_fail(struct todod_err *err, const char *path, int line,
+			const char *section, const char *fmt, ...) TODOD_PRINTF(5, 6);
+static int located_fail(struct todod_err *err, const char *path, int line,
+			const char *section, const char *fmt, ...)
+{
+	char msg[sizeof(struct todod_err)];
+	char where[16] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof where, ":%d", line);
+	return todod_err_set(err, "%s%s: %s%s%s%s", path, where, section ? "[" : "",
+			     section ? section : "", section ? "] " : "", msg);
+}
+
+/* ---- Small helpers ---- */
+
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+static char *skip_blanks(char *s)
+{
+	while (is_blank(*s))
+		s++;
+	return s;
+}
+
+/* Also drops the '\r' of CRLF files. */
+static void trim_right(char *s)
+{
+	size_t n = strlen(s);
+	while (n && (is_blank(s[n - 1]) || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+static bool is_valid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Room for element `n`; the array doubles so appends stay amortised O(1).
+ * NULL on failure, the old array still valid. */
+static void *reserve_one(void *arr, size_t n, size_t *cap, size_t elem)
+{
+	if (n < *cap)
+		return arr;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	void *grown = reallocarray(arr, ncap, elem);
+	if (grown)
+		*cap = ncap;
+	return grown;
+}
+
+/* Up to `cap` bytes, retrying short reads; with `stop_at_newline` it
+ * returns as soon as a '\n' has arrived.  -1 with errno on failure. */
+static ssize_t read_fd(int fd, char *buf, size_t cap, bool stop_at_newline)
+{
+	size_t len = 0;
+
+	while (len < cap) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		if (stop_at_newline && memchr(buf + len, '\n', (size_t)n))
+			return (ssize_t)(len + (size_t)n);
+		len += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			len = 2, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		/* Overlong forms, UTF-16 surrogates and beyond Unicode. */
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* ---- Duplicate detection ---- */
+
+/* An open-addressing set of names with the line that introduced them.
+ * A linear scan would make a 1 MiB file of short keys quadratic. */
+struct name_slot {
+	const char *name; /* borrowed from the cfg_file */
+	int line;
+};
+
+struct name_index {
+	struct name_slot *slots;
+	size_t cap, used; /* cap is a power of two */
+};
+
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3u;
+	return (size_t)h;
+}
+
+static struct name_slot *name_slot_for(struct name_slot *slots, size_t cap, const char *name)
+{
+	size_t i = name_hash(name) & (cap - 1);
+	while (slots[i].name && strcmp(slots[i].name, name) != 0)
+		i = (i + 1) & (cap - 1);
+	return &slots[i];
+}
+
+/* The line of an earlier `name`, or 0 after recording this one; -1 when
+ * out of memory. */
+static int name_index_add(struct name_index *ix, const char *name, int line)
+{
+	if (2 * (ix->used + 1) > ix->cap) {
+		size_t ncap = ix->cap ? ix->cap * 2 : 16;
+		struct name_slot *grown = calloc(ncap, sizeof *grown);
+		if (!grown)
+			return -1;
+		for (size_t i = 0; i < ix->cap; i++)
+			if (ix->slots[i].name)
+				*name_slot_for(grown, ncap, ix->slots[i].name) = ix->slots[i];
+		free(ix->slots);
+		ix->slots = grown;
+		ix->cap = ncap;
+	}
+	struct name_slot *slot = name_slot_for(ix->slots, ix->cap, name);
+	if (slot->name)
+		return slot->line;
+	slot->name = name;
+	slot->line = line;
+	ix->used++;
+	return 0;
+}
+
+static void name_index_clear(struct name_index *ix)
+{
+	free(ix->slots);
+	*ix = (struct name_index){ 0 };
+}
+
+/* ---- Parsing ---- */
+
+struct parser {
+	struct cfg_file *cf;
+	struct todod_err *err;
+	int line;
+	size_t cap_sections;
+	size_t cap_entries;       /* of the last section, the only one growing */
+	struct name_index sections;
+	struct name_index keys;   /* of the last section */
+};
+
+#define parse_fail(p, ...) located_fail((p)->err, (p)->cf->path, (p)->line, NULL, __VA_ARGS__)
+
+static int parse_section(struct parser *p, char *s)
+{
+	struct cfg_file *cf = p->cf;
+	char *close = strchr(s, ']');
+
+	if (!close)
+		return parse_fail(p, "unterminated section header, missing ']'");
+	char *rest = skip_blanks(close + 1);
+	if (*rest && *rest != '#' && *rest != ';')
+		return parse_fail(p, "unexpected text after section header");
+	*close = '\0';
+	char *name = skip_blanks(s + 1);
+	trim_right(name);
+	if (!*name)
+		return parse_fail(p, "empty section name");
+	if (!is_valid_name(name))
+		return parse_fail(p, "invalid section name '%s' " NAME_CHARS_HINT, name);
+
+	struct cfg_section *sections = reserve_one(cf->sections, cf->n_sections,
+						   &p->cap_sections, sizeof *sections);
+	if (!sections)
+		return parse_fail(p, "out of memory");
+	cf->sections = sections;
+	struct cfg_section *sec = &sections[cf->n_sections++];
+	*sec = (struct cfg_section){ .name = strdup(name), .line = p->line };
+	if (!sec->name)
+		return parse_fail(p, "out of memory");
+
+	int first = name_index_add(&p->sections, sec->name, p->line);
+	if (first < 0)
+		return parse_fail(p, "out of memory");
+	if (first > 0)
+		return parse_fail(p, "duplicate section [%s] (first at line %d)", name, first);
+	name_index_clear(&p->keys);
+	p->cap_entries = 0;
+	return 0;
+}
+
+/* `v` is everything after the '='.  Unescapes in place. */
+static int parse_value(struct parser *p, char *v, char **out)
+{
+	char *start = skip_blanks(v);
+
+	if (*start != '"') {
+		/* '#' starts a comment only after a blank, so "a#b" stays whole. */
+		for (char *c = v; *c; c++) {
+			if (*c == '#' && c > v && is_blank(c[-1])) {
+				*c = '\0';
+				break;
+			}
+		}
+		start = skip_blanks(v);
+		trim_right(start);
+		*out = start;
+		return 0;
+	}
+
+	char *r = start + 1, *w = start;
+	for (;;) {
+		if (!*r)
+			return parse_fail(p, "unterminated quoted value");
+		if (*r == '"')
+			break;
+		if (*r == '\\') {
+			if (!r[1])
+				return parse_fail(p, "unterminated quoted value");
+			if (r[1] != '"' && r[1] != '\\')
+				return parse_fail(p, "unknown escape in quoted value "
+						  "(only \\\" and \\\\ are allowed)");
+			r++;
+		}
+		*w++ = *r++;
+	}
+	char *rest = skip_blanks(r + 1);
+	if (*rest && *rest != '#' && *rest != ';')
+		return parse_fail(p, "unexpected text after closing quote");
+	*w = '\0';
+	*out = start;
+	return 0;
+}
+
+static int parse_entry(struct parser *p, char *s)
+{
+	struct cfg_file *cf = p->cf;
+	char *eq = strchr(s, '=');
+
+	if (!eq)
+		return parse_fail(p, "missing '=' (expected key = value)");
+	*eq = '\0';
+	trim_right(s);
+	if (!*s)
+		return parse_fail(p, "empty key");
+	if (!is_valid_name(s))
+		return parse_fail(p, "invalid key '%s' " NAME_CHARS_HINT, s);
+	if (!cf->n_sections)
+		return parse_fail(p, "key '%s' outside of any section", s);
+
+	char *value = NULL;
+	if (parse_value(p, eq + 1, &value))
+		return -1;
+
+	struct cfg_section *sec = &cf->sections[cf->n_sections - 1];
+	struct cfg_entry *entries = reserve_one(sec->entries, sec->n_entries,
+						&p->cap_entries, sizeof *entries);
+	if (!entries)
+		return parse_fail(p, "out of memory");
+	sec->entries = entries;
+	struct cfg_entry *e = &entries[sec->n_entries++];
+	*e = (struct cfg_entry){ .key = strdup(s), .value = strdup(value), .line = p->line };
+	if (!e->key || !e->value)
+		return parse_fail(p, "out of memory");
+
+	int first = name_index_add(&p->keys, e->key, p->line);
+	if (first < 0)
+		return parse_fail(p, "out of memory");
+	if (first > 0)
+		return located_fail(p->err, cf->path, p->line, sec->name,
+				    "duplicate key '%s' (first at line %d)", e->key, first);
+	return 0;
+}
+
+static int parse_line(struct parser *p, const char *raw, size_t len)
+{
+	char line[CFG_MAX_LINE + 1];
+
+	if (len > CFG_MAX_LINE)
+		return parse_fail(p, "line longer than %d bytes", CFG_MAX_LINE);
+	if (memchr(raw, '\0', len))
+		return parse_fail(p, "NUL byte in line");
+	if (!utf8_valid((const unsigned char *)raw, len))
+		return parse_fail(p, "invalid UTF-8");
+	memcpy(line, raw, len);
+	line[len] = '\0';
+
+	char *s = skip_blanks(line);
+	trim_right(s);
+	if (!*s || *s == '#' || *s == ';')
+		return 0;
+	if (*s == '[')
+		return parse_section(p, s);
+	return parse_entry(p, s);
+}
+
+int cfg_parse_buffer(const char *name, const char *buf, size_t len,
+		     struct cfg_file **out, struct todod_err *err)
+{
+	struct cfg_file *cf = calloc(1, sizeof *cf);
+	struct parser p = { .cf = cf, .err = err };
+	int rc = -1;
+
+	*out = NULL;
+	if (!cf || !(cf->path = strdup(name))) {
+		free(cf);
+		return todod_err_set(err, "%s: out of memory", name);
+	}
+	if (len > CFG_MAX_FILE) {
+		/* Name the line where the limit is crossed. */
+		p.line = 1;
+		for (size_t i = 0; i < CFG_MAX_FILE; i++)
+			p.line += buf[i] == '\n';
+		parse_fail(&p, "file larger than 1 MiB");
+		goto done;
+	}
+
+	size_t pos = 0;
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		pos = 3; /* a UTF-8 byte order mark, as some editors write */
+	while (pos < len) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+
+		p.line++;
+		if (parse_line(&p, buf + pos, n))
+			goto done;
+		pos += n + 1;
+	}
+	*out = cf;
+	rc = 0;
+done:
+	name_index_clear(&p.sections);
+	name_index_clear(&p.keys);
+	if (rc)
+		cfg_free(cf);
+	return rc;
+}
+
+int cfg_parse_file(const char *path, struct cfg_file **out, struct todod_err *err)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return todod_err_set(err, "%s: cannot read: %s", path, strerror(errno));
+	/* One byte past the limit lets cfg_parse_buffer report the size. */
+	char *buf = malloc(CFG_MAX_FILE + 1);
+	if (!buf) {
+		close(fd);
+		return todod_err_set(err, "%s: out of memory", path);
+	}
+	ssize_t len = read_fd(fd, buf, CFG_MAX_FILE + 1, false);
+	int saved = errno;
+	close(fd);
+	int rc = len < 0 ? todod_err_set(err, "%s: cannot read: %s", path, strerror(saved))
+			 : cfg_parse_buffer(path, buf, (size_t)len, out, err);
+	free(buf);
+	return rc;
+}
+
+void cfg_free(struct cfg_file *cf)
+{
+	if (!cf)
+		return;
+	for (size_t i = 0; i < cf->n_sections; i++) {
+		struct cfg_section *sec = &cf->sections[i];
+		for (size_t j = 0; j < sec->n_entries; j++) {
+			free(sec->entries[j].key);
+			free(sec->entries[j].value);
+		}
+		free(sec->entries);
+		free(sec->name);
+	}
+	free(cf->sections);
+	free(cf->path);
+	free(cf);
+}
+
+const struct cfg_section *cfg_section(const struct cfg_file *cf, const char *name)
+{
+	for (size_t i = 0; cf && i < cf->n_sections; i++)
+		if (strcmp(cf->sections[i].name, name) == 0)
+			return &cf->sections[i];
+	return NULL;
+}
+
+/* ---- Single values ---- */
+
+struct unit {
+	const char *suffix;
+	int64_t factor;
+};
+
+/* Formatting takes the first entry whose factor divides the value, so the
+ * preferred spelling of each factor comes first. */
+static const struct unit duration_units[] = {
+	{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+	{ "ms", 1 }, { "", 1000 },
+};
+
+static const struct unit size_units[] = {
+	{ "G", 1 << 30 }, { "M", 1 << 20 }, { "k", 1 << 10 },
+	{ "g", 1 << 30 }, { "m", 1 << 20 }, { "K", 1 << 10 }, { "", 1 },
+};
+
+
+/* Decimal digits, with a leading '-' when `allow_minus`; `*end` is where
+ * the digits stop. */
+static int parse_digits(const char *s, bool allow_minus, int64_t *out, const char **end)
+{
+	bool neg = allow_minus && *s == '-';
+	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	uint64_t v = 0;
+
+	if (neg)
+		s++;
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (limit - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = !neg ? (int64_t)v : v == limit ? INT64_MIN : -(int64_t)v;
+	*end = s;
+	return 0;
+}
+
+static int parse_int64(const char *s, int64_t *out)
+{
+	const char *end;
+	return parse_digits(s, true, out, &end) || *end ? -1 : 0;
+}
+
+/* A non-negative number followed by exactly one of the suffixes among
+ * the first `len` bytes of `s`. */
+static int parse_scaled(const char *s, size_t len, const struct unit *units, size_t n_units,
+			int64_t *out)
+{
+	const char *end;
+	int64_t v;
+
+	if (parse_digits(s, false, &v, &end) || end > s + len)
+		return -1;
+	size_t suffix_len = (size_t)(s + len - end);
+	for (size_t i = 0; i < n_units; i++)
+		if (strlen(units[i].suffix) == suffix_len &&
+		    memcmp(units[i].suffix, end, suffix_len) == 0)
+			return __builtin_mul_overflow(v, units[i].factor, out) ? -1 : 0;
+	return -1;
+}
+
+static void format_scaled(int64_t v, const struct unit *units, size_t n_units, char *buf,
+			  size_t size)
+{
+	snprintf(buf, size, "%" PRId64, v);
+	for (size_t i = 0; v && i < n_units; i++) {
+		if (v % units[i].factor == 0) {
+			snprintf(buf, size, "%" PRId64 "%s", v / units[i].factor, units[i].suffix);
+			return;
+		}
+	}
+}
+
+int cfg_parse_duration_ms(const char *s, int64_t *out)
+{
+	return parse_scaled(s, strlen(s), duration_units, ARRAY_LEN(duration_units), out);
+}
+
+int cfg_parse_size(const char *s, int64_t *out)
+{
+	size_t len = strlen(s);
+	if (len && s[len - 1] == 'B')
+		len--;
+	return parse_scaled(s, len, size_units, ARRAY_LEN(size_units), out);
+}
+
+int cfg_parse_bool(const char *s, bool *out)
+{
+	static const char *const truths[] = { "yes", "true", "on", "1" };
+	static const char *const falsehoods[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < ARRAY_LEN(truths); i++) {
+		if (strcasecmp(s, truths[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, falsehoods[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The three int64_t-stored types differ only in their syntax. */
+static int parse_number(enum todod_opt_type type, const char *s, int64_t *out)
+{
+	if (type == TODOD_OPT_DURATION)
+		return cfg_parse_duration_ms(s, out);
+	if (type == TODOD_OPT_SIZE)
+		return cfg_parse_size(s, out);
+	return parse_int64(s, out);
+}
+
+static void format_number(enum todod_opt_type type, int64_t v, char *buf, size_t size)
+{
+	if (type == TODOD_OPT_DURATION)
+		format_scaled(v, duration_units, ARRAY_LEN(duration_units), buf, size);
+	else if (type == TODOD_OPT_SIZE)
+		format_scaled(v, size_units, ARRAY_LEN(size_units), buf, size);
+	else
+		snprintf(buf, size, "%" PRId64, v);
+}
+
+/* ---- Secrets ---- */
+
+static int read_secret_file(const char *path, char **out, struct todod_err *err)
+{
+	if (!*path)
+		return todod_err_set(err, "'file:' needs a path");
+	/* O_NONBLOCK: opening a FIFO must not hang the daemon at start. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return todod_err_set(err, "cannot read secret file %s: %s", path, strerror(errno));
+	struct stat st;
+	const char *unusable = fstat(fd, &st) != 0  ? strerror(errno)
+			       : !S_ISREG(st.st_mode) ? "not a regular file"
+						      : NULL;
+	if (unusable) {
+		close(fd);
+		return todod_err_set(err, "cannot read secret file %s: %s", path, unusable);
+	}
+	char *buf = malloc(CFG_MAX_SECRET);
+	if (!buf) {
+		close(fd);
+		return todod_err_set(err, "out of memory");
+	}
+	ssize_t len = read_fd(fd, buf, CFG_MAX_SECRET, true);
+	int saved = errno;
+	close(fd);
+
+	int rc = 0;
+	if (len < 0) {
+		rc = todod_err_set(err, "cannot read secret file %s: %s", path, strerror(saved));
+	} else {
+		const char *nl = memchr(buf, '\n', (size_t)len);
+		size_t n = nl ? (size_t)(nl - buf) : (size_t)len;
+		if (!nl && n == CFG_MAX_SECRET)
+			rc = todod_err_set(err, "secret file %s: first line longer than %d bytes",
+					   path, CFG_MAX_SECRET);
+		else if (n && buf[n - 1] == '\r')
+			n--;
+		if (!rc && !(*out = strndup(buf, n)))
+			rc = todod_err_set(err, "out of memory");
+		explicit_bzero(buf, (size_t)len);
+	}
+	free(buf);
+	return rc;
+}
+
+int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err)
+{
+	const char *value = ref;
+
+	*out = NULL;
+	if (strncmp(ref, "file:", 5) == 0)
+		return read_secret_file(ref + 5, out, err);
+	if (strncmp(ref, "env:", 4) == 0) {
+		if (!ref[4])
+			return todod_err_set(err, "'env:' needs a variable name");
+		value = getenv(ref + 4);
+		if (!value)
+			return todod_err_set(err, "environment variable %s is not set", ref + 4);
+	}
+	*out = strdup(value);
+	return *out ? 0 : todod_err_set(err, "out of memory");
+}
+
+/* ---- Binding ---- */
+
+static const struct {
+	const char *name;
+	const char *expected; /* for a value of the wrong shape */
+} type_info[] = {
+	[TODOD_OPT_STRING] = { "string", NULL },
+	[TODOD_OPT_INT] = { "int", "expected an integer" },
+	[TODOD_OPT_BOOL] = { "bool", "expected yes or no" },
+	[TODOD_OPT_DURATION] = { "duration", "expected a duration like 30s or 500ms" },
+	[TODOD_OPT_SIZE] = { "size", "expected a size like 512k or 1M" },
+	[TODOD_OPT_ENUM] = { "enum", NULL },
+	[TODOD_OPT_LIST] = { "list", NULL },
+	[TODOD_OPT_SECRET] = { "secret", NULL },
+};
+
+static const char *type_name(enum todod_opt_type type)
+{
+	bool known = (unsigned)type < ARRAY_LEN(type_info) && type_info[type].name;
+	return known ? type_info[type].name : "?";
+}
+
+static void *field_of(const struct todod_opt *opt, void *conf)
+{
+	return (char *)conf + opt->offset;
+}
+
+static const void *const_field_of(const struct todod_opt *opt, const void *conf)
+{
+	return (const char *)conf + opt->offset;
+}
+
+static bool has_bounds(const struct todod_opt *opt)
+{
+	return opt->min != 0 || opt->max != 0;
+}
+
+static void join_choices(const char *const *choices, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; choices && choices[i] && used < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", choices[i]);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static const char *choice_name(const struct todod_opt *opt, int index)
+{
+	for (int i = 0; opt->choices && opt->choices[i]; i++)
+		if (i == index)
+			return opt->choices[i];
+	return "?";
+}
+
+/* Blank- or comma-separated; runs of separators make no empty items. */
+static const char *next_list_item(const char **cursor, size_t *len)
+{
+	const char *s = *cursor + strspn(*cursor, ", \t");
+	if (!*s)
+		return NULL;
+	*len = strcspn(s, ", \t");
+	*cursor = s + *len;
+	return s;
+}
+
+/* The item array is NULL-terminated too, for APIs that want that. */
+static int store_list(struct todod_list *list, const char *value)
+{
+	const char *cursor = value, *item;
+	size_t count = 0, len;
+
+	while (next_list_item(&cursor, &len))
+		count++;
+	list->items = calloc(count + 1, sizeof *list->items);
+	if (!list->items)
+		return -1;
+	cursor = value;
+	while ((item = next_list_item(&cursor, &len))) {
+		if (!(list->items[list->n] = strndup(item, len)))
+			return -1;
+		list->n++;
+	}
+	return 0;
+}
+
+/* Converts `value` for `opt` into `conf`; `why` gets the reason alone. */
+static int store_value(const struct todod_opt *opt, const char *value, void *conf,
+		       struct todod_err *why)
+{
+	void *field = field_of(opt, conf);
+	char choices[400], lo[32], hi[32];
+	int64_t n;
+
+	switch (opt->type) {
+	case TODOD_OPT_STRING:
+		*(char **)field = strdup(value);
+		return *(char **)field ? 0 : todod_err_set(why, "out of memory");
+	case TODOD_OPT_SECRET:
+		return cfg_resolve_secret(value, (char **)field, why);
+	case TODOD_OPT_INT:
+	case TODOD_OPT_DURATION:
+	case TODOD_OPT_SIZE:
+		if (parse_number(opt->type, value, &n))
+			return todod_err_set(why, "%s, got '%s'", type_info[opt->type].expected,
+					     value);
+		if (has_bounds(opt) && (n < opt->min || n > opt->max)) {
+			format_number(opt->type, opt->min, lo, sizeof lo);
+			format_number(opt->type, opt->max, hi, sizeof hi);
+			return todod_err_set(why, "%s is out of range %s..%s", value, lo, hi);
+		}
+		*(int64_t *)field = n;
+		return 0;
+	case TODOD_OPT_BOOL:
+		if (cfg_parse_bool(value, (bool *)field))
+			return todod_err_set(why, "%s, got '%s'", type_info[opt->type].expected,
+					     value);
+		return 0;
+	case TODOD_OPT_ENUM:
+		for (int i = 0; opt->choices && opt->choices[i]; i++) {
+			if (strcmp(value, opt->choices[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		join_choices(opt->choices, choices, sizeof choices);
+		return todod_err_set(why, "expected one of: %s, got '%s'", choices, value);
+	case TODOD_OPT_LIST:
+		return store_list(field, value) ? todod_err_set(why, "out of memory") : 0;
+	}
+	return todod_err_set(why, "unsupported option type %d", (int)opt->type);
+}
+
+static const struct todod_opt *find_opt(const struct todod_opt *schema, const char *key)
+{
+	for (; schema->key; schema++)
+		if (strcmp(schema->key, key) == 0)
+			return schema;
+	return NULL;
+}
+
+static bool section_has(const struct cfg_section *sec, const char *key)
+{
+	for (size_t i = 0; i < sec->n_entries; i++)
+		if (strcmp(sec->entries[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
+	     const struct cfg_section *sec, void *conf, struct todod_err *err)
+{
+	const char *path = cf ? cf->path : "(no file)";
+	const char *section = sec ? sec->name : NULL;
+	int header_line = sec ? sec->line : 0;
+	struct todod_err why;
+
+	/* File order first, so the first complaint is the first bad line. */
+	for (size_t i = 0; sec && i < sec->n_entries; i++) {
+		const struct cfg_entry *e = &sec->entries[i];
+		const struct todod_opt *opt = find_opt(schema, e->key);
+		if (!opt) {
+			located_fail(err, path, e->line, section, "unknown key '%s'", e->key);
+			goto fail;
+		}
+		if (store_value(opt, e->value, conf, &why)) {
+			located_fail(err, path, e->line, section, "key '%s': %s", e->key, why.text);
+			goto fail;
+		}
+	}
+	for (const struct todod_opt *opt = schema; opt->key; opt++) {
+		if (sec && section_has(sec, opt->key))
+			continue;
+		if (opt->flags & TODOD_OPT_REQUIRED) {
+			located_fail(err, path, header_line, section, "missing required key '%s'",
+				     opt->key);
+			goto fail;
+		}
+		if (opt->default_value && store_value(opt, opt->default_value, conf, &why)) {
+			located_fail(err, path, header_line, section, "key '%s' (default): %s",
+				     opt->key, why.text);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	cfg_conf_free(schema, conf);
+	return -1;
+}
+
+void cfg_conf_free(const struct todod_opt *schema, void *conf)
+{
+	if (!conf)
+		return;
+	for (const struct todod_opt *opt = schema; opt->key; opt++) {
+		void *field = field_of(opt, conf);
+		char **str = field;
+		struct todod_list *list = field;
+
+		switch (opt->type) {
+		case TODOD_OPT_SECRET:
+			if (*str)
+				explicit_bzero(*str, strlen(*str));
+			/* fall through */
+		case TODOD_OPT_STRING:
+			free(*str);
+			*str = NULL;
+			break;
+		case TODOD_OPT_LIST:
+			for (size_t i = 0; i < list->n; i++)
+				free(list->items[i]);
+			free(list->items);
+			*list = (struct todod_list){ 0 };
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+bool cfg_opt_equal(const struct todod_opt *opt, const void *a, const void *b)
+{
+	const void *fa = const_field_of(opt, a), *fb = const_field_of(opt, b);
+	const struct todod_list *la = fa, *lb = fb;
+
+	switch (opt->type) {
+	case TODOD_OPT_STRING:
+	case TODOD_OPT_SECRET:
+		return str_equal(*(char *const *)fa, *(char *const *)fb);
+	case TODOD_OPT_INT:
+	case TODOD_OPT_DURATION:
+	case TODOD_OPT_SIZE:
+		return *(const int64_t *)fa == *(const int64_t *)fb;
+	case TODOD_OPT_BOOL:
+		return *(const bool *)fa == *(const bool *)fb;
+	case TODOD_OPT_ENUM:
+		return *(const int *)fa == *(const int *)fb;
+	case TODOD_OPT_LIST:
+		if (la->n != lb->n)
+			return false;
+		for (size_t i = 0; i < la->n; i++)
+			if (strcmp(la->items[i], lb->items[i]) != 0)
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* ---- Printing ---- */
+
+/* Quoted only when the parser would otherwise read it differently. */
+static void print_string(FILE *out, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n && !is_blank(s[0]) && !is_blank(s[n - 1]) && s[0] != '"' && !strchr(s, '#')) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void print_opt(FILE *out, const struct todod_opt *opt, const void *conf)
+{
+	const void *field = const_field_of(opt, conf);
+	const struct todod_list *list = field;
+	bool is_text = opt->type == TODOD_OPT_STRING || opt->type == TODOD_OPT_SECRET;
+	const char *str = is_text ? *(char *const *)field : NULL;
+	char num[32];
+
+	if (is_text && !str) {
+		fprintf(out, "# %s is not set\n", opt->key);
+		return;
+	}
+	fprintf(out, "%s = ", opt->key);
+	switch (opt->type) {
+	case TODOD_OPT_STRING:
+		print_string(out, str);
+		break;
+	case TODOD_OPT_SECRET:
+		fputs("(secret)", out);
+		break;
+	case TODOD_OPT_INT:
+	case TODOD_OPT_DURATION:
+	case TODOD_OPT_SIZE:
+		format_number(opt->type, *(const int64_t *)field, num, sizeof num);
+		fputs(num, out);
+		break;
+	case TODOD_OPT_BOOL:
+		fputs(*(const bool *)field ? "yes" : "no", out);
+		break;
+	case TODOD_OPT_ENUM:
+		fputs(choice_name(opt, *(const int *)field), out);
+		break;
+	case TODOD_OPT_LIST:
+		for (size_t i = 0; i < list->n; i++)
+			fprintf(out, "%s%s", i ? ", " : "", list->items[i]);
+		break;
+	}
+	fputc('\n', out);
+}
+
+void cfg_print(FILE *out, const char *section, const struct todod_opt *schema,
+	       const void *conf)
+{
+	if (section)
+		fprintf(out, "[%s]\n", section);
+	for (const struct todod_opt *opt = schema; opt->key; opt++)
+		print_opt(out, opt, conf);
+}
+
+static const char *flags_text(unsigned flags)
+{
+	static const char *const texts[] = { "-", "required", "no-reload", "required,no-reload" };
+	return texts[flags & (TODOD_OPT_REQUIRED | TODOD_OPT_NO_RELOAD)];
+}
+
+void cfg_print_help(FILE *out, const struct todod_opt *schema)
+{
+	int key_width = 3, default_width = 7;
+
+	for (const struct todod_opt *opt = schema; opt->key; opt++) {
+		int k = (int)strlen(opt->key);
+		int d = opt->default_value ? (int)strlen(opt->default_value) : 1;
+		key_width = k > key_width ? k : key_width;
+		default_width = d > default_width ? d : default_width;
+	}
+	fprintf(out, "%-*s  %-8s  %-*s  %-18s  %s\n", key_width, "KEY", "TYPE", default_width,
+		"DEFAULT", "FLAGS", "DESCRIPTION");
+	for (const struct todod_opt *opt = schema; opt->key; opt++) {
+		char extra[480] = "", lo[32], hi[32];
+
+		if (opt->type == TODOD_OPT_ENUM) {
+			char choices[400];
+			join_choices(opt->choices, choices, sizeof choices);
+			snprintf(extra, sizeof extra, " (one of: %s)", choices);
+		} else if ((opt->type == TODOD_OPT_INT || opt->type == TODOD_OPT_DURATION ||
+			    opt->type == TODOD_OPT_SIZE) && has_bounds(opt)) {
+			format_number(opt->type, opt->min, lo, sizeof lo);
+			format_number(opt->type, opt->max, hi, sizeof hi);
+			snprintf(extra, sizeof extra, " (range %s..%s)", lo, hi);
+		}
+		fprintf(out, "%-*s  %-8s  %-*s  %-18s  %s%s\n", key_width, opt->key,
+			type_name(opt->type), default_width,
+			opt->default_value ? opt->default_value : "-", flags_text(opt->flags),
+			opt->description ? opt->description : "", extra);
+	}
+}

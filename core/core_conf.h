@@ -1,0 +1,31 @@
+/* core_conf.h - the [core] section: the interface operators and scripts
+ * rely on (listen, database, plugin_dir, log_level, drain_timeout) plus
+ * the limits and tuning knobs of the core. */
+#ifndef TODOD_CORE_CONF_H
+#define TODOD_CORE_CONF_H
+
+#include "todod-plugin.h"
+
+struct core_conf {
+	char *listen;
+	char *database;         /* empty: a private cluster under state_dir */
+	char *plugin_dir;
+	int log_level;          /* enum todod_log_level */
+	int64_t drain_timeout;  /* ms */
+	char *state_dir;
+	char *instance;         /* CloudEvents source suffix; default host name */
+	int64_t max_body_size;
+	int64_t max_header_size;
+	int64_t request_timeout; /* ms */
+	int64_t db_pool_size;
+	int64_t max_attempts;    /* per event and consumer before dead-lettering */
+	int64_t retry_backoff;   /* ms, first retry; doubles up to 30 s */
+	int64_t outbox_batch;
+	int64_t outbox_poll_interval; /* ms: how often other replicas' commits are looked for */
+	int64_t outbox_retention;     /* ms sent events are kept */
+	char *pg_bindir;         /* initdb/pg_ctl for the private cluster */
+};
+
+extern const struct todod_opt core_options[];
+
+#endif

@@ -1,0 +1,620 @@
+/* daemon.c - start-up, the core routes, drain on SIGTERM, reload on
+ * SIGHUP, and teardown.
+ *
+ * Start-up is the one place that may block (connecting, migrating, a
+ * private cluster's initdb): the loop is not running yet.  Everything
+ * after event_base_dispatch() is asynchronous. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "api.h"
+#include "bus.h"
+#include "cloudevent.h"
+#include "curlm.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "outbox.h"
+#include "pgcluster.h"
+#include "sdnotify.h"
+#include "store.h"
+#include "store_admin.h"
+#include "todod-config.h"
+
+#define DRAIN_POLL_MS 20
+
+int daemon_load_core_conf(const char *path, struct cfg_file **cf_r, struct core_conf *conf)
+{
+	struct todod_err err = { "" };
+	struct cfg_file *cf = NULL;
+	memset(conf, 0, sizeof *conf);
+	if (cfg_parse_file(path, &cf, &err) != 0 ||
+	    cfg_bind(core_options, cf, cfg_section(cf, "core"), conf, &err) != 0) {
+		fprintf(stderr, "todod: %s\n", err.text);
+		cfg_free(cf);
+		return EXIT_CONFIG;
+	}
+	*cf_r = cf;
+	return 0;
+}
+
+static void core_conf_release(struct core_conf *conf)
+{
+	cfg_conf_free(core_options, conf);
+	memset(conf, 0, sizeof *conf);
+}
+
+static struct http_limits limits_of(const struct core_conf *c)
+{
+	return (struct http_limits){
+		.max_header_size = (size_t)c->max_header_size,
+		.max_body_size = (size_t)c->max_body_size,
+		.request_timeout_s = (int)((c->request_timeout + 999) / 1000),
+	};
+}
+
+static struct bus_conf bus_conf_of(const struct core_conf *c)
+{
+	return (struct bus_conf){
+		.max_attempts = (int)c->max_attempts,
+		.retry_backoff_ms = c->retry_backoff,
+		.max_event_size = CE_MAX_SIZE_DEFAULT,
+	};
+}
+
+static struct outbox_conf outbox_conf_of(const struct core_conf *c)
+{
+	return (struct outbox_conf){
+		.batch = (int)c->outbox_batch,
+		.poll_interval_ms = c->outbox_poll_interval,
+		.retention_ms = c->outbox_retention,
+		.lease_ms = 10000,
+	};
+}
+
+/* ---- core routes ------------------------------------------------------------ */
+
+static void route_healthz(struct todod_http_req *req, void *arg)
+{
+	static const char body[] = "{\"status\":\"ok\"}";
+	http_reply(req, 200, "application/json", body, sizeof body - 1);
+}
+
+static const struct todod_transport *transport_of(struct core *core, const char **name)
+{
+	return services_get(core, "transport", name);
+}
+
+static void route_readyz(struct todod_http_req *req, void *arg)
+{
+	struct core *core = arg;
+	json_object *checks = json_object_new_object();
+	bool ready = !core->draining;
+	struct todod_err why = { "" };
+
+	if (db_pool_ready(core->db, &why)) {
+		json_object_object_add(checks, "database", json_object_new_string("ok"));
+	} else {
+		ready = false;
+		json_object_object_add(checks, "database", json_object_new_string(why.text));
+	}
+	const char *tname = NULL;
+	const struct todod_transport *t = transport_of(core, &tname);
+	if (!t) {
+		json_object_object_add(checks, "transport", json_object_new_string("in-process"));
+	} else if (t->ready && t->ready(t->self, &why) != 0) {
+		ready = false;
+		json_object_object_add(checks, "transport", json_object_new_string(why.text));
+	} else {
+		json_object_object_add(checks, "transport", json_object_new_string("ok"));
+	}
+	for (size_t i = 0; i < core->plugins.n; i++) {
+		struct plugin *p = &core->plugins.v[i];
+		if (!p->def->health || !p->ctx)
+			continue;
+		why.text[0] = '\0';
+		if (p->def->health(p->state, &why) != 0) {
+			ready = false;
+			json_object_object_add(checks, p->name, json_object_new_string(why.text));
+		} else {
+			json_object_object_add(checks, p->name, json_object_new_string("ok"));
+		}
+	}
+	if (core->draining)
+		json_object_object_add(checks, "shutdown", json_object_new_string("draining"));
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "ready", json_object_new_boolean(ready));
+	json_object_object_add(body, "checks", checks);
+	size_t len;
+	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+	http_reply(req, ready ? 200 : 503, "application/json", text, len);
+	json_object_put(body);
+}
+
+static void route_metrics(struct todod_http_req *req, void *arg)
+{
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		http_reply_error(req, 500, "INTERNAL_ERROR", "out of memory");
+		return;
+	}
+	metrics_render(buf);
+	size_t len = evbuffer_get_length(buf);
+	http_reply(req, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1), len);
+	evbuffer_free(buf);
+}
+
+static double gauge_db_busy(void *arg) { return db_pool_busy(((struct core *)arg)->db); }
+static double gauge_bus_in_flight(void *arg) { return bus_in_flight(((struct core *)arg)->bus); }
+
+static int add_core_routes(struct core *core, struct todod_err *err)
+{
+	if (http_route_add(core->http, NULL, TODOD_HTTP_GET | TODOD_HTTP_HEAD, "/healthz",
+			   route_healthz, core, err) != 0 ||
+	    http_route_add(core->http, NULL, TODOD_HTTP_GET | TODOD_HTTP_HEAD, "/readyz",
+			   route_readyz, core, err) != 0 ||
+	    http_route_add(core->http, NULL, TODOD_HTTP_GET, "/metrics", route_metrics, core, err) != 0)
+		return -1;
+	metrics_gauge_fn("todod_db_statements_in_flight", "Statements queued or running", "",
+			 gauge_db_busy, core);
+	metrics_gauge_fn("todod_bus_deliveries_in_flight", "Deliveries awaiting an answer or a retry",
+			 "", gauge_bus_in_flight, core);
+	return 0;
+}
+
+/* ---- drain ------------------------------------------------------------------ */
+
+static void finish_loop(struct core *core)
+{
+	event_base_loopexit(core->base, NULL);
+}
+
+static bool drained(struct core *core)
+{
+	return core->drains_pending == 0 && bus_in_flight(core->bus) == 0 &&
+	       curlm_in_flight(core->curlm) == 0;
+}
+
+static void drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct core *core = arg;
+	if (drained(core)) {
+		log_info("drained; exiting");
+		finish_loop(core);
+		return;
+	}
+	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+	event_base_once(core->base, -1, EV_TIMEOUT, drain_poll, core, &tv);
+}
+
+static void drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct core *core = arg;
+	log_warn("drain_timeout reached with %d part(s), %d deliveries and %d transfers still busy; "
+		 "exiting anyway (unacknowledged events stay in the outbox)",
+		 core->drains_pending, bus_in_flight(core->bus), curlm_in_flight(core->curlm));
+	finish_loop(core);
+}
+
+static void part_drained(struct core *core)
+{
+	core->drains_pending--;
+}
+
+static void relay_drained(void *arg) { part_drained(arg); }
+
+static void plugin_drained(struct todod_ctx *ctx)
+{
+	struct core *core = ctx_core(ctx);
+	for (size_t i = 0; i < core->plugins.n; i++) {
+		struct plugin *p = &core->plugins.v[i];
+		if (p->ctx == ctx && p->draining) {
+			p->draining = false;
+			part_drained(core);
+		}
+	}
+}
+
+static void start_drain(struct core *core, const char *why)
+{
+	if (core->draining) {
+		log_warn("%s again while draining: exiting now", why);
+		finish_loop(core);
+		return;
+	}
+	core->draining = true;
+	sd_notify_state("STOPPING=1");
+	log_info("%s: draining (at most %llds)", why, (long long)(core->conf.drain_timeout / 1000));
+	http_server_stop_accepting(core->http);
+
+	core->drains_pending = 1;
+	outbox_relay_drain(core->relay, relay_drained, core);
+	for (size_t i = 0; i < core->plugins.n; i++) {
+		struct plugin *p = &core->plugins.v[i];
+		if (!p->def->drain || !p->ctx)
+			continue;
+		p->draining = true;
+		core->drains_pending++;
+		p->def->drain(p->state, p->ctx, plugin_drained);
+	}
+	struct timeval tv = { .tv_sec = core->conf.drain_timeout / 1000,
+			      .tv_usec = (core->conf.drain_timeout % 1000) * 1000 };
+	core->drain_deadline = evtimer_new(core->base, drain_deadline, core);
+	evtimer_add(core->drain_deadline, &tv);
+	drain_poll(-1, 0, core);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	start_drain(arg, sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- reload ----------------------------------------------------------------- */
+
+static bool plugin_set_changed(const struct core *core, const struct cfg_file *cf)
+{
+	size_t sections = 0;
+	for (size_t i = 0; i < cf->n_sections; i++) {
+		const char *name = cf->sections[i].name;
+		if (strncmp(name, "plugin.", 7) != 0)
+			continue;
+		sections++;
+		bool found = false;
+		for (size_t j = 0; j < core->plugins.n && !found; j++)
+			found = strcmp(core->plugins.v[j].name, name + 7) == 0;
+		if (!found)
+			return true;
+	}
+	return sections != core->plugins.n;
+}
+
+/* Names of NO_RELOAD options whose value differs, comma-separated. */
+static void restart_keys(const struct todod_opt *schema, const void *a, const void *b,
+			 char *out, size_t size)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (const struct todod_opt *o = schema; o && o->key; o++)
+		if ((o->flags & TODOD_OPT_NO_RELOAD) && !cfg_opt_equal(o, a, b))
+			len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s",
+						len ? ", " : "", o->key);
+}
+
+static void reload(struct core *core)
+{
+	struct cfg_file *cf = NULL;
+	struct core_conf conf;
+	struct todod_err err = { "" };
+	sd_notify_state("RELOADING=1");
+	log_info("SIGHUP: reloading %s", core->config_path);
+
+	memset(&conf, 0, sizeof conf);
+	if (cfg_parse_file(core->config_path, &cf, &err) != 0 ||
+	    cfg_bind(core_options, cf, cfg_section(cf, "core"), &conf, &err) != 0) {
+		log_error("reload failed, keeping the running configuration: %s", err.text);
+		cfg_free(cf);
+		sd_notify_state("READY=1");
+		return;
+	}
+	if (plugin_set_changed(core, cf))
+		log_warn("reload: plugins were added or removed; that needs a restart and is ignored now");
+
+	/* Validate every plugin's new options before changing anything. */
+	void **confs = calloc(core->plugins.n ? core->plugins.n : 1, sizeof *confs);
+	bool ok = confs != NULL;
+	for (size_t i = 0; ok && i < core->plugins.n; i++)
+		ok = loader_bind(&core->plugins.v[i], cf, &confs[i], &err) == 0;
+	if (!ok) {
+		log_error("reload failed, keeping the running configuration: %s",
+			  confs ? err.text : "out of memory");
+		goto out;
+	}
+
+	char keys[512];
+	restart_keys(core_options, &core->conf, &conf, keys, sizeof keys);
+	if (keys[0])
+		log_warn("reload: [core] %s changed; that needs a restart and keeps its old value now", keys);
+	for (size_t i = 0; i < core->plugins.n; i++) {
+		struct plugin *p = &core->plugins.v[i];
+		restart_keys(p->def->options, p->conf, confs[i], keys, sizeof keys);
+		if (keys[0]) {
+			log_warn("reload: [plugin.%s] %s changed; that needs a restart, so the plugin keeps "
+				 "its running options", p->name, keys);
+			continue;
+		}
+		struct todod_err rerr = { "" };
+		if (p->def->reconfigure && p->def->reconfigure(p->state, p->conf, confs[i], &rerr) != 0) {
+			log_error("reload: plugin '%s' refused its new options: %s", p->name, rerr.text);
+			continue;
+		}
+		/* Swap: the plugin now reads confs[i]; the old one is freed below. */
+		void *old = p->conf;
+		p->conf = confs[i];
+		confs[i] = old;
+	}
+
+	/* Core keys that can change at run time. */
+	core->conf.log_level = conf.log_level;
+	core->conf.drain_timeout = conf.drain_timeout;
+	core->conf.max_body_size = conf.max_body_size;
+	core->conf.max_header_size = conf.max_header_size;
+	core->conf.request_timeout = conf.request_timeout;
+	core->conf.max_attempts = conf.max_attempts;
+	core->conf.retry_backoff = conf.retry_backoff;
+	core->conf.outbox_batch = conf.outbox_batch;
+	core->conf.outbox_poll_interval = conf.outbox_poll_interval;
+	core->conf.outbox_retention = conf.outbox_retention;
+	log_set_level((enum todod_log_level)conf.log_level);
+	struct http_limits limits = limits_of(&core->conf);
+	http_server_set_limits(core->http, &limits);
+	struct bus_conf bc = bus_conf_of(&core->conf);
+	bus_set_conf(core->bus, &bc);
+	struct outbox_conf oc = outbox_conf_of(&core->conf);
+	outbox_relay_set_conf(core->relay, &oc);
+	log_info("configuration reloaded");
+out:
+	for (size_t i = 0; confs && i < core->plugins.n; i++) {
+		if (confs[i]) {
+			if (core->plugins.v[i].def->options)
+				cfg_conf_free(core->plugins.v[i].def->options, confs[i]);
+			free(confs[i]);
+		}
+	}
+	free(confs);
+	core_conf_release(&conf);
+	cfg_free(cf);
+	sd_notify_state("READY=1");
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg) { reload(arg); }
+
+/* ---- start-up ---------------------------------------------------------------- */
+
+static int prepare_database(struct core *core, char **conninfo, struct todod_err *err)
+{
+	bool created = false;
+	if (core->conf.database && *core->conf.database) {
+		*conninfo = strdup(core->conf.database);
+	} else {
+		core->pgcluster = pgcluster_start(core->conf.state_dir, core->conf.pg_bindir, conninfo,
+						  &created, err);
+		if (!core->pgcluster)
+			return -1;
+	}
+	PGconn *c = db_connect_blocking(*conninfo, err);
+	if (!c)
+		return -1;
+	int applied = migrate_apply(c, err);
+	if (applied < 0) {
+		PQfinish(c);
+		return -1;
+	}
+	if (applied > 0)
+		log_info("database schema: %d migration%s applied", applied, applied == 1 ? "" : "s");
+
+	/* A private cluster starts with one user, so the default
+	 * configuration is usable at once. */
+	if (core->pgcluster && admin_user_count(c, err) == 0) {
+		char token[64];
+		const char *tz = getenv("TZ");
+		if (admin_new_token(token, sizeof token, err) != 0 ||
+		    admin_user_add(c, "admin", "root@localhost", tz && *tz ? tz : "UTC", token, err) != 0) {
+			PQfinish(c);
+			return -1;
+		}
+		printf("todod: created the first user 'admin'\n"
+		       "MCP URL:   http://%s/mcp\n"
+		       "API token: %s\n", core->conf.listen, token);
+		fflush(stdout);
+		explicit_bzero(token, sizeof token);
+	}
+	PQfinish(c);
+	return 0;
+}
+
+static void instance_name(struct core *core)
+{
+	if (core->conf.instance && *core->conf.instance)
+		snprintf(core->instance, sizeof core->instance, "%s", core->conf.instance);
+	else if (gethostname(core->instance, sizeof core->instance) != 0)
+		snprintf(core->instance, sizeof core->instance, "todod");
+	api_set_instance(core->instance);
+}
+
+static int connect_transport(struct core *core, struct todod_err *err)
+{
+	const char *name = NULL;
+	const struct todod_transport *t = transport_of(core, &name);
+	if (!t) {
+		log_info("events: in-process (no transport plugin loaded)");
+		return 0;
+	}
+	if (t->struct_size < sizeof *t)
+		return todod_err_set(err, "transport '%s' is too old for this todod", name);
+	for (const char *const *topic = bus_topics(core->bus); *topic; topic++)
+		if (t->subscribe && t->subscribe(t->self, *topic, err) != 0)
+			return -1;
+	outbox_relay_set_transport(core->relay, t);
+	log_info("events: transport '%s'", name);
+	return 0;
+}
+
+static int start_core(struct core *core, struct todod_err *err)
+{
+	char *conninfo = NULL;
+	if (prepare_database(core, &conninfo, err) != 0) {
+		free(conninfo);
+		return -1;
+	}
+	core->base = event_base_new();
+	struct http_limits limits = limits_of(&core->conf);
+	struct bus_conf bc = bus_conf_of(&core->conf);
+	struct outbox_conf oc = outbox_conf_of(&core->conf);
+	if (!core->base ||
+	    !(core->http = http_server_new(core->base, core->conf.listen, &limits, err)) ||
+	    !(core->curlm = curlm_new(core->base, err)) ||
+	    !(core->db = db_pool_new(core->base, conninfo, (int)core->conf.db_pool_size, err)) ||
+	    !(core->store = store_new(core->db, core->instance)) ||
+	    !(core->bus = bus_new(core->base, core->store, &bc)) ||
+	    !(core->relay = outbox_relay_new(core->base, core->store, core->bus, core->instance, &oc))) {
+		explicit_bzero(conninfo, strlen(conninfo));
+		free(conninfo);
+		if (!err->text[0])
+			todod_err_set(err, "cannot set up the core (out of memory?)");
+		return -1;
+	}
+	explicit_bzero(conninfo, strlen(conninfo));
+	free(conninfo);
+	db_pool_start(core->db);
+	if (add_core_routes(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
+	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0)
+		return -1;
+
+	core->sig_term = evsignal_new(core->base, SIGTERM, on_stop_signal, core);
+	core->sig_int = evsignal_new(core->base, SIGINT, on_stop_signal, core);
+	core->sig_hup = evsignal_new(core->base, SIGHUP, on_hup, core);
+	if (!core->sig_term || !core->sig_int || !core->sig_hup || evsignal_add(core->sig_term, NULL) ||
+	    evsignal_add(core->sig_int, NULL) || evsignal_add(core->sig_hup, NULL))
+		return todod_err_set(err, "cannot install signal handlers");
+	outbox_relay_start(core->relay);
+	return 0;
+}
+
+static void stop_core(struct core *core)
+{
+	if (core->sig_term)
+		event_free(core->sig_term);
+	if (core->sig_int)
+		event_free(core->sig_int);
+	if (core->sig_hup)
+		event_free(core->sig_hup);
+	if (core->drain_deadline)
+		event_free(core->drain_deadline);
+	loader_unload(&core->plugins);
+	services_free(core);
+	/* The bus settles what is left with its senders, so it goes before
+	 * the relay; the store and pool go last, after their users. */
+	bus_free(core->bus);
+	outbox_relay_free(core->relay);
+	store_free(core->store);
+	if (core->http)
+		http_server_free(core->http);
+	if (core->curlm)
+		curlm_free(core->curlm);
+	db_pool_free(core->db);
+	metrics_free_all();
+	if (core->base)
+		event_base_free(core->base);
+	pgcluster_stop(core->pgcluster);
+	core_conf_release(&core->conf);
+	cfg_free(core->cf);
+	free(core->config_path);
+}
+
+int daemon_run(const char *path)
+{
+	struct core core = { .exit_code = 0 };
+	struct todod_err err = { "" };
+	int rc = daemon_load_core_conf(path, &core.cf, &core.conf);
+	if (rc != 0)
+		return rc;
+	core.config_path = strdup(path);
+	log_set_level((enum todod_log_level)core.conf.log_level);
+	if (loader_load(core.cf, core.conf.plugin_dir, &core.plugins, &err) != 0) {
+		fprintf(stderr, "todod: %s\n", err.text);
+		stop_core(&core);
+		return EXIT_CONFIG;
+	}
+	instance_name(&core);
+	signal(SIGPIPE, SIG_IGN);
+	if (start_core(&core, &err) != 0) {
+		log_error("%s", err.text);
+		stop_core(&core);
+		return 1;
+	}
+	log_info("todod %s ready on http://%s (instance %s, %zu plugin%s)", PACKAGE_VERSION,
+		 core.conf.listen, core.instance, core.plugins.n, core.plugins.n == 1 ? "" : "s");
+	sd_notify_state("READY=1");
+	if (event_base_dispatch(core.base) < 0) {
+		log_error("event loop failed");
+		core.exit_code = 1;
+	}
+	stop_core(&core);
+	return core.exit_code;
+}
+
+int daemon_check_config(const char *path)
+{
+	struct cfg_file *cf;
+	struct core_conf conf;
+	struct plugin_set set;
+	struct todod_err err = { "" };
+	int rc = daemon_load_core_conf(path, &cf, &conf);
+	if (rc != 0)
+		return rc;
+	if (loader_load(cf, conf.plugin_dir, &set, &err) != 0) {
+		fprintf(stderr, "todod: %s\n", err.text);
+		core_conf_release(&conf);
+		cfg_free(cf);
+		return EXIT_CONFIG;
+	}
+	cfg_print(stdout, "core", core_options, &conf);
+	for (size_t i = 0; i < set.n; i++) {
+		char section[128];
+		snprintf(section, sizeof section, "plugin.%s", set.v[i].name);
+		cfg_print(stdout, section, set.v[i].def->options, set.v[i].conf);
+	}
+	fprintf(stderr, "todod: configuration %s is valid (%zu plugin%s)\n", path, set.n,
+		set.n == 1 ? "" : "s");
+	loader_unload(&set);
+	core_conf_release(&conf);
+	cfg_free(cf);
+	return 0;
+}
+
+int daemon_help_plugin(const char *path, const char *name)
+{
+	struct cfg_file *cf = NULL;
+	struct core_conf conf = { 0 };
+	struct todod_err err = { "" };
+	const char *dir = PLUGINDIR;
+	/* The config only tells where plugins are; without one, the default. */
+	if (path && access(path, R_OK) == 0) {
+		int rc = daemon_load_core_conf(path, &cf, &conf);
+		if (rc != 0)
+			return rc;
+		dir = conf.plugin_dir;
+	}
+	if (strcmp(name, "core") == 0) {
+		printf("[core]\n");
+		cfg_print_help(stdout, core_options);
+	} else {
+		struct plugin p;
+		if (loader_open(dir, name, &p, &err) != 0) {
+			fprintf(stderr, "todod: %s\n", err.text);
+			core_conf_release(&conf);
+			cfg_free(cf);
+			return EXIT_CONFIG;
+		}
+		printf("[plugin.%s]  %s %s\n%s\n\n", name, name, p.def->version ? p.def->version : "",
+		       p.def->description ? p.def->description : "");
+		cfg_print_help(stdout, p.def->options);
+		struct plugin_set one = { .v = malloc(sizeof p), .n = 1 };
+		if (one.v) {
+			one.v[0] = p;
+			loader_unload(&one);
+		}
+	}
+	core_conf_release(&conf);
+	cfg_free(cf);
+	return 0;
+}

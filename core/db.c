@@ -1,0 +1,690 @@
+/* db.c - the asynchronous PostgreSQL pool.
+ *
+ * Each connection is a small state machine driven by one libevent event
+ * that is re-armed (one-shot) on the connection's *current* socket every
+ * time: libpq may switch sockets while it tries several hosts or
+ * addresses.  Finished statements are not reported on the spot but moved
+ * to a `finished` list drained by a separate event, so a callback never
+ * runs inside db_query() and may freely queue more work. */
+#include "db.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum {
+	BACKOFF_MIN_MS = 100,
+	BACKOFF_MAX_MS = 5000,
+	CONNECT_TIMEOUT_S = 5,
+};
+
+#define UNAVAILABLE "database unavailable: "
+
+struct db_job {
+	struct db_job *next;
+	char *sql;
+	int nparams;
+	char **params;
+	db_cb cb;
+	void *arg;
+	PGresult *res;
+	char *error;
+};
+
+struct job_list {
+	struct db_job *head;
+	struct db_job **tail;
+	int n;
+};
+
+enum conn_state {
+	CONN_DOWN,       /* no PGconn; the retry timer reconnects */
+	CONN_CONNECTING, /* PQconnectPoll in progress; the retry timer is the deadline */
+	CONN_IDLE,       /* watched for readability so a server close is noticed at once */
+	CONN_BUSY,       /* one statement in flight */
+};
+
+struct db_conn {
+	struct db_pool *pool;
+	int index;
+	PGconn *pg;
+	enum conn_state state;
+	struct event *io;
+	struct event *retry;
+	int backoff_ms;
+	bool flushing;      /* PQflush said 1: the statement is not fully sent */
+	bool was_up;        /* for logging a loss once, not every failed retry */
+	struct db_job *job;
+};
+
+struct db_pool {
+	struct event_base *base;
+	char *conninfo;
+	int size;
+	struct db_conn *conns;
+	struct job_list waiting;
+	struct job_list finished;
+	struct event *dispatch;
+	int running;
+	bool started;
+	bool down;          /* every connection failed: fail statements at once */
+	bool closing;
+	bool dispatching;
+	bool free_pending;  /* db_pool_free was called from a callback */
+	char down_reason[256];
+};
+
+static void conn_connect(struct db_conn *c);
+static void conn_take_job(struct db_conn *c);
+static void on_conn_io(evutil_socket_t fd, short what, void *arg);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+	if (!d)
+		abort();
+	return d;
+}
+
+/* libpq messages end in newlines and may continue with hints on further
+ * lines; callers want one line. */
+static void first_line(const char *msg, char *buf, size_t size)
+{
+	if (!msg || !*msg)
+		msg = "unknown error";
+	/* The server's own severity adds nothing to "database unavailable". */
+	if (strncmp(msg, "FATAL:  ", 8) == 0 || strncmp(msg, "ERROR:  ", 8) == 0)
+		msg += 8;
+	size_t n = strcspn(msg, "\n");
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, msg, n);
+	buf[n] = '\0';
+}
+
+static void list_push(struct job_list *l, struct db_job *job)
+{
+	job->next = NULL;
+	*l->tail = job;
+	l->tail = &job->next;
+	l->n++;
+}
+
+static struct db_job *list_pop(struct job_list *l)
+{
+	struct db_job *job = l->head;
+	if (job) {
+		l->head = job->next;
+		if (!l->head)
+			l->tail = &l->head;
+		l->n--;
+	}
+	return job;
+}
+
+static void list_init(struct job_list *l)
+{
+	l->head = NULL;
+	l->tail = &l->head;
+	l->n = 0;
+}
+
+static void job_free(struct db_job *job)
+{
+	for (int i = 0; i < job->nparams; i++)
+		free(job->params[i]);
+	free(job->params);
+	free(job->sql);
+	free(job->error);
+	PQclear(job->res);
+	free(job);
+}
+
+/* ---- finishing and reporting ------------------------------------------- */
+
+/* Takes `res`; without one, keeps whatever result the job had collected
+ * (a server's FATAL message explains a lost connection best). */
+static void job_finish(struct db_pool *pool, struct db_job *job, PGresult *res, const char *error)
+{
+	if (res) {
+		PQclear(job->res);
+		job->res = res;
+	}
+	job->error = error ? xstrdup(error) : NULL;
+	list_push(&pool->finished, job);
+	event_active(pool->dispatch, EV_TIMEOUT, 0);
+}
+
+static void pool_destroy(struct db_pool *pool);
+
+static void on_dispatch(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_pool *pool = arg;
+	/* Only the jobs finished so far: a callback that keeps re-queueing
+	 * against a down pool must not spin this loop forever. */
+	struct job_list batch = pool->finished;
+	if (!batch.head)
+		return;
+	list_init(&pool->finished);
+	pool->dispatching = true;
+	struct db_job *job;
+	while ((job = list_pop(&batch))) {
+		job->cb(job->res, job->error, job->arg);
+		job_free(job);
+	}
+	pool->dispatching = false;
+	if (pool->free_pending)
+		pool_destroy(pool);
+}
+
+static void fail_waiting(struct db_pool *pool, const char *error)
+{
+	struct db_job *job;
+	while ((job = list_pop(&pool->waiting)))
+		job_finish(pool, job, NULL, error);
+}
+
+static bool pool_has_live_conn(const struct db_pool *pool)
+{
+	for (int i = 0; i < pool->size; i++)
+		if (pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY)
+			return true;
+	return false;
+}
+
+/* ---- connection state machine ------------------------------------------ */
+
+static void conn_arm(struct db_conn *c, short what)
+{
+	event_del(c->io);
+	event_assign(c->io, c->pool->base, PQsocket(c->pg), what, on_conn_io, c);
+	event_add(c->io, NULL);
+}
+
+static void conn_schedule_retry(struct db_conn *c)
+{
+	struct timeval tv = { c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000 };
+	event_add(c->retry, &tv);
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* The connection is gone (or never came up).  Its statement, if any, may
+ * or may not have run, so it is failed rather than retried. */
+static void conn_broken(struct db_conn *c, PGresult *res, const char *why)
+{
+	struct db_pool *pool = c->pool;
+	PGresult *diag = res ? res : c->job ? c->job->res : NULL;
+	const char *primary = diag ? PQresultErrorField(diag, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char reason[256];
+	first_line(primary ? primary : why, reason, sizeof reason);
+
+	if (c->was_up)
+		log_warn("database connection %d lost: %s", c->index, reason);
+	else
+		log_debug("database connection %d failed: %s", c->index, reason);
+	c->was_up = false;
+
+	event_del(c->io);
+	event_del(c->retry);
+	if (c->job) {
+		char error[320];
+		snprintf(error, sizeof error, UNAVAILABLE "%s", reason);
+		job_finish(pool, c->job, res, error);
+		c->job = NULL;
+		pool->running--;
+	} else {
+		PQclear(res);
+	}
+	PQfinish(c->pg);
+	c->pg = NULL;
+	c->state = CONN_DOWN;
+	c->flushing = false;
+
+	if (!pool_has_live_conn(pool)) {
+		if (!pool->down)
+			log_warn("database unavailable: %s (retrying)", reason);
+		pool->down = true;
+		snprintf(pool->down_reason, sizeof pool->down_reason, "%s", reason);
+		char error[320];
+		snprintf(error, sizeof error, UNAVAILABLE "%s", reason);
+		fail_waiting(pool, error);
+	}
+	conn_schedule_retry(c);
+}
+
+static void notice_to_log(void *arg, const char *message)
+{
+	char line[256];
+	first_line(message, line, sizeof line);
+	log_debug("postgres: %s", line);
+}
+
+static void conn_up(struct db_conn *c)
+{
+	struct db_pool *pool = c->pool;
+	if (PQsetnonblocking(c->pg, 1) != 0) {
+		conn_broken(c, NULL, PQerrorMessage(c->pg));
+		return;
+	}
+	PQsetNoticeProcessor(c->pg, notice_to_log, NULL);
+	event_del(c->retry);
+	c->backoff_ms = BACKOFF_MIN_MS;
+	c->was_up = true;
+	c->state = CONN_IDLE;
+	if (pool->down)
+		log_info("database available again");
+	pool->down = false;
+	log_debug("database connection %d up", c->index);
+	conn_take_job(c);
+}
+
+/* Sends what libpq still buffers; waits for writability only while it has
+ * to, and always for readability (the server may answer, or complain,
+ * before it read everything). */
+static void conn_flush(struct db_conn *c)
+{
+	int r = PQflush(c->pg);
+	if (r < 0) {
+		conn_broken(c, NULL, PQerrorMessage(c->pg));
+		return;
+	}
+	c->flushing = r == 1;
+	conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void conn_take_job(struct db_conn *c)
+{
+	struct db_pool *pool = c->pool;
+	struct db_job *job = list_pop(&pool->waiting);
+	if (!job) {
+		c->state = CONN_IDLE;
+		conn_arm(c, EV_READ);
+		return;
+	}
+	c->job = job;
+	c->state = CONN_BUSY;
+	pool->running++;
+	if (!PQsendQueryParams(c->pg, job->sql, job->nparams, NULL,
+			       (const char *const *)job->params, NULL, NULL, 0)) {
+		if (PQstatus(c->pg) == CONNECTION_BAD) {
+			conn_broken(c, NULL, PQerrorMessage(c->pg));
+			return;
+		}
+		char error[256];
+		first_line(PQerrorMessage(c->pg), error, sizeof error);
+		job_finish(pool, job, NULL, error);
+		c->job = NULL;
+		pool->running--;
+		conn_take_job(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+/* A statement's results are in: keep an error over a success, so a
+ * failing statement is never reported as done. */
+static void job_keep_result(struct db_job *job, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	bool is_error = st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK;
+	if (job->res) {
+		ExecStatusType kept = PQresultStatus(job->res);
+		bool kept_error = kept != PGRES_TUPLES_OK && kept != PGRES_COMMAND_OK;
+		if (kept_error || !is_error) {
+			PQclear(res);
+			return;
+		}
+		PQclear(job->res);
+	}
+	job->res = res;
+}
+
+static void conn_statement_done(struct db_conn *c)
+{
+	struct db_pool *pool = c->pool;
+	struct db_job *job = c->job;
+	PGresult *res = job->res;
+	job->res = NULL;
+
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		conn_broken(c, res, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+		return;
+	}
+	c->job = NULL;
+	pool->running--;
+
+	char error[512];
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+		job_finish(pool, job, res, NULL);
+	} else {
+		PGresult *diag = res ? res : c->job ? c->job->res : NULL;
+	const char *primary = diag ? PQresultErrorField(diag, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		if (primary)
+			first_line(primary, error, sizeof error);
+		else if (res && *PQresultErrorMessage(res))
+			first_line(PQresultErrorMessage(res), error, sizeof error);
+		else
+			snprintf(error, sizeof error, "unexpected result: %s", PQresStatus(st));
+		job_finish(pool, job, res, error);
+	}
+	conn_take_job(c);
+}
+
+static void conn_progress(struct db_conn *c, short what)
+{
+	if ((what & EV_READ) && !PQconsumeInput(c->pg)) {
+		conn_broken(c, NULL, PQerrorMessage(c->pg));
+		return;
+	}
+	if (c->flushing) {
+		int r = PQflush(c->pg);
+		if (r < 0) {
+			conn_broken(c, NULL, PQerrorMessage(c->pg));
+			return;
+		}
+		c->flushing = r == 1;
+		if (c->flushing) {
+			conn_arm(c, EV_READ | EV_WRITE);
+			return;
+		}
+	}
+	while (!PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			conn_statement_done(c);
+			return;
+		}
+		job_keep_result(c->job, res);
+	}
+	conn_arm(c, EV_READ);
+}
+
+static void conn_poll(struct db_conn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		conn_arm(c, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		conn_arm(c, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		conn_up(c);
+		break;
+	default:
+		conn_broken(c, NULL, PQerrorMessage(c->pg));
+		break;
+	}
+}
+
+static void on_conn_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_conn *c = arg;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_poll(c);
+		break;
+	case CONN_BUSY:
+		conn_progress(c, what);
+		break;
+	case CONN_IDLE:
+		/* Nothing was asked: this is the server closing the connection
+		 * (restart, idle timeout) or an unsolicited message. */
+		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
+			conn_broken(c, NULL, PQerrorMessage(c->pg));
+			return;
+		}
+		PGnotify *n;
+		while ((n = PQnotifies(c->pg)))
+			PQfreemem(n);
+		conn_arm(c, EV_READ);
+		break;
+	case CONN_DOWN:
+		break;
+	}
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_conn *c = arg;
+	if (c->state == CONN_CONNECTING) {
+		char why[64];
+		snprintf(why, sizeof why, "connection timed out after %d s", CONNECT_TIMEOUT_S);
+		conn_broken(c, NULL, why);
+	} else if (c->state == CONN_DOWN) {
+		conn_connect(c);
+	}
+}
+
+static void conn_connect(struct db_conn *c)
+{
+	c->pg = PQconnectStart(c->pool->conninfo);
+	if (!c->pg) {
+		c->state = CONN_CONNECTING;
+		conn_broken(c, NULL, "out of memory");
+		return;
+	}
+	c->state = CONN_CONNECTING;
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		conn_broken(c, NULL, PQerrorMessage(c->pg));
+		return;
+	}
+	/* libpq ignores connect_timeout in this mode: the retry timer is the
+	 * deadline of the whole attempt. */
+	struct timeval deadline = { CONNECT_TIMEOUT_S, 0 };
+	event_add(c->retry, &deadline);
+	/* libpq's documented start: behave as if polling asked for WRITING. */
+	conn_arm(c, EV_WRITE);
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+static bool host_is_literal(const char *host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	return host[0] == '/' || host[0] == '@' || inet_pton(AF_INET, host, addr) == 1 ||
+	       inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* libpq resolves host names with getaddrinfo(), which blocks the loop on
+ * every (re)connect.  Worth a warning, not a refusal: a local resolver
+ * usually answers fast. */
+static void warn_if_dns_needed(PQconninfoOption *opts)
+{
+	const char *host = NULL, *hostaddr = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+	}
+	if (!host)
+		host = getenv("PGHOST");
+	if (!hostaddr)
+		hostaddr = getenv("PGHOSTADDR");
+	if (!host || !*host || (hostaddr && *hostaddr))
+		return;
+	char *hosts = xstrdup(host);
+	char *save = NULL;
+	for (char *h = strtok_r(hosts, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+		if (*h && !host_is_literal(h))
+			log_warn("database host \"%s\" needs a DNS lookup, which libpq does synchronously "
+				 "and which stalls the event loop on every (re)connect; add hostaddr=",
+				 h);
+	}
+	free(hosts);
+}
+
+struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int size,
+			    struct todod_err *err)
+{
+	if (size < 1) {
+		todod_err_set(err, "database pool size must be at least 1, got %d", size);
+		return NULL;
+	}
+	char *parse_error = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &parse_error);
+	if (!opts) {
+		char line[256];
+		first_line(parse_error ? parse_error : "out of memory", line, sizeof line);
+		todod_err_set(err, "database: invalid connection string: %s", line);
+		PQfreemem(parse_error);
+		return NULL;
+	}
+	warn_if_dns_needed(opts);
+	PQconninfoFree(opts);
+
+	struct db_pool *pool = calloc(1, sizeof *pool);
+	if (!pool)
+		abort();
+	pool->base = base;
+	pool->conninfo = xstrdup(conninfo);
+	pool->size = size;
+	pool->conns = calloc((size_t)size, sizeof *pool->conns);
+	if (!pool->conns)
+		abort();
+	list_init(&pool->waiting);
+	list_init(&pool->finished);
+	pool->dispatch = event_new(base, -1, 0, on_dispatch, pool);
+	for (int i = 0; i < size; i++) {
+		struct db_conn *c = &pool->conns[i];
+		c->pool = pool;
+		c->index = i;
+		c->backoff_ms = BACKOFF_MIN_MS;
+		c->io = event_new(base, -1, 0, on_conn_io, c);
+		c->retry = evtimer_new(base, on_conn_timer, c);
+		if (!c->io || !c->retry)
+			abort();
+	}
+	if (!pool->dispatch)
+		abort();
+	return pool;
+}
+
+void db_pool_start(struct db_pool *pool)
+{
+	if (pool->started)
+		return;
+	pool->started = true;
+	for (int i = 0; i < pool->size; i++)
+		conn_connect(&pool->conns[i]);
+}
+
+static void pool_destroy(struct db_pool *pool)
+{
+	pool->closing = true;
+	for (int i = 0; i < pool->size; i++) {
+		struct db_conn *c = &pool->conns[i];
+		if (c->job) {
+			job_finish(pool, c->job, NULL, "database pool closed");
+			c->job = NULL;
+		}
+		event_free(c->io);
+		event_free(c->retry);
+		PQfinish(c->pg);
+	}
+	fail_waiting(pool, "database pool closed");
+	/* Callbacks still owe their callers an answer; queries they add now
+	 * fail at once and land in the same list. */
+	struct db_job *job;
+	while ((job = list_pop(&pool->finished))) {
+		job->cb(job->res, job->error, job->arg);
+		job_free(job);
+	}
+	event_free(pool->dispatch);
+	free(pool->conns);
+	free(pool->conninfo);
+	free(pool);
+}
+
+void db_pool_free(struct db_pool *pool)
+{
+	if (!pool || pool->closing)
+		return;
+	if (pool->dispatching) {
+		pool->free_pending = true;
+		return;
+	}
+	pool_destroy(pool);
+}
+
+void db_query(struct db_pool *pool, const char *sql, int nparams,
+	      const char *const *params, db_cb cb, void *arg)
+{
+	struct db_job *job = calloc(1, sizeof *job);
+	if (!job)
+		abort();
+	job->sql = xstrdup(sql);
+	job->nparams = nparams;
+	job->cb = cb;
+	job->arg = arg;
+	if (nparams > 0) {
+		job->params = calloc((size_t)nparams, sizeof *job->params);
+		if (!job->params)
+			abort();
+		for (int i = 0; i < nparams; i++)
+			job->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+	}
+	if (pool->closing) {
+		list_push(&pool->finished, job);
+		job->error = xstrdup("database pool closed");
+		return;
+	}
+	if (pool->down) {
+		char error[320];
+		snprintf(error, sizeof error, UNAVAILABLE "%s", pool->down_reason);
+		job_finish(pool, job, NULL, error);
+		return;
+	}
+	list_push(&pool->waiting, job);
+	for (int i = 0; i < pool->size; i++) {
+		if (pool->conns[i].state == CONN_IDLE) {
+			conn_take_job(&pool->conns[i]);
+			break;
+		}
+	}
+}
+
+bool db_pool_ready(struct db_pool *pool, struct todod_err *why)
+{
+	if (pool_has_live_conn(pool))
+		return true;
+	if (pool->down)
+		todod_err_set(why, UNAVAILABLE "%s", pool->down_reason);
+	else
+		todod_err_set(why, "database: %s", pool->started ? "connecting" : "not started");
+	return false;
+}
+
+int db_pool_busy(const struct db_pool *pool)
+{
+	return pool->waiting.n + pool->running + pool->finished.n;
+}
+
+PGconn *db_connect_blocking(const char *conninfo, struct todod_err *err)
+{
+	/* The timeout goes first so that one given in `conninfo` wins. */
+	const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *const values[] = { "5", conninfo, NULL };
+	PGconn *pg = PQconnectdbParams(keys, values, 1);
+	if (!pg) {
+		todod_err_set(err, "database: out of memory");
+		return NULL;
+	}
+	if (PQstatus(pg) != CONNECTION_OK) {
+		char line[256];
+		first_line(PQerrorMessage(pg), line, sizeof line);
+		todod_err_set(err, UNAVAILABLE "%s", line);
+		PQfinish(pg);
+		return NULL;
+	}
+	PQsetNoticeProcessor(pg, notice_to_log, NULL);
+	return pg;
+}

@@ -1,0 +1,47 @@
+/* db.h - a small asynchronous PostgreSQL pool driven by the loop.
+ *
+ * Every connection is non-blocking libpq (PQconnectStart/PQconnectPoll,
+ * PQsendQueryParams, PQconsumeInput) watched by libevent.  One statement
+ * runs per connection at a time; the rest wait in a FIFO queue.  A lost
+ * connection is re-established with capped exponential backoff; while no
+ * connection is up, queued and new statements fail at once with a clear
+ * error instead of piling up. */
+#ifndef TODOD_DB_H
+#define TODOD_DB_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "todod-plugin.h"
+
+struct db_pool;
+
+/* `res` is borrowed for the duration of the callback (NULL when the
+ * statement never reached the server).  `error` is NULL on success
+ * (PGRES_TUPLES_OK / PGRES_COMMAND_OK); otherwise a one-line reason, and
+ * `res`, when not NULL, carries the server's diagnostics (SQLSTATE,
+ * message, detail, hint) for mapping. */
+typedef void (*db_cb)(PGresult *res, const char *error, void *arg);
+
+struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int size,
+			    struct todod_err *err);
+/* Open connections in the background. */
+void db_pool_start(struct db_pool *pool);
+void db_pool_free(struct db_pool *pool);
+
+/* Queue one statement with text parameters (copied).  `cb` always fires,
+ * later, never from inside db_query. */
+void db_query(struct db_pool *pool, const char *sql, int nparams,
+	      const char *const *params, db_cb cb, void *arg);
+
+/* At least one connection is up. */
+bool db_pool_ready(struct db_pool *pool, struct todod_err *why);
+/* Statements queued or running, for drain. */
+int db_pool_busy(const struct db_pool *pool);
+
+/* For start-up and the CLI only (blocks): connect with a timeout. */
+PGconn *db_connect_blocking(const char *conninfo, struct todod_err *err);
+
+#endif

@@ -1,0 +1,161 @@
+/* store.c - task, category, tag and user operations.
+ *
+ * Each operation is one PL/pgSQL function (core/sql/002_tasks.sql) named
+ * after it: "task.create" runs todod_task_create(user, args, consumer,
+ * event id).  This file only checks the request, sends it, and turns the
+ * answer into json-c or into a todod_store_error. */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct store {
+	struct db_pool *pool;
+};
+
+static const char *const op_names[] = {
+	"task.create",     "task.get",        "task.list",       "task.update",
+	"task.complete",   "task.uncomplete", "task.delete",     "task.search",
+	"category.create", "category.list",   "category.update", "category.delete",
+	"tag.create",      "tag.list",        "tag.update",      "tag.delete",
+	"task.tag_add",    "task.tag_remove", "user.get",        "user.by_token",
+	NULL,
+};
+
+struct store_request {
+	todod_store_cb cb;
+	void *arg;
+	const char *op; /* points into op_names */
+};
+
+/* `instance` is not needed yet: events take their source when relayed. */
+struct store *store_new(struct db_pool *pool, const char *instance)
+{
+	struct store *st = calloc(1, sizeof *st);
+	if (!st)
+		abort();
+	st->pool = pool;
+	return st;
+}
+
+void store_free(struct store *st)
+{
+	free(st);
+}
+
+struct db_pool *store_pool(struct store *st)
+{
+	return st->pool;
+}
+
+const char *const *store_ops(void)
+{
+	return op_names;
+}
+
+static const char *find_op(const char *op)
+{
+	for (const char *const *name = op_names; op && *name; name++)
+		if (strcmp(*name, op) == 0)
+			return *name;
+	return NULL;
+}
+
+/* Whether a failure is the database being out of reach rather than the
+ * statement being wrong: no server diagnostics at all (libpq's own error),
+ * connection exceptions (class 08), or the server shutting down or
+ * starting up (57P01..57P03). */
+static bool is_unavailable(const char *sqlstate)
+{
+	return !sqlstate || strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
+	       strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0;
+}
+
+static void report_error(struct store_request *rq, PGresult *res, const char *error)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	struct todod_store_error e = { 0 };
+
+	if (sqlstate && strncmp(sqlstate, "TD", 2) == 0) {
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+		e.code = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		e.field = detail && *detail ? detail : NULL;
+		e.text = hint ? hint : e.code;
+	} else if (is_unavailable(sqlstate)) {
+		e.code = "DATABASE_UNAVAILABLE";
+		e.text = error;
+	} else {
+		log_error("store %s failed: %s (SQLSTATE %s)", rq->op, error, sqlstate);
+		e.code = "INTERNAL_ERROR";
+		e.text = "the store failed unexpectedly; the server log has the details";
+	}
+	rq->cb(NULL, &e, rq->arg);
+}
+
+static void on_result(PGresult *res, const char *error, void *arg)
+{
+	struct store_request *rq = arg;
+	if (error) {
+		report_error(rq, res, error);
+	} else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
+		log_error("store %s: expected one jsonb value, got %d rows", rq->op, PQntuples(res));
+		const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
+						     "the store returned an unexpected answer" };
+		rq->cb(NULL, &e, rq->arg);
+	} else {
+		json_object *obj = json_tokener_parse(PQgetvalue(res, 0, 0));
+		if (obj) {
+			rq->cb(obj, NULL, rq->arg);
+			json_object_put(obj);
+		} else {
+			log_error("store %s: the database returned invalid JSON", rq->op);
+			const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
+							     "the store returned invalid JSON" };
+			rq->cb(NULL, &e, rq->arg);
+		}
+	}
+	free(rq);
+}
+
+int store_call(struct store *st, const char *op, int64_t user_id, json_object *args,
+	       const char *once_consumer, const char *once_event_id,
+	       todod_store_cb cb, void *arg, struct todod_err *err)
+{
+	const char *name = find_op(op);
+	if (!name)
+		return todod_err_set(err, "unknown store operation \"%s\"", op ? op : "(null)");
+	if (args && !json_object_is_type(args, json_type_object))
+		return todod_err_set(err, "store operation %s: arguments must be a JSON object", name);
+	if (!once_consumer != !once_event_id)
+		return todod_err_set(err, "store operation %s: give both once_consumer and "
+					  "once_event_id, or neither", name);
+
+	/* The name was checked against op_names, so it is safe to splice:
+	 * "task.tag_add" -> todod_task_tag_add. */
+	char sql[96];
+	int n = snprintf(sql, sizeof sql, "SELECT todod_%s($1::bigint, $2::jsonb, $3, $4)", name);
+	for (char *p = sql + strlen("SELECT todod_"); p < sql + n && *p != '('; p++)
+		if (*p == '.')
+			*p = '_';
+
+	char user[24];
+	snprintf(user, sizeof user, "%" PRId64, user_id);
+	const char *params[] = {
+		user,
+		args ? json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN) : "{}",
+		once_consumer,
+		once_event_id,
+	};
+	struct store_request *rq = calloc(1, sizeof *rq);
+	if (!rq)
+		abort();
+	rq->cb = cb;
+	rq->arg = arg;
+	rq->op = name;
+	db_query(st->pool, sql, 4, params, on_result, rq);
+	return 0;
+}

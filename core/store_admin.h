@@ -1,0 +1,30 @@
+/* store_admin.h - the administrative SQL behind the CLI (`todod user`,
+ * `todod dlq`) and first-run set-up.  These block: they run outside the
+ * event loop, in a command or before the daemon's loop starts. */
+#ifndef TODOD_STORE_ADMIN_H
+#define TODOD_STORE_ADMIN_H
+
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+#include "todod-plugin.h"
+
+/* A new API token: "tdd_" + 43 base64url characters (256 random bits). */
+int admin_new_token(char *buf, size_t size, struct todod_err *err);
+
+/* Create a user; the token's SHA-256 is stored, never the token. */
+int admin_user_add(PGconn *c, const char *name, const char *email, const char *tz,
+		   const char *token, struct todod_err *err);
+int admin_user_list(PGconn *c, FILE *out, struct todod_err *err);
+int admin_user_set_token(PGconn *c, const char *name, const char *token, struct todod_err *err);
+int admin_user_del(PGconn *c, const char *name, struct todod_err *err);
+/* Number of users, -1 on error. */
+long admin_user_count(PGconn *c, struct todod_err *err);
+
+int admin_dlq_list(PGconn *c, FILE *out, struct todod_err *err);
+/* Put dead-lettered event `id` (or all unreplayed ones when id <= 0) back
+ * in the outbox for its consumer; prints how many. */
+int admin_dlq_replay(PGconn *c, long long id, FILE *out, struct todod_err *err);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * todod-plugin.h - the public plugin API of todod.
+ *
+ * A plugin is a shared object that exports exactly one data symbol,
+ * `todod_plugin`, a `const struct todod_plugin_def`.  The loader checks the
+ * ABI version, the struct size, the build signature, the name and the
+ * requirements before it calls any plugin code.
+ *
+ * Plugins never link against the daemon: every core service arrives through
+ * the `struct todod_api` function table handed to init().  Everything a
+ * plugin registers through its `struct todod_ctx` (timers, fd watches, HTTP
+ * routes, bus subscriptions, services) is owned by that context and removed
+ * by the core when the plugin is destroyed or its init() fails.
+ *
+ * Ownership: arguments are borrowed for the duration of a call unless a
+ * comment says otherwise.  json-c objects passed *to* the core are borrowed
+ * (the core takes its own reference when it keeps one); json-c objects passed
+ * *to a callback* are borrowed for the duration of that callback.
+ *
+ * Threads: none.  Every callback runs on the loop thread, and no callback
+ * may block (no sleeping, no synchronous network or database I/O).
+ */
+#ifndef TODOD_PLUGIN_H
+#define TODOD_PLUGIN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A change to an existing field or callback bumps MAJOR; an addition at
+ * the end of a struct bumps MINOR.  The loader accepts a plugin whose
+ * major equals the core's and whose minor is not newer than the core's. */
+#define TODOD_ABI_MAJOR 1
+#define TODOD_ABI_MINOR 0
+
+/* Things that change the binary layout of what crosses the ABI. */
+#define TODOD_STR2(x) #x
+#define TODOD_STR(x) TODOD_STR2(x)
+#define TODOD_BUILD_SIG \
+	"todod-abi" TODOD_STR(TODOD_ABI_MAJOR) \
+	"-ptr" TODOD_STR(__SIZEOF_POINTER__) \
+	"-long" TODOD_STR(__SIZEOF_LONG__) \
+	"-jsonc" TODOD_STR(JSON_C_MAJOR_VERSION)
+
+#if defined(__GNUC__)
+#define TODOD_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define TODOD_EXPORT __attribute__((visibility("default")))
+#else
+#define TODOD_PRINTF(f, a)
+#define TODOD_EXPORT
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Filled by whoever fails; read by whoever asked.  `text` is one line
+ * without a trailing period, e.g. "brokers: no broker address given". */
+struct todod_err {
+	char text[512];
+};
+
+static inline int todod_err_set(struct todod_err *err, const char *fmt, ...)
+	TODOD_PRINTF(2, 3);
+static inline int todod_err_set(struct todod_err *err, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->text, sizeof err->text, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Option schema                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every key of a [plugin.NAME] section is declared here.  The core parses,
+ * type-checks and range-checks values, applies defaults, and stores the
+ * result at `offset` inside a conf struct of `conf_size` bytes that it
+ * allocates for the plugin.  Storage per type:
+ *
+ *   STRING, SECRET  char *        (NULL when unset without default)
+ *   INT             int64_t
+ *   BOOL            bool
+ *   DURATION        int64_t       milliseconds ("250ms", "5s", "2m", "1h", "1d")
+ *   SIZE            int64_t       bytes ("512", "64k", "1M", "2G")
+ *   ENUM            int           index into `choices`
+ *   LIST            struct todod_list  (comma- or blank-separated words)
+ *
+ * A SECRET value may be given literally, as `env:NAME` or as
+ * `file:/path` (first line, trailing newline removed).  Secrets are never
+ * logged, never printed by `todod -t`, and are wiped on free.
+ */
+enum todod_opt_type {
+	TODOD_OPT_STRING = 1,
+	TODOD_OPT_INT,
+	TODOD_OPT_BOOL,
+	TODOD_OPT_DURATION,
+	TODOD_OPT_SIZE,
+	TODOD_OPT_ENUM,
+	TODOD_OPT_LIST,
+	TODOD_OPT_SECRET,
+};
+
+#define TODOD_OPT_REQUIRED  0x1u /* no default; the key must be present */
+#define TODOD_OPT_NO_RELOAD 0x2u /* a change needs a restart */
+
+struct todod_list {
+	size_t n;
+	char **items;
+};
+
+struct todod_opt {
+	const char *key;
+	enum todod_opt_type type;
+	const char *default_value; /* in config syntax; NULL for none */
+	unsigned flags;
+	size_t offset;             /* offsetof(conf struct, field) */
+	int64_t min, max;          /* INT/DURATION/SIZE bounds; min == max == 0: unbounded */
+	const char *const *choices; /* ENUM: NULL-terminated */
+	const char *description;
+};
+
+/* ------------------------------------------------------------------ */
+/* Opaque handles                                                      */
+/* ------------------------------------------------------------------ */
+
+struct todod_ctx;      /* one per loaded plugin */
+struct todod_timer;
+struct todod_watch;
+struct todod_http_req; /* an inbound request, valid until replied to */
+struct todod_delivery; /* one event delivered to one subscriber */
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+enum todod_log_level {
+	TODOD_LOG_ERROR = 0,
+	TODOD_LOG_WARN,
+	TODOD_LOG_INFO,
+	TODOD_LOG_DEBUG,
+};
+
+/* ------------------------------------------------------------------ */
+/* Timers and fd watches                                               */
+/* ------------------------------------------------------------------ */
+
+typedef void (*todod_timer_cb)(void *arg);
+
+#define TODOD_FD_READ  0x02 /* same values as libevent's EV_READ/EV_WRITE */
+#define TODOD_FD_WRITE 0x04
+
+typedef void (*todod_fd_cb)(int fd, int what, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Inbound HTTP (routes on the core's one listener)                    */
+/* ------------------------------------------------------------------ */
+
+enum todod_http_method {
+	TODOD_HTTP_GET = 1 << 0,
+	TODOD_HTTP_POST = 1 << 1,
+	TODOD_HTTP_PUT = 1 << 2,
+	TODOD_HTTP_DELETE = 1 << 3,
+	TODOD_HTTP_OPTIONS = 1 << 4,
+	TODOD_HTTP_HEAD = 1 << 5,
+	TODOD_HTTP_PATCH = 1 << 6,
+};
+
+/* Called on the loop thread with a complete request whose body already
+ * passed the size limit.  The handler must eventually call http_reply()
+ * exactly once, now or later; the request stays valid until then even if
+ * the client went away (the reply is then discarded). */
+typedef void (*todod_http_handler)(struct todod_http_req *req, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Outbound HTTP and SMTP (one shared libcurl multi handle)            */
+/* ------------------------------------------------------------------ */
+
+struct todod_http_request {
+	const char *method;         /* "GET", "POST", ... */
+	const char *url;
+	const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
+	const void *body;           /* copied */
+	size_t body_len;
+	int64_t timeout_ms;         /* 0: core default */
+};
+
+struct todod_smtp_message {
+	const char *url;            /* smtp://host:port, smtps://host:port */
+	const char *from;           /* envelope sender */
+	const char *const *rcpt;    /* envelope recipients, NULL-terminated */
+	const void *data;           /* the RFC 5322 message; copied */
+	size_t data_len;
+	const char *username;       /* NULL: no AUTH */
+	const char *password;
+	int starttls;               /* 0 never, 1 optional, 2 required */
+	int64_t timeout_ms;         /* 0: core default */
+};
+
+/* Outcome of an outbound request.  `status` is the HTTP status or the
+ * last SMTP reply code, 0 when no answer was received; `error` is NULL on
+ * transport success, else a human-readable reason. */
+struct todod_transfer_result {
+	long status;
+	const char *error;
+	const char *body;           /* response body (HTTP) or last server reply (SMTP), NUL-terminated */
+	size_t body_len;
+};
+
+typedef void (*todod_transfer_cb)(const struct todod_transfer_result *res, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Events (CloudEvents 1.0, structured JSON)                           */
+/* ------------------------------------------------------------------ */
+
+struct todod_event {
+	const char *id;
+	const char *source;
+	const char *type;
+	const char *subject;
+	const char *time;          /* RFC 3339 UTC */
+	const char *topic;
+	const char *key;           /* partition key: the task id */
+	const char *traceparent;   /* NULL when no trace */
+	json_object *data;         /* borrowed */
+	const char *raw;           /* the structured JSON on the wire */
+	size_t raw_len;
+};
+
+enum todod_handler_result {
+	TODOD_HANDLED_OK = 0, /* done: recorded in the inbox */
+	TODOD_HANDLED_RETRY,  /* try again later, with backoff */
+	TODOD_HANDLED_DROP,   /* never succeeds: dead-letter now */
+};
+
+/* A subscriber answers every delivery exactly once with bus_answer(),
+ * now or later.  `d` stays valid until answered. */
+typedef void (*todod_event_handler)(const struct todod_event *ev,
+				    struct todod_delivery *d, void *arg);
+
+/*
+ * A transport carries events between instances.  Provided as service
+ * "transport" by kafka-direct or dapr-transport; when none is provided the
+ * core uses its in-process transport.
+ */
+typedef void (*todod_publish_cb)(int result /* TODOD_HANDLED_* */,
+				 const char *reason, void *arg);
+
+struct todod_transport {
+	uint32_t struct_size;
+	const char *name;
+	/* Hand one encoded event to the transport; `done` fires once, with OK
+	 * when the broker acknowledged it and RETRY when it did not. */
+	int (*publish)(void *self, const struct todod_event *ev,
+		       todod_publish_cb done, void *arg);
+	/* The core asks for the topics its subscribers need. */
+	int (*subscribe)(void *self, const char *topic, struct todod_err *err);
+	/* 0 when connected and able to publish; else fills `why`. */
+	int (*ready)(void *self, struct todod_err *why);
+	void *self;
+};
+
+/* ------------------------------------------------------------------ */
+/* Store results                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every store operation is asynchronous and scoped to a user.  The
+ * callback receives either a result (`res`, borrowed) or an error:
+ *   code  - stable machine code: TASK_NOT_FOUND, INVALID_PRIORITY,
+ *           TITLE_TOO_LONG, INVALID_DUE_DATE, DATABASE_UNAVAILABLE, ...
+ *   field - the offending input field, or NULL
+ *   text  - a sentence for humans
+ */
+struct todod_store_error {
+	const char *code;
+	const char *field;
+	const char *text;
+};
+
+typedef void (*todod_store_cb)(json_object *res,
+			       const struct todod_store_error *err, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* The function table                                                  */
+/* ------------------------------------------------------------------ */
+
+struct todod_api {
+	uint32_t struct_size;
+
+	/* -- logging: prefixed with the plugin's name -- */
+	void (*log)(struct todod_ctx *ctx, enum todod_log_level level,
+		    const char *fmt, ...) TODOD_PRINTF(3, 4);
+
+	/* -- timers -- */
+	/* Fire after `ms`; again every `ms` when `repeat`. */
+	struct todod_timer *(*timer_add)(struct todod_ctx *ctx, int64_t ms,
+					 bool repeat, todod_timer_cb cb, void *arg);
+	/* Fire once at wall-clock time `epoch_ms` (re-checked against the
+	 * real clock, so a clock step does not make it early). */
+	struct todod_timer *(*timer_at)(struct todod_ctx *ctx, int64_t epoch_ms,
+					todod_timer_cb cb, void *arg);
+	void (*timer_del)(struct todod_timer *t);
+
+	/* -- fd watches (persistent until removed) -- */
+	struct todod_watch *(*fd_watch)(struct todod_ctx *ctx, int fd, int what,
+					todod_fd_cb cb, void *arg);
+	void (*fd_unwatch)(struct todod_watch *w);
+
+	/* -- inbound HTTP -- */
+	/* `path` is exact, or a prefix when it ends in '*'.  `methods` is a
+	 * mask of todod_http_method; other methods get 405. */
+	int (*http_route)(struct todod_ctx *ctx, unsigned methods, const char *path,
+			  todod_http_handler handler, void *arg, struct todod_err *err);
+	enum todod_http_method (*http_method)(struct todod_http_req *req);
+	const char *(*http_path)(struct todod_http_req *req);   /* without query */
+	const char *(*http_query)(struct todod_http_req *req);  /* NULL if none */
+	const char *(*http_header)(struct todod_http_req *req, const char *name);
+	const void *(*http_body)(struct todod_http_req *req, size_t *len);
+	const char *(*http_peer)(struct todod_http_req *req);   /* "ip:port" */
+	/* Queue a response header; call before http_reply. */
+	void (*http_add_header)(struct todod_http_req *req, const char *name,
+				const char *value);
+	/* Send the response and release `req`.  `body` is copied. */
+	void (*http_reply)(struct todod_http_req *req, int status,
+			   const char *content_type, const void *body, size_t len);
+	/* {"error":{"code":code,"message":message}} with `status`. */
+	void (*http_reply_error)(struct todod_http_req *req, int status,
+				 const char *code, const char *message);
+
+	/* -- outbound HTTP / SMTP; `done` fires exactly once unless the
+	 *    returned call fails (-1 with err) -- */
+	int (*http_request)(struct todod_ctx *ctx, const struct todod_http_request *rq,
+			    todod_transfer_cb done, void *arg, struct todod_err *err);
+	int (*smtp_send)(struct todod_ctx *ctx, const struct todod_smtp_message *msg,
+			 todod_transfer_cb done, void *arg, struct todod_err *err);
+
+	/* -- event bus -- */
+	/* Publish outside of a store change (e.g. reminders): written to the
+	 * outbox in its own transaction.  `data` is borrowed. */
+	int (*bus_publish)(struct todod_ctx *ctx, const char *topic, const char *type,
+			   const char *subject, const char *key, json_object *data,
+			   struct todod_err *err);
+	/* Subscribe `consumer` (the inbox name, e.g. "email") to `topic`. */
+	int (*bus_subscribe)(struct todod_ctx *ctx, const char *topic, const char *consumer,
+			     todod_event_handler handler, void *arg, struct todod_err *err);
+	/* Answer a delivery.  `reason` is kept with a dead-lettered event. */
+	void (*bus_answer)(struct todod_delivery *d, enum todod_handler_result result,
+			   const char *reason);
+	/* For transports: hand a message received from the broker to the local
+	 * subscribers of `topic`.  `done` fires once: OK when every subscriber
+	 * answered OK or the event was dead-lettered (commit the offset), DROP
+	 * with the parse error when `raw` is not a valid CloudEvent. */
+	int (*bus_inbound)(struct todod_ctx *ctx, const char *topic, const char *key,
+			   const void *raw, size_t len, todod_publish_cb done, void *arg);
+	/* The delivery's inbox key, for store operations that must take effect
+	 * at most once per event (see store_call). */
+	const char *(*delivery_consumer)(struct todod_delivery *d);
+	const char *(*delivery_event_id)(struct todod_delivery *d);
+	int (*delivery_attempt)(struct todod_delivery *d); /* 1 for the first */
+
+	/* -- service registry -- */
+	int (*service_provide)(struct todod_ctx *ctx, const char *kind, const char *name,
+			       const void *vtable, struct todod_err *err);
+	const void *(*service_get)(struct todod_ctx *ctx, const char *kind, const char **name);
+
+	/* -- store --
+	 * `op` names a typed operation (see doc/todod-plugin-api.md for the list
+	 * and the shape of `args` and of the result), e.g. "task.create" with
+	 * {"title":"...","priority":"high"}.  `user_id` scopes everything.
+	 * `once_consumer`/`once_event_id` (both or neither) make the change
+	 * take effect at most once per event: a repeat answers
+	 * code "ALREADY_HANDLED".  Returns -1 (and `err`) only for an unknown op. */
+	int (*store_call)(struct todod_ctx *ctx, const char *op, int64_t user_id,
+			  json_object *args, const char *once_consumer,
+			  const char *once_event_id, todod_store_cb cb, void *arg,
+			  struct todod_err *err);
+
+	/* -- identity -- */
+	const char *(*instance_id)(void);        /* stable per process: host-pid */
+	int64_t (*now_ms)(void);                 /* wall clock, cached per loop turn */
+};
+
+/* ------------------------------------------------------------------ */
+/* The definition a plugin exports                                     */
+/* ------------------------------------------------------------------ */
+
+typedef void (*todod_drained_cb)(struct todod_ctx *ctx);
+
+struct todod_plugin_def {
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	uint32_t struct_size;        /* sizeof(struct todod_plugin_def) at build time */
+	const char *build_sig;       /* TODOD_BUILD_SIG */
+
+	const char *name;            /* must match the [plugin.NAME] section */
+	const char *version;
+	const char *description;
+	const char *const *requires; /* plugin names, NULL-terminated; may be NULL */
+
+	const struct todod_opt *options; /* terminated by an entry with key NULL */
+	size_t conf_size;
+
+	/* Pure cross-field checks; no I/O.  Powers `todod -t`. */
+	int (*validate)(const void *conf, struct todod_err *err);
+	/* Required.  Allocate state and register through ctx; no blocking I/O.
+	 * On failure every registration made through ctx is rolled back. */
+	int (*init)(const struct todod_api *api, struct todod_ctx *ctx,
+		    const void *conf, void **state, struct todod_err *err);
+	/* After every plugin's init, before the loop runs. */
+	int (*start)(void *state, struct todod_err *err);
+	/* SIGHUP with changed reloadable keys.  Return -1 to refuse. */
+	int (*reconfigure)(void *state, const void *old_conf, const void *new_conf,
+			   struct todod_err *err);
+	/* Shutdown step 1, loop still running: finish in-flight work, then
+	 * call done(ctx) once.  NULL: nothing to drain. */
+	void (*drain)(void *state, struct todod_ctx *ctx, todod_drained_cb done);
+	/* Shutdown step 2, loop stopped: free state.  Registrations left in
+	 * place are removed by the core right after, without callbacks. */
+	void (*destroy)(void *state);
+	/* /readyz: 0 when ready, else -1 with a reason. */
+	int (*health)(void *state, struct todod_err *why);
+
+	void *reserved[8];
+};
+
+#define TODOD_PLUGIN_HEADER \
+	.abi_major = TODOD_ABI_MAJOR, .abi_minor = TODOD_ABI_MINOR, \
+	.struct_size = sizeof(struct todod_plugin_def), .build_sig = TODOD_BUILD_SIG
+
+/* In the plugin:  TODOD_PLUGIN = { TODOD_PLUGIN_HEADER, .name = "x", ... }; */
+#define TODOD_PLUGIN TODOD_EXPORT const struct todod_plugin_def todod_plugin
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TODOD_PLUGIN_H */

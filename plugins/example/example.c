@@ -1,0 +1,132 @@
+/* example.c - a small, complete todod plugin for plugin authors to copy.
+ *
+ * It shows the three things most plugins do:
+ *   - a route:        GET /example/hello answers with what the plugin saw;
+ *   - a timer:        every `interval` it logs a heartbeat (at debug level);
+ *   - a subscription: it counts task events by type, as consumer "example".
+ *
+ * Build it out of tree with the installed header:
+ *   cc -shared -fPIC -fvisibility=hidden $(pkg-config --cflags todod-plugin) \
+ *      -o example.so example.c $(pkg-config --libs json-c)
+ * and load it with a [plugin.example] section in todod.conf. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <todod-plugin.h>
+
+struct example_conf {
+	char *greeting;
+	int64_t interval_ms;
+};
+
+struct example {
+	const struct todod_api *api;
+	struct todod_ctx *ctx;
+	const struct example_conf *conf;
+	struct todod_timer *heartbeat;
+	int64_t beats;
+	int64_t created, updated, completed, deleted;
+};
+
+static void hello(struct todod_http_req *req, void *arg)
+{
+	struct example *ex = arg;
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "greeting", json_object_new_string(ex->conf->greeting));
+	json_object_object_add(body, "heartbeats", json_object_new_int64(ex->beats));
+	json_object *seen = json_object_new_object();
+	json_object_object_add(seen, "created", json_object_new_int64(ex->created));
+	json_object_object_add(seen, "updated", json_object_new_int64(ex->updated));
+	json_object_object_add(seen, "completed", json_object_new_int64(ex->completed));
+	json_object_object_add(seen, "deleted", json_object_new_int64(ex->deleted));
+	json_object_object_add(body, "events_seen", seen);
+	size_t len;
+	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+	ex->api->http_reply(req, 200, "application/json", text, len);
+	json_object_put(body);
+}
+
+static void beat(void *arg)
+{
+	struct example *ex = arg;
+	ex->beats++;
+	ex->api->log(ex->ctx, TODOD_LOG_DEBUG, "heartbeat %lld", (long long)ex->beats);
+}
+
+/* Every event gets exactly one answer; counting cannot fail, so OK. */
+static void on_task_event(const struct todod_event *ev, struct todod_delivery *d, void *arg)
+{
+	struct example *ex = arg;
+	if (strcmp(ev->type, "todod.task.created") == 0)
+		ex->created++;
+	else if (strcmp(ev->type, "todod.task.updated") == 0)
+		ex->updated++;
+	else if (strcmp(ev->type, "todod.task.completed") == 0)
+		ex->completed++;
+	else if (strcmp(ev->type, "todod.task.deleted") == 0)
+		ex->deleted++;
+	ex->api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+}
+
+static int example_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
+			void **state, struct todod_err *err)
+{
+	struct example *ex = calloc(1, sizeof *ex);
+	if (!ex)
+		return todod_err_set(err, "out of memory");
+	ex->api = api;
+	ex->ctx = ctx;
+	ex->conf = conf;
+	/* On failure the core removes whatever was registered so far, so
+	 * only our own memory needs freeing here. */
+	if (api->http_route(ctx, TODOD_HTTP_GET, "/example/hello", hello, ex, err) != 0 ||
+	    api->bus_subscribe(ctx, "task-events", "example", on_task_event, ex, err) != 0) {
+		free(ex);
+		return -1;
+	}
+	ex->heartbeat = api->timer_add(ctx, ex->conf->interval_ms, true, beat, ex);
+	if (!ex->heartbeat) {
+		free(ex);
+		return todod_err_set(err, "cannot create the heartbeat timer");
+	}
+	*state = ex;
+	return 0;
+}
+
+/* A reload hands over new options; the heartbeat follows a new interval. */
+static int example_reconfigure(void *state, const void *old_conf, const void *new_conf,
+			       struct todod_err *err)
+{
+	struct example *ex = state;
+	const struct example_conf *next = new_conf;
+	ex->conf = next;
+	if (((const struct example_conf *)old_conf)->interval_ms != next->interval_ms) {
+		ex->api->timer_del(ex->heartbeat);
+		ex->heartbeat = ex->api->timer_add(ex->ctx, next->interval_ms, true, beat, ex);
+		if (!ex->heartbeat)
+			return todod_err_set(err, "cannot re-create the heartbeat timer");
+	}
+	return 0;
+}
+
+static void example_destroy(void *state) { free(state); }
+
+static const struct todod_opt example_options[] = {
+	{ "greeting", TODOD_OPT_STRING, "hello from todod", 0,
+	  offsetof(struct example_conf, greeting), 0, 0, NULL, "What GET /example/hello says" },
+	{ "interval", TODOD_OPT_DURATION, "30s", 0, offsetof(struct example_conf, interval_ms),
+	  100, 86400000, NULL, "Time between two heartbeats" },
+	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+};
+
+TODOD_PLUGIN = {
+	TODOD_PLUGIN_HEADER,
+	.name = "example",
+	.version = "1.0",
+	.description = "A route, a timer and a subscription: a template for plugin authors",
+	.options = example_options,
+	.conf_size = sizeof(struct example_conf),
+	.init = example_init,
+	.reconfigure = example_reconfigure,
+	.destroy = example_destroy,
+};

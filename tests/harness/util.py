@@ -1,0 +1,63 @@
+"""Small pieces the service runners share: ports, polling, failure policy."""
+
+import os
+import random
+import socket
+import time
+
+
+class ServiceUnavailable(Exception):
+    """A service the tests need could not be started on this machine.
+
+    The harness only raises it; the test suite decides what it means
+    (a failure when CI=true, a skip otherwise), so the benchmarks can
+    use the same runners without pytest."""
+
+
+def in_ci():
+    return os.environ.get("CI", "").lower() == "true"
+
+
+# Ports are drawn from one range so concurrent runs on one machine spread
+# out; a drawn port is only returned once it was seen free.
+PORT_RANGE = (20000, 29999)
+
+
+def free_port(host="127.0.0.1"):
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise ServiceUnavailable(f"no free TCP port on {host} in {PORT_RANGE}")
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Poll predicate() until it returns something truthy; return that.
+
+    Raises TimeoutError naming `what` (and the last exception the
+    predicate raised, which is usually the real reason)."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - reported below
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            why = f" (last error: {last_exc!r})" if last_exc else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{why}")
+        time.sleep(interval)
+
+
+def tail(path, lines=60):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,111 @@
+"""Fixtures for todod's integration tests: real PostgreSQL, the real binary.
+
+Run from the source tree:
+    TODOD_BUILDDIR=/path/to/build /usr/bin/python3 -m pytest -q tests/integration
+
+A service that cannot start (no binary, no PostgreSQL, a daemon that dies
+at start-up) fails the test when CI=true and skips it, with the reason,
+otherwise.
+"""
+
+import itertools
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from harness import PostgresServer, ServiceUnavailable, Todod, in_ci  # noqa: E402
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "report_" + report.when, report)
+    if call.excinfo is not None and call.excinfo.errisinstance(ServiceUnavailable):
+        if in_ci():
+            report.longrepr = f"service unavailable (CI=true makes this a failure): {call.excinfo.value}"
+        else:
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0,
+                               f"Skipped: service unavailable: {call.excinfo.value}")
+
+
+# ---- PostgreSQL -----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One server shared by the tests that do not stop it."""
+    try:
+        server = PostgresServer().start()
+    except ServiceUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"PostgreSQL could not start (CI=true): {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL could not start: {exc}")
+    yield server
+    server.destroy()
+
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def database(pg_server):
+    """A fresh, empty database; returns its URI."""
+    name = pg_server.create_database(f"todod_t{os.getpid()}_{next(_db_numbers)}")
+    return pg_server.uri(name)
+
+
+@pytest.fixture
+def own_pg():
+    """A private server, for tests that stop and restart it."""
+    server = PostgresServer().start()
+    server.create_database("todod")
+    yield server
+    server.destroy()
+
+
+# ---- todod ------------------------------------------------------------------
+
+@pytest.fixture
+def todod_factory(request, tmp_path):
+    """make(database, plugins=None, core=None) -> a Todod not yet started.
+
+    Every instance is stopped at teardown; its log is shown when the test
+    failed, and a sanitizer report in it fails the test."""
+    made = []
+
+    def make(database, plugins=None, core=None):
+        workdir = tmp_path / f"todod{len(made) + 1}"
+        workdir.mkdir()
+        t = Todod(database, plugins=plugins, core=core, workdir=str(workdir))
+        made.append(t)
+        return t
+
+    yield make
+
+    failed = any(getattr(request.node, "report_" + w, None) is not None
+                 and getattr(request.node, "report_" + w).failed for w in ("setup", "call"))
+    reports = []
+    for t in made:
+        t.close()
+        log = t.log()
+        if failed:
+            print(f"---- todod log ({t.stderr_path}) ----\n{t.log_tail(80)}")
+        if any(mark in log for mark in SANITIZER_MARKS):
+            reports.append(f"{t.stderr_path}:\n{t.log_tail(80)}")
+    if reports:
+        pytest.fail("sanitizer report in todod's stderr:\n" + "\n".join(reports), pytrace=False)
+
+
+@pytest.fixture
+def probe_todod(todod_factory, database):
+    """A running todod with the probe plugin, for a provisioned user."""
+    t = todod_factory(database, plugins={"probe": {"user_id": 1}},
+                      core={"max_body_size": "4k", "request_timeout": "5s"})
+    t.user_id, t.token = t.provision()
+    return t.start()

@@ -1,0 +1,175 @@
+/* test_loader.c - the plugin loader: good, wrong ABI, missing symbol,
+ * missing file, failing init (everything it registered is rolled back),
+ * unmet requirement, a name that does not match, duplicates. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "api.h"
+#include "bus.h"
+#include "config.h"
+#include "daemon.h"
+#include "http.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "tap.h"
+
+static const char *plugin_dir;
+static struct core core;
+
+/* Load the plugins a config names; returns the loader's message or "". */
+static const char *load(const char *text, struct plugin_set *set)
+{
+	static struct todod_err err;
+	struct cfg_file *cf = NULL;
+	memset(&err, 0, sizeof err);
+	if (cfg_parse_buffer("test.conf", text, strlen(text), &cf, &err) != 0)
+		return err.text;
+	int rc = loader_load(cf, plugin_dir, set, &err);
+	cfg_free(cf);
+	return rc == 0 ? "" : err.text;
+}
+
+static void noop_handler(struct todod_http_req *req, void *arg)
+{
+	(void)req;
+	(void)arg;
+}
+
+static bool contains(const char *haystack, const char *needle)
+{
+	bool found = strstr(haystack, needle) != NULL;
+	if (!found)
+		printf("#   '%s'\n#   does not contain '%s'\n", haystack, needle);
+	return found;
+}
+
+static void test_good(void)
+{
+	struct plugin_set set;
+	struct todod_err err = { "" };
+	is_str(load("[plugin.good]\nlabel = hi\ncount = 3\n", &set), "", "good plugin loads");
+	ok(set.n == 1 && strcmp(((struct { char *label; int64_t count; } *)set.v[0].conf)->label, "hi") == 0,
+	   "its options are bound");
+	ok(loader_init_all(&set, &core, &err) == 0, "good plugin initialises: %s", err.text);
+	ok(api_live_events() == 1, "its timer is live");
+	ok(services_get(&core, "test-good", NULL) != NULL, "its service is registered");
+	ok(http_route_add(core.http, NULL, TODOD_HTTP_GET, "/good", noop_handler, NULL, &err) != 0,
+	   "its route is taken");
+	ok(bus_topics(core.bus)[0] && strcmp(bus_topics(core.bus)[0], "task-events") == 0,
+	   "its subscription is registered");
+	loader_unload(&set);
+	ok(api_live_events() == 0, "unload removes its timer");
+	ok(services_get(&core, "test-good", NULL) == NULL, "unload removes its service");
+	ok(bus_topics(core.bus)[0] == NULL, "unload removes its subscription");
+	ok(http_route_add(core.http, NULL, TODOD_HTTP_GET, "/good", noop_handler, NULL, &err) == 0,
+	   "unload frees its route");
+}
+
+static void test_failing_init(void)
+{
+	struct plugin_set set;
+	struct todod_err err = { "" };
+	is_str(load("[plugin.failing_init]\n", &set), "", "failing plugin loads");
+	ok(loader_init_all(&set, &core, &err) != 0, "its init fails");
+	is_str(err.text, "plugin 'failing_init' failed to initialise: deliberate failure",
+	       "the error names the plugin and its reason");
+	ok(api_live_events() == 0, "its timer was rolled back");
+	ok(services_get(&core, "test-failing", NULL) == NULL, "its service was rolled back");
+	ok(bus_topics(core.bus)[0] == NULL, "its subscription was rolled back");
+	ok(http_route_add(core.http, NULL, TODOD_HTTP_GET, "/failing", noop_handler, NULL, &err) == 0,
+	   "its route was rolled back");
+	loader_unload(&set);
+}
+
+static void test_refusals(void)
+{
+	struct plugin_set set;
+	char want[1024];
+
+	snprintf(want, sizeof want,
+		 "test.conf:1: [plugin.wrong_abi] %s/wrong_abi.so: plugin ABI %d.0 does not fit this todod "
+		 "(expected %d.0 to %d.%d)", plugin_dir, TODOD_ABI_MAJOR + 1, TODOD_ABI_MAJOR,
+		 TODOD_ABI_MAJOR, TODOD_ABI_MINOR);
+	ok(contains(load("[plugin.wrong_abi]\n", &set), want), "wrong ABI: expected vs found");
+
+	snprintf(want, sizeof want,
+		 "test.conf:2: [plugin.no_symbol] %s/no_symbol.so: not a todod plugin (no 'todod_plugin' symbol)",
+		 plugin_dir);
+	is_str(load("\n[plugin.no_symbol]\n", &set), want, "missing symbol");
+
+	snprintf(want, sizeof want,
+		 "test.conf:1: [plugin.nope] plugin 'nope' not found: %s/nope.so: No such file or directory "
+		 "(plugin_dir is %s)", plugin_dir, plugin_dir);
+	is_str(load("[plugin.nope]\n", &set), want, "missing file names the path searched");
+
+	is_str(load("[plugin.needs_missing]\n", &set),
+	       "test.conf:1: [plugin.needs_missing] plugin 'needs_missing' requires plugin 'absent'; "
+	       "add a [plugin.absent] section", "unmet requirement");
+
+	ok(contains(load("[plugin.good]\n[plugin.good]\n", &set), "test.conf:2: duplicate section [plugin.good]"),
+	   "duplicate plugin section");
+
+	ok(contains(load("[plugin.good]\nbogus = 1\n", &set), "test.conf:2: [plugin.good] unknown key 'bogus'"),
+	   "unknown option names file:line");
+	ok(contains(load("[plugin.good]\ncount = 11\n", &set), "test.conf:2: [plugin.good] key 'count'"),
+	   "out-of-range option names file:line");
+	ok(contains(load("[plugin.Bad]\n", &set), "invalid plugin name"), "odd names are refused");
+	ok(contains(load("[plugins.good]\n", &set), "test.conf:1: unknown section [plugins.good]"),
+	   "unknown section");
+}
+
+static void test_name_mismatch(void)
+{
+	/* The same good plugin under another file name must not load as that
+	 * name: a plugin is what it says it is. */
+	char dir[] = "/tmp/todod-loader-XXXXXX", src[1024], dst[1100], cmd[2300];
+	struct plugin_set set;
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(src, sizeof src, "%s/good.so", plugin_dir);
+	snprintf(dst, sizeof dst, "%s/alias.so", dir);
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+	ok(system(cmd) == 0, "copied good.so to alias.so");
+	const char *saved = plugin_dir;
+	plugin_dir = dir;
+	ok(contains(load("[plugin.alias]\n", &set), "plugin calls itself 'good', expected 'alias'"),
+	   "a plugin under another name is refused");
+	plugin_dir = saved;
+	unlink(dst);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	plugin_dir = getenv("TODOD_TEST_PLUGINDIR");
+	if (!plugin_dir) {
+		printf("1..0 # SKIP TODOD_TEST_PLUGINDIR is not set (run through make check)\n");
+		return 0;
+	}
+	log_set_level(TODOD_LOG_ERROR);
+	struct todod_err err = { "" };
+	struct http_limits limits = { 8192, 1 << 20, 30 };
+	struct bus_conf bc = { 3, 100, 65536 };
+	core.base = event_base_new();
+	core.http = http_server_new(core.base, "127.0.0.1:0", &limits, &err);
+	core.bus = bus_new(core.base, NULL, &bc);
+	if (!ok(core.http && core.bus, "core parts for the test: %s", err.text))
+		return tap_done();
+
+	test_good();
+	test_failing_init();
+	test_refusals();
+	test_name_mismatch();
+
+	bus_free(core.bus);
+	http_server_free(core.http);
+	metrics_free_all();
+	event_base_free(core.base);
+	return tap_done();
+}
