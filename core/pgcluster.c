@@ -8,6 +8,7 @@
 #include "pgcluster.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@ struct pgcluster {
 
 /* Run `argv` (argv[0] relative to bindir) as the cluster's owner and wait.
  * Output goes to our stderr so a failing initdb explains itself. */
-static int run_as_owner(const struct pgcluster *pc, char *const argv[], struct todod_err *err)
+static int run_as_owner(const struct pgcluster *pc, char *const argv[], bool quiet,
+			struct todod_err *err)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", pc->bindir, argv[0]);
@@ -44,7 +46,9 @@ static int run_as_owner(const struct pgcluster *pc, char *const argv[], struct t
 				_exit(126);
 		}
 		/* stdout would mix initdb's chatter into the token we print. */
-		dup2(STDERR_FILENO, STDOUT_FILENO);
+		int out = quiet ? open("/dev/null", O_WRONLY) : STDERR_FILENO;
+		dup2(out, STDOUT_FILENO);
+		dup2(out, STDERR_FILENO);
 		execv(path, argv);
 		fprintf(stderr, "todod: cannot run %s: %s\n", path, strerror(errno));
 		_exit(127);
@@ -131,19 +135,19 @@ struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, cha
 		log_info("creating a private PostgreSQL cluster in %s", datadir);
 		char *initdb[] = { "initdb", "-D", datadir, "-U", "todod", "-A", "trust",
 				   "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions", NULL };
-		if (run_as_owner(pc, initdb, err) != 0)
+		if (run_as_owner(pc, initdb, false, err) != 0)
 			goto fail;
 		*created = true;
 	}
 
 	char *status[] = { "pg_ctl", "status", "-D", datadir, NULL };
 	struct todod_err ignored;
-	if (run_as_owner(pc, status, &ignored) != 0) {
+	if (run_as_owner(pc, status, true, &ignored) != 0) {
 		snprintf(opts, sizeof opts, "-c listen_addresses='' -c unix_socket_directories='%s'",
 			 sockdir);
 		char *start[] = { "pg_ctl", "start", "-w", "-t", "60", "-s", "-D", datadir,
 				  "-l", logfile, "-o", opts, NULL };
-		if (run_as_owner(pc, start, err) != 0) {
+		if (run_as_owner(pc, start, false, err) != 0) {
 			todod_err_set(err, "cannot start PostgreSQL in %s; see %s", datadir, logfile);
 			goto fail;
 		}
@@ -170,7 +174,7 @@ void pgcluster_stop(struct pgcluster *pc)
 	if (pc->started_here) {
 		char *stop[] = { "pg_ctl", "stop", "-s", "-m", "fast", "-D", pc->datadir, NULL };
 		struct todod_err err;
-		if (run_as_owner(pc, stop, &err) != 0)
+		if (run_as_owner(pc, stop, false, &err) != 0)
 			log_warn("stopping the private PostgreSQL cluster: %s", err.text);
 	}
 	free(pc->bindir);

@@ -5,6 +5,7 @@ hang past request_timeout, no crash); afterwards the same todod process
 creates tasks again and delivers the events of every task it confirmed.
 """
 
+import collections
 import time
 
 from harness import query, task_id, wait_until
@@ -53,6 +54,8 @@ def test_database_restart_under_load(todod_factory, own_pg):
         load("after", 0.2)
     load("after", 1.0)
 
+    counts = collections.Counter((p, s) for p, s, _, _ in answers)
+    print(f"answers by phase and status: {dict(sorted(counts.items()))}")
     assert t.alive(), f"todod died (exit {t.proc.returncode}):\n{t.log_tail()}"
     assert all(s in (201, 503) for _, s, _, _ in answers), \
         f"unexpected answers: {[a for a in answers if a[1] not in (201, 503)][:5]}"
