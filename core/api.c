@@ -321,26 +321,38 @@ static int api_smtp_send(struct todod_ctx *ctx, const struct todod_smtp_message 
 
 /* ---- bus ------------------------------------------------------------------- */
 
+struct publish_call {
+	struct core *core;
+	todod_publish_cb done;
+	void *arg;
+};
+
 static void published(PGresult *res, const char *error, void *arg)
 {
-	struct core *core = arg;
+	struct publish_call *pc = arg;
 	if (error)
-		log_error("bus_publish: could not write the event to the outbox: %s", error);
-	else if (core->relay)
-		outbox_relay_kick(core->relay);
+		log_warn("bus_publish: the event was not written to the outbox: %s", error);
+	else if (pc->core->relay)
+		outbox_relay_kick(pc->core->relay);
+	if (pc->done)
+		pc->done(error ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK, error, pc->arg);
+	free(pc);
 }
 
 static int api_bus_publish(struct todod_ctx *ctx, const char *topic, const char *type,
 			   const char *subject, const char *key, json_object *data,
-			   struct todod_err *err)
+			   todod_publish_cb done, void *arg, struct todod_err *err)
 {
 	if (!topic || !*topic || !type || !*type || !key || !*key)
 		return todod_err_set(err, "bus_publish: topic, type and key are required");
 	if (!data || !json_object_is_type(data, json_type_object))
 		return todod_err_set(err, "bus_publish: data must be a JSON object");
+	struct publish_call *pc = malloc(sizeof *pc);
+	if (!pc)
+		return todod_err_set(err, "out of memory");
+	*pc = (struct publish_call){ ctx->core, done, arg };
 	store_outbox_append(ctx->core->store, topic, type, subject, key,
-			    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), published,
-			    ctx->core);
+			    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), published, pc);
 	return 0;
 }
 

@@ -63,8 +63,8 @@ static int cli_open(struct cli *cli, const char *path)
 	if (cli->conf.database && *cli->conf.database) {
 		conninfo = strdup(cli->conf.database);
 	} else {
-		cli->pc = pgcluster_start(cli->conf.state_dir, cli->conf.pg_bindir, &conninfo, &created,
-					  &err);
+		cli->pc = pgcluster_start(cli->conf.state_dir, cli->conf.pg_bindir, false, &conninfo,
+					  &created, &err);
 		if (!cli->pc)
 			goto fail;
 	}

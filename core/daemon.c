@@ -331,8 +331,18 @@ static void reload(struct core *core)
 				 "its running options", p->name, keys);
 			continue;
 		}
+		if (!p->def->reconfigure) {
+			/* It may hold pointers into its options: they stay. */
+			bool changed = false;
+			for (const struct todod_opt *o = p->def->options; o && o->key && !changed; o++)
+				changed = !cfg_opt_equal(o, p->conf, confs[i]);
+			if (changed)
+				log_warn("reload: [plugin.%s] changed, but the plugin cannot take new options "
+					 "while running; restart todod to apply them", p->name);
+			continue;
+		}
 		struct todod_err rerr = { "" };
-		if (p->def->reconfigure && p->def->reconfigure(p->state, p->conf, confs[i], &rerr) != 0) {
+		if (p->def->reconfigure(p->state, p->conf, confs[i], &rerr) != 0) {
 			log_error("reload: plugin '%s' refused its new options: %s", p->name, rerr.text);
 			continue;
 		}
@@ -385,8 +395,8 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 	if (core->conf.database && *core->conf.database) {
 		*conninfo = strdup(core->conf.database);
 	} else {
-		core->pgcluster = pgcluster_start(core->conf.state_dir, core->conf.pg_bindir, conninfo,
-						  &created, err);
+		core->pgcluster = pgcluster_start(core->conf.state_dir, core->conf.pg_bindir, true,
+						  conninfo, &created, err);
 		if (!core->pgcluster)
 			return -1;
 	}

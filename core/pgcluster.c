@@ -110,8 +110,8 @@ static int make_parents(const char *dir, struct todod_err *err)
 	return 0;
 }
 
-struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, char **conninfo,
-				  bool *created, struct todod_err *err)
+struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, bool adopt,
+				  char **conninfo, bool *created, struct todod_err *err)
 {
 	struct pgcluster *pc = calloc(1, sizeof *pc);
 	char datadir[4096], sockdir[4096], logfile[4096], version[4200], opts[4200];
@@ -142,6 +142,7 @@ struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, cha
 
 	char *status[] = { "pg_ctl", "status", "-D", datadir, NULL };
 	struct todod_err ignored;
+	pc->started_here = adopt;
 	if (run_as_owner(pc, status, true, &ignored) != 0) {
 		snprintf(opts, sizeof opts, "-c listen_addresses='' -c unix_socket_directories='%s'",
 			 sockdir);

@@ -12,9 +12,12 @@
 struct pgcluster;
 
 /* Blocking (start-up only).  `*conninfo` (malloc'd) connects to it;
- * `*created` tells whether initdb ran now. */
-struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, char **conninfo,
-				  bool *created, struct todod_err *err);
+ * `*created` tells whether initdb ran now.  With `adopt` (the daemon), a
+ * cluster found running, e.g. left by a crash, is stopped at
+ * pgcluster_stop too; without it (a CLI command next to a running daemon)
+ * only one started here is. */
+struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, bool adopt,
+				  char **conninfo, bool *created, struct todod_err *err);
 void pgcluster_stop(struct pgcluster *pc);
 
 #endif

@@ -30,7 +30,7 @@ const char *const *store_ops(void);
 /* Take or renew the relay lease for `owner` (one relay at a time keeps
  * per-task order across replicas) and return up to `limit` unsent events
  * in commit order: id, event_id, topic, type, subject, key, time, data,
- * traceparent, source.  No rows when another owner holds the lease. */
+ * traceparent.  No rows when another owner holds the lease. */
 void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int limit,
 			db_cb cb, void *arg);
 /* Mark events sent; `ids_array` is a PostgreSQL array literal "{1,2,3}". */

@@ -349,11 +349,13 @@ struct todod_api {
 			 todod_transfer_cb done, void *arg, struct todod_err *err);
 
 	/* -- event bus -- */
-	/* Publish outside of a store change (e.g. reminders): written to the
-	 * outbox in its own transaction.  `data` is borrowed. */
+	/* Publish outside of a store change: written to the outbox in its own
+	 * transaction.  `data` is borrowed.  `done` (may be NULL) fires once:
+	 * OK when the event is committed, RETRY with the reason when it could
+	 * not be written (nothing was published; try again later). */
 	int (*bus_publish)(struct todod_ctx *ctx, const char *topic, const char *type,
 			   const char *subject, const char *key, json_object *data,
-			   struct todod_err *err);
+			   todod_publish_cb done, void *arg, struct todod_err *err);
 	/* Subscribe `consumer` (the inbox name, e.g. "email") to `topic`. */
 	int (*bus_subscribe)(struct todod_ctx *ctx, const char *topic, const char *consumer,
 			     todod_event_handler handler, void *arg, struct todod_err *err);
@@ -378,20 +380,21 @@ struct todod_api {
 	const void *(*service_get)(struct todod_ctx *ctx, const char *kind, const char **name);
 
 	/* -- store --
-	 * `op` names a typed operation (see doc/todod-plugin-api.md for the list
+	 * `op` names a typed operation (see doc/plugin-api.md for the list
 	 * and the shape of `args` and of the result), e.g. "task.create" with
 	 * {"title":"...","priority":"high"}.  `user_id` scopes everything.
 	 * `once_consumer`/`once_event_id` (both or neither) make the change
 	 * take effect at most once per event: a repeat answers
-	 * code "ALREADY_HANDLED".  Returns -1 (and `err`) only for an unknown op. */
+	 * code "ALREADY_HANDLED".  Returns -1 (and `err`), without calling
+	 * `cb`, for an unknown op, non-object args or half a once-key. */
 	int (*store_call)(struct todod_ctx *ctx, const char *op, int64_t user_id,
 			  json_object *args, const char *once_consumer,
 			  const char *once_event_id, todod_store_cb cb, void *arg,
 			  struct todod_err *err);
 
 	/* -- identity -- */
-	const char *(*instance_id)(void);        /* stable per process: host-pid */
-	int64_t (*now_ms)(void);                 /* wall clock, cached per loop turn */
+	const char *(*instance_id)(void);        /* [core] instance, else the host name */
+	int64_t (*now_ms)(void);                 /* wall clock, milliseconds */
 };
 
 /* ------------------------------------------------------------------ */
@@ -422,7 +425,9 @@ struct todod_plugin_def {
 		    const void *conf, void **state, struct todod_err *err);
 	/* After every plugin's init, before the loop runs. */
 	int (*start)(void *state, struct todod_err *err);
-	/* SIGHUP with changed reloadable keys.  Return -1 to refuse. */
+	/* SIGHUP: the new options (validated) replace the old ones if this
+	 * returns 0; -1 refuses them.  A plugin without reconfigure keeps its
+	 * options until a restart. */
 	int (*reconfigure)(void *state, const void *old_conf, const void *new_conf,
 			   struct todod_err *err);
 	/* Shutdown step 1, loop still running: finish in-flight work, then

@@ -99,13 +99,15 @@ static int example_reconfigure(void *state, const void *old_conf, const void *ne
 {
 	struct example *ex = state;
 	const struct example_conf *next = new_conf;
-	ex->conf = next;
+	/* Everything that can fail first: on failure the old options stay. */
 	if (((const struct example_conf *)old_conf)->interval_ms != next->interval_ms) {
+		struct todod_timer *t = ex->api->timer_add(ex->ctx, next->interval_ms, true, beat, ex);
+		if (!t)
+			return todod_err_set(err, "cannot create a heartbeat timer");
 		ex->api->timer_del(ex->heartbeat);
-		ex->heartbeat = ex->api->timer_add(ex->ctx, next->interval_ms, true, beat, ex);
-		if (!ex->heartbeat)
-			return todod_err_set(err, "cannot re-create the heartbeat timer");
+		ex->heartbeat = t;
 	}
+	ex->conf = next;
 	return 0;
 }
 
