@@ -34,7 +34,7 @@ fi
 awk -v t="$todod_tps" -v p="$pg_tps" -v s="$summary" -v wc="$wrk_cmd" -v pc="$pg_cmd" 'BEGIN {
 	printf "task.create via todod: %.1f tasks/s  (%s)\n", t, s
 	printf "same rows via pgbench: %.1f tx/s\n", p
-	printf "todod / pgbench:       %.2f\n", p > 0 ? t / p : 0
+	printf "todod / pgbench:       %.2f\n", (p > 0 ? t / p : 0)
 	printf "  command: %s\n", wc
 	printf "  command: %s\n", pc
 }'

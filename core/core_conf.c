@@ -35,6 +35,10 @@ const struct todod_opt core_options[] = {
 	  "Time a client has to send a request and todod has to answer it" },
 	{ "db_pool_size", TODOD_OPT_INT, "4", TODOD_OPT_NO_RELOAD, OFF(db_pool_size), 1, 64, NULL,
 	  "PostgreSQL connections kept open" },
+	{ "db_timeout", TODOD_OPT_DURATION, "5s", 0, OFF(db_timeout), 100, 3600000, NULL,
+	  "How long a statement may take (waiting for a connection included) before the request "
+	  "fails as DATABASE_UNAVAILABLE and the connections are re-opened; kept below "
+	  "request_timeout" },
 	{ "max_attempts", TODOD_OPT_INT, "5", 0, OFF(max_attempts), 1, 100, NULL,
 	  "Deliveries of one event to one consumer before it is dead-lettered" },
 	{ "retry_backoff", TODOD_OPT_DURATION, "500ms", 0, OFF(retry_backoff), 10, 600000, NULL,

@@ -18,6 +18,7 @@ struct core_conf {
 	int64_t max_header_size;
 	int64_t request_timeout; /* ms */
 	int64_t db_pool_size;
+	int64_t db_timeout;      /* ms a statement may take, queueing included */
 	int64_t max_attempts;    /* per event and consumer before dead-lettering */
 	int64_t retry_backoff;   /* ms, first retry; doubles up to 30 s */
 	int64_t outbox_batch;

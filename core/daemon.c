@@ -62,6 +62,16 @@ static struct http_limits limits_of(const struct core_conf *c)
 	};
 }
 
+/* A request that waits on the database should still be answered within
+ * request_timeout, so the statement deadline stays below it. */
+static int64_t db_timeout_of(const struct core_conf *c)
+{
+	int64_t cap = c->request_timeout - 1000;
+	if (cap < 500)
+		cap = 500;
+	return c->db_timeout < cap ? c->db_timeout : cap;
+}
+
 static struct bus_conf bus_conf_of(const struct core_conf *c)
 {
 	return (struct bus_conf){
@@ -358,6 +368,8 @@ static void reload(struct core *core)
 	core->conf.max_body_size = conf.max_body_size;
 	core->conf.max_header_size = conf.max_header_size;
 	core->conf.request_timeout = conf.request_timeout;
+	core->conf.db_timeout = conf.db_timeout;
+	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
 	core->conf.max_attempts = conf.max_attempts;
 	core->conf.retry_backoff = conf.retry_backoff;
 	core->conf.outbox_batch = conf.outbox_batch;
@@ -484,6 +496,7 @@ static int start_core(struct core *core, struct todod_err *err)
 	}
 	explicit_bzero(conninfo, strlen(conninfo));
 	free(conninfo);
+	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
 	db_pool_start(core->db);
 	if (add_core_routes(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
 	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0)

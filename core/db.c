@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -18,6 +19,7 @@ enum {
 	BACKOFF_MIN_MS = 100,
 	BACKOFF_MAX_MS = 5000,
 	CONNECT_TIMEOUT_S = 5,
+	DEFAULT_TIMEOUT_MS = 5000,
 };
 
 #define UNAVAILABLE "database unavailable: "
@@ -31,6 +33,8 @@ struct db_job {
 	void *arg;
 	PGresult *res;
 	char *error;
+	int64_t queued_ms;  /* monotonic: how long it may wait for a connection */
+	int64_t sent_ms;    /* and how long the server may take to answer */
 };
 
 struct job_list {
@@ -74,10 +78,20 @@ struct db_pool {
 	bool dispatching;
 	bool free_pending;  /* db_pool_free was called from a callback */
 	char down_reason[256];
+	int64_t timeout_ms; /* a statement's whole time, queue included */
+	struct event *sweep;
 };
 
 static void conn_connect(struct db_conn *c);
 static void conn_take_job(struct db_conn *c);
+static void conn_broken(struct db_conn *c, PGresult *res, const char *why);
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 static void on_conn_io(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -308,6 +322,7 @@ static void conn_take_job(struct db_conn *c)
 		return;
 	}
 	c->job = job;
+	c->job->sent_ms = mono_ms();
 	c->state = CONN_BUSY;
 	pool->running++;
 	if (!PQsendQueryParams(c->pg, job->sql, job->nparams, NULL,
@@ -484,6 +499,46 @@ static void conn_connect(struct db_conn *c)
 	conn_arm(c, EV_WRITE);
 }
 
+/* ---- deadlines ------------------------------------------------------------ */
+
+#define SWEEP_EVERY_MS 100
+
+/* A server that keeps its connections open but stops answering (a hung
+ * host, a partition) would hold statements, and the requests waiting on
+ * them, forever.  Past the deadline a running statement's connection is
+ * taken for dead, and so are its siblings: they talk to the same silent
+ * server, and keeping them would let /readyz claim a database that does
+ * not answer.  Waiting statements past the deadline fail too. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_pool *pool = arg;
+	int64_t now = mono_ms();
+	bool silent = false;
+	for (int i = 0; i < pool->size && !silent; i++) {
+		struct db_conn *c = &pool->conns[i];
+		silent = c->state == CONN_BUSY && now - c->job->sent_ms > pool->timeout_ms;
+	}
+	if (silent) {
+		char why[96];
+		snprintf(why, sizeof why, "no answer within %lld ms", (long long)pool->timeout_ms);
+		for (int i = 0; i < pool->size; i++) {
+			struct db_conn *c = &pool->conns[i];
+			if (c->state == CONN_BUSY || c->state == CONN_IDLE)
+				conn_broken(c, NULL, why);
+		}
+	}
+	char error[160];
+	snprintf(error, sizeof error, UNAVAILABLE "no connection free within %lld ms",
+		 (long long)pool->timeout_ms);
+	while (pool->waiting.head && now - pool->waiting.head->queued_ms > pool->timeout_ms)
+		job_finish(pool, list_pop(&pool->waiting), NULL, error);
+}
+
+void db_pool_set_timeout(struct db_pool *pool, int64_t ms)
+{
+	pool->timeout_ms = ms > 0 ? ms : DEFAULT_TIMEOUT_MS;
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 static bool host_is_literal(const char *host)
@@ -553,6 +608,8 @@ struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int s
 	list_init(&pool->waiting);
 	list_init(&pool->finished);
 	pool->dispatch = event_new(base, -1, 0, on_dispatch, pool);
+	pool->sweep = event_new(base, -1, EV_PERSIST, on_sweep, pool);
+	pool->timeout_ms = DEFAULT_TIMEOUT_MS;
 	for (int i = 0; i < size; i++) {
 		struct db_conn *c = &pool->conns[i];
 		c->pool = pool;
@@ -563,7 +620,7 @@ struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int s
 		if (!c->io || !c->retry)
 			abort();
 	}
-	if (!pool->dispatch)
+	if (!pool->dispatch || !pool->sweep)
 		abort();
 	return pool;
 }
@@ -573,6 +630,8 @@ void db_pool_start(struct db_pool *pool)
 	if (pool->started)
 		return;
 	pool->started = true;
+	struct timeval every = { 0, SWEEP_EVERY_MS * 1000 };
+	event_add(pool->sweep, &every);
 	for (int i = 0; i < pool->size; i++)
 		conn_connect(&pool->conns[i]);
 }
@@ -599,6 +658,7 @@ static void pool_destroy(struct db_pool *pool)
 		job_free(job);
 	}
 	event_free(pool->dispatch);
+	event_free(pool->sweep);
 	free(pool->conns);
 	free(pool->conninfo);
 	free(pool);
@@ -625,6 +685,7 @@ void db_query(struct db_pool *pool, const char *sql, int nparams,
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
+	job->queued_ms = mono_ms();
 	if (nparams > 0) {
 		job->params = calloc((size_t)nparams, sizeof *job->params);
 		if (!job->params)

@@ -6,14 +6,12 @@ they run as the current user.
 """
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 import psycopg2
 
@@ -21,14 +19,15 @@ from .util import ServiceUnavailable, free_port, tail, wait_until
 
 
 def _bindir():
-    """Where initdb and postgres live: $TODOD_PG_BINDIR, pg_config, or the
-    newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH)."""
+    """Where initdb and postgres live: $TODOD_PG_BINDIR, the newest
+    /usr/lib/postgresql/*/bin (Debian keeps them off PATH), or PATH."""
     explicit = os.environ.get("TODOD_PG_BINDIR")
     if explicit:
         return explicit
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                        key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
-    for d in reversed(candidates):
+    versions = [v for v in os.listdir("/usr/lib/postgresql") if v.isdigit()] \
+        if os.path.isdir("/usr/lib/postgresql") else []
+    for v in sorted(versions, key=int, reverse=True):
+        d = f"/usr/lib/postgresql/{v}/bin"
         if os.path.exists(os.path.join(d, "initdb")):
             return d
     initdb = shutil.which("initdb")
@@ -43,13 +42,13 @@ class PostgresServer:
 
     Tuned for tests, not durability: fsync and synchronous_commit are off."""
 
-    def __init__(self, base_dir=None, port=None):
+    def __init__(self):
         self.bindir = _bindir()
-        self.tmp = tempfile.mkdtemp(prefix="todod-pg-", dir=base_dir)
+        self.tmp = tempfile.mkdtemp(prefix="todod-pg-")
         self.datadir = os.path.join(self.tmp, "data")
         self.sockdir = os.path.join(self.tmp, "sock")
         self.logfile = os.path.join(self.tmp, "postgres.log")
-        self.port = port or free_port()
+        self.port = free_port()
         self.proc = None
         # Set on the child processes directly (not through runuser, whose
         # watching parent would turn every signal into SIGTERM + SIGKILL).
@@ -114,10 +113,12 @@ class PostgresServer:
 
     def stop(self, mode="fast", timeout=30):
         """Stop the server: fast (SIGINT, clients are disconnected),
-        smart (SIGTERM) or immediate (SIGQUIT, like a crash)."""
+        smart (SIGTERM) or immediate (SIGQUIT, like a crash).  start()
+        brings it back on the same port with the same data."""
         if not self.proc or self.proc.poll() is not None:
             return
         sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
+        self.freeze(False)  # a stopped server would never act on the signal
         self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout)
@@ -125,14 +126,28 @@ class PostgresServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def restart(self, mode="fast", down_for=0.0):
-        self.stop(mode)
-        if down_for:
-            time.sleep(down_for)
-        return self.start()
+    def freeze(self, frozen=True):
+        """SIGSTOP (or SIGCONT) the server and all its backends: connections
+        stay open but nothing answers, as in a network partition."""
+        sig = signal.SIGSTOP if frozen else signal.SIGCONT
+        # Every backend calls setsid(), so the postmaster's process group
+        # holds only itself: its children are found by parent pid.
+        for pid in [self.proc.pid, *self._children()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
+    def _children(self):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # "pid (comm) state ppid ...": comm may hold spaces.
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid:
+                yield int(entry)
 
     def destroy(self):
         self.stop()
@@ -146,9 +161,9 @@ class PostgresServer:
     def uri(self, dbname="postgres"):
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def connect(self, dbname="postgres", autocommit=True):
+    def connect(self, dbname="postgres"):
         conn = psycopg2.connect(self.dsn(dbname), connect_timeout=5)
-        conn.autocommit = autocommit
+        conn.autocommit = True
         return conn
 
     def create_database(self, name):

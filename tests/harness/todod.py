@@ -13,8 +13,8 @@ import urllib.request
 from .pg import scalar
 from .util import ServiceUnavailable, free_port, tail, wait_until
 
+# The source tree this harness belongs to (for tests that build against it).
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
 
 def builddir():
     return os.path.abspath(os.environ.get("TODOD_BUILDDIR", "/tmp/h5build"))
@@ -45,6 +45,7 @@ def find_plugin(name):
             return path
     # Test plugins are check-only libraries (`make check` builds them):
     # build the one asked for rather than fail on a fresh `make`.
+    built = ""
     if os.path.exists(os.path.join(builddir(), "Makefile")):
         target = f"tests/plugins/{name}.la"
         res = subprocess.run(["make", "-s", "-C", builddir(), target],
@@ -52,7 +53,8 @@ def find_plugin(name):
         path = os.path.join(builddir(), "tests", "plugins", ".libs", name + ".so")
         if res.returncode == 0 and os.path.exists(path):
             return path
-    raise ServiceUnavailable(f"plugin {name}.so not found in {plugin_search_path()}")
+        built = f"; make {target} said:\n{res.stdout[-2000:]}"
+    raise ServiceUnavailable(f"plugin {name}.so not found in {plugin_search_path()}{built}")
 
 
 # Loopback only: an http_proxy in the environment must not see test traffic.
@@ -148,9 +150,9 @@ class Todod:
 
     # -- the command line ----------------------------------------------
 
-    def cli(self, *args, config=None, timeout=60):
+    def cli(self, *args, timeout=60):
         """Run `todod -c CONFIG ARGS...` to completion."""
-        cmd = [self.binary, "-c", config or self.config_path, *args]
+        cmd = [self.binary, "-c", self.config_path, *args]
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout, env=sanitizer_env())
 
@@ -159,12 +161,9 @@ class Todod:
         if res.returncode != 0:
             raise AssertionError(f"todod migrate exited {res.returncode}:\n{res.stderr}")
 
-    def add_user(self, name, email=None, tz=None):
+    def add_user(self, name):
         """`todod user add`; returns the token (the last line of stdout)."""
-        args = ["user", "add", name, "--email", email or f"{name}@example.com"]
-        if tz:
-            args += ["--tz", tz]
-        res = self.cli(*args)
+        res = self.cli("user", "add", name, "--email", f"{name}@example.com")
         if res.returncode != 0:
             raise AssertionError(f"todod user add exited {res.returncode}:\n{res.stderr}")
         return res.stdout.strip().splitlines()[-1]

@@ -16,7 +16,7 @@ REQUEST_TIMEOUT_S = 5
 def post_task(t, n):
     """(status, body or None, seconds); a connection failure is status 0."""
     try:
-        resp = t.post("/probe/tasks", {"title": f"load {n}"}, timeout=REQUEST_TIMEOUT_S + 10)
+        resp = t.post("/probe/tasks", {"title": f"load {n}"}, timeout=REQUEST_TIMEOUT_S + 5)
     except OSError as exc:
         return 0, repr(exc), 0.0
     try:
@@ -78,3 +78,28 @@ def test_database_restart_under_load(todod_factory, own_pg):
                what="the probe to see every confirmed task")
     wait_until(lambda: query(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == [(0,)],
                30, what="the outbox to drain")
+
+
+def test_unresponsive_database_answers_within_request_timeout(todod_factory, own_pg):
+    """A server that keeps its connections open but stops answering (a
+    network partition) must not hold requests past request_timeout."""
+    db = own_pg.uri("todod")
+    t = todod_factory(db, plugins={"probe": {"user_id": 1}},
+                      core={"request_timeout": f"{REQUEST_TIMEOUT_S}s", "log_level": "info"})
+    t.provision()
+    t.start()
+    assert post_task(t, 0)[0] == 201
+
+    own_pg.freeze()
+    try:
+        for n in range(1, 4):
+            status, body, secs = post_task(t, n)
+            assert status in (503, 408), \
+                f"no answer within {REQUEST_TIMEOUT_S}s request_timeout: {status} {body}"
+            assert isinstance(body, dict) and body["error"]["code"], body
+            assert secs <= REQUEST_TIMEOUT_S + 1, f"a request took {secs:.1f}s"
+    finally:
+        own_pg.freeze(False)
+    assert t.alive(), f"todod died (exit {t.proc.returncode}):\n{t.log_tail()}"
+    wait_until(lambda: post_task(t, 99)[0] == 201, 30,
+               what="a task to be created once PostgreSQL answers again")
