@@ -14,6 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from harness import PostgresServer, Todod, builddir  # noqa: E402
+from harness.pg import scalar  # noqa: E402
 
 
 def sanitized(pid):
@@ -34,7 +35,10 @@ def run_script(name, *args):
 def main():
     with PostgresServer() as pg:
         pg.create_database("todod")
-        t = Todod(pg.uri("todod"), plugins={"probe": {"user_id": 1}},
+        # The probe only creates tasks here; the example plugin is the
+        # in-process subscriber every event is delivered to (inbox and all).
+        t = Todod(pg.uri("todod"), plugins={"probe": {"user_id": 1, "subscribe": "no"},
+                                            "example": {}},
                   core={"log_level": "warn", "db_pool_size": os.environ.get("DB_POOL_SIZE", "4")})
         try:
             uid, _ = t.provision("bench")
@@ -48,6 +52,14 @@ def main():
             rss_after_healthz = t.vmrss_kib()
             create = run_script("task_create.sh", t.url(""), pg.uri("todod"), str(uid))
             rss_end = t.vmrss_kib()
+            # Creation is only half of it: every event must also have been
+            # delivered.  How far behind was the relay when the load ended?
+            backlog = scalar(pg.dsn("todod"), "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            t0 = time.monotonic()
+            while scalar(pg.dsn("todod"), "SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+                time.sleep(0.05)
+            drained_s = time.monotonic() - t0
+            events = scalar(pg.dsn("todod"), "SELECT count(*) FROM outbox")
             warn = sanitized(t.pid)
         finally:
             t.close()
@@ -58,12 +70,14 @@ def main():
               "--enable-sanitizers for figures worth comparing")
     print(healthz.rstrip())
     print(create.rstrip())
+    print(f"events: {events} written; {backlog} not yet delivered when the load ended, "
+          f"all delivered {drained_s:.2f}s later")
     print(f"memory (VmRSS): idle {rss_idle} KiB, after healthz load {rss_after_healthz} KiB, "
           f"at the end of the task load {rss_end} KiB")
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} bench/run.sh   "
           f"(DURATION, CONNECTIONS, DB_POOL_SIZE to vary)")
     print(f"  machine: {os.cpu_count()} cores; todod db_pool_size "
-          f"{t.core['db_pool_size']}; figures include the relay and the probe's update per task")
+          f"{t.core['db_pool_size']}; figures include the relay and delivery to one in-process subscriber (inbox check and record)")
 
 
 if __name__ == "__main__":

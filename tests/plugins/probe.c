@@ -30,6 +30,7 @@
 
 struct probe_conf {
 	int64_t user_id;
+	bool subscribe;
 };
 
 static const struct todod_opt probe_options[] = {
@@ -41,6 +42,14 @@ static const struct todod_opt probe_options[] = {
 		.min = 1,
 		.max = INT64_MAX,
 		.description = "the user every task created through POST /probe/tasks belongs to",
+	},
+	{
+		.key = "subscribe",
+		.type = TODOD_OPT_BOOL,
+		.default_value = "yes",
+		.flags = TODOD_OPT_NO_RELOAD,
+		.offset = offsetof(struct probe_conf, subscribe),
+		.description = "mark created tasks as a subscriber (no: only the route, for benchmarks)",
 	},
 	{ .key = NULL },
 };
@@ -270,7 +279,8 @@ static int probe_init(const struct todod_api *api, struct todod_ctx *ctx, const 
 	p->ctx = ctx;
 	p->user_id = pc->user_id;
 	if (api->http_route(ctx, TODOD_HTTP_POST, "/probe/tasks", handle_post_task, p, err) < 0 ||
-	    api->bus_subscribe(ctx, PROBE_TOPIC, PROBE_CONSUMER, on_task_event, p, err) < 0) {
+	    (pc->subscribe &&
+	     api->bus_subscribe(ctx, PROBE_TOPIC, PROBE_CONSUMER, on_task_event, p, err) < 0)) {
 		free(p);
 		return -1;
 	}
