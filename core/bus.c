@@ -49,6 +49,12 @@ struct todod_delivery {
 	struct event *retry_timer;
 };
 
+/* Deliveries waiting for the same kind of inbox statement. */
+struct batch {
+	struct todod_delivery **v;
+	size_t n, cap;
+};
+
 struct bus {
 	struct event_base *base;
 	struct store *store;
@@ -57,7 +63,20 @@ struct bus {
 	struct todod_delivery *deliveries;
 	const char **topics;
 	size_t n_topics;
+	/* Inbox checks and records wait for the end of the loop turn, so what
+	 * the relay hands over together shares one statement each. */
+	struct batch to_check, to_record;
+	struct event *flush;
 };
+
+/* One inbox statement in flight and the deliveries it answers. */
+struct inbox_call {
+	struct bus *bus;
+	struct batch b;
+};
+
+static void flush_inbox(evutil_socket_t fd, short what, void *arg);
+static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d);
 
 struct bus *bus_new(struct event_base *base, struct store *store, const struct bus_conf *conf)
 {
@@ -68,7 +87,9 @@ struct bus *bus_new(struct event_base *base, struct store *store, const struct b
 	bus->store = store;
 	bus->conf = *conf;
 	bus->topics = calloc(1, sizeof *bus->topics);
-	if (!bus->topics) {
+	bus->flush = event_new(base, -1, 0, flush_inbox, bus);
+	if (!bus->topics || !bus->flush) {
+		free(bus->topics);
 		free(bus);
 		return NULL;
 	}
@@ -230,7 +251,10 @@ void bus_answer(struct todod_delivery *d, enum todod_handler_result result, cons
 	switch (result) {
 	case TODOD_HANDLED_OK:
 		count(d->consumer, "ok");
-		store_inbox_record(bus->store, d->consumer, d->dsp->ce.ev.id, outcome_recorded, d);
+		if (batch_add(bus, &bus->to_record, d) != 0) {
+			d->dsp->unrecorded = true;
+			delivery_finish(d);
+		}
 		return;
 	case TODOD_HANDLED_RETRY:
 		count(d->consumer, "retry");
@@ -259,20 +283,163 @@ void bus_answer(struct todod_delivery *d, enum todod_handler_result result, cons
 	}
 }
 
+static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		struct todod_delivery **v = realloc(b->v, cap * sizeof *v);
+		if (!v)
+			return -1;
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->n++] = d;
+	event_active(bus->flush, EV_TIMEOUT, 0);
+	return 0;
+}
+
+static struct inbox_call *call_new(struct bus *bus, size_t n)
+{
+	struct inbox_call *call = calloc(1, sizeof *call);
+	if (call && !(call->b.v = malloc((n ? n : 1) * sizeof *call->b.v))) {
+		free(call);
+		return NULL;
+	}
+	if (call) {
+		call->bus = bus;
+		call->b.cap = n;
+	}
+	return call;
+}
+
+static void call_free(struct inbox_call *call)
+{
+	free(call->b.v);
+	free(call);
+}
+
+/* The deliveries of a failed inbox statement stay unacknowledged, so they
+ * come again. */
+static void fail_all(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		b->v[i]->dsp->unrecorded = true;
+		delivery_finish(b->v[i]);
+	}
+}
+
 static void inbox_checked(PGresult *res, const char *error, void *arg)
 {
-	struct todod_delivery *d = arg;
+	struct inbox_call *call = arg;
 	if (error) {
-		d->dsp->unrecorded = true;
-		delivery_finish(d);
+		fail_all(&call->b);
+		call_free(call);
 		return;
 	}
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-		count(d->consumer, "duplicate");
-		delivery_finish(d);
-		return;
+	int rows = PQntuples(res);
+	for (size_t i = 0; i < call->b.n; i++) {
+		struct todod_delivery *d = call->b.v[i];
+		bool seen = false;
+		for (int r = 0; r < rows && !seen; r++)
+			seen = strcmp(PQgetvalue(res, r, 0), d->dsp->ce.ev.id) == 0;
+		if (seen) {
+			count(d->consumer, "duplicate");
+			delivery_finish(d);
+		} else {
+			deliver(d);
+		}
 	}
-	deliver(d);
+	call_free(call);
+}
+
+static void inbox_recorded(PGresult *res, const char *error, void *arg)
+{
+	struct inbox_call *call = arg;
+	if (error) {
+		log_warn("inbox: could not record %zu handled event%s (%s); they will be redelivered",
+			 call->b.n, call->b.n == 1 ? "" : "s", error);
+		fail_all(&call->b);
+	} else {
+		for (size_t i = 0; i < call->b.n; i++)
+			delivery_finish(call->b.v[i]);
+	}
+	call_free(call);
+}
+
+/* One text[] of the deliveries' event ids, or consumers. */
+static char *ids_of(const struct batch *b, bool consumers)
+{
+	const char **items = malloc((b->n ? b->n : 1) * sizeof *items);
+	if (!items)
+		return NULL;
+	for (size_t i = 0; i < b->n; i++)
+		items[i] = consumers ? b->v[i]->consumer : b->v[i]->dsp->ce.ev.id;
+	char *array = store_text_array(items, b->n);
+	free(items);
+	return array;
+}
+
+static void flush_checks(struct bus *bus)
+{
+	/* One statement per consumer: the inbox is keyed by consumer first. */
+	struct batch *todo = &bus->to_check;
+	while (todo->n > 0) {
+		const char *consumer = todo->v[0]->consumer;
+		struct inbox_call *call = call_new(bus, todo->n);
+		if (!call) {
+			fail_all(todo);
+			todo->n = 0;
+			return;
+		}
+		size_t keep = 0;
+		for (size_t i = 0; i < todo->n; i++) {
+			if (strcmp(todo->v[i]->consumer, consumer) == 0)
+				call->b.v[call->b.n++] = todo->v[i];
+			else
+				todo->v[keep++] = todo->v[i];
+		}
+		todo->n = keep;
+		char *ids = ids_of(&call->b, false);
+		if (!ids) {
+			fail_all(&call->b);
+			call_free(call);
+			continue;
+		}
+		store_inbox_seen(bus->store, consumer, ids, inbox_checked, call);
+		free(ids);
+	}
+}
+
+static void flush_records(struct bus *bus)
+{
+	struct batch *todo = &bus->to_record;
+	if (todo->n == 0)
+		return;
+	struct inbox_call *call = call_new(bus, todo->n);
+	char *ids = NULL, *consumers = NULL;
+	if (call) {
+		memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
+		call->b.n = todo->n;
+		ids = ids_of(&call->b, false);
+		consumers = ids_of(&call->b, true);
+	}
+	if (!call || !ids || !consumers) {
+		fail_all(todo);
+		if (call)
+			call_free(call);
+	} else {
+		store_inbox_record(bus->store, consumers, ids, inbox_recorded, call);
+	}
+	todo->n = 0;
+	free(ids);
+	free(consumers);
+}
+
+static void flush_inbox(evutil_socket_t fd, short what, void *arg)
+{
+	struct bus *bus = arg;
+	flush_checks(bus);
+	flush_records(bus);
 }
 
 void bus_dispatch(struct bus *bus, const char *topic, const char *key, const char *raw,
@@ -311,7 +478,10 @@ void bus_dispatch(struct bus *bus, const char *topic, const char *key, const cha
 			bus->deliveries->prev = d;
 		bus->deliveries = d;
 		dsp->pending++;
-		store_inbox_seen(bus->store, d->consumer, dsp->ce.ev.id, inbox_checked, d);
+		if (batch_add(bus, &bus->to_check, d) != 0) {
+			dsp->unrecorded = true;
+			delivery_finish(d);
+		}
 	}
 	/* Drop the guard count; with no subscriber this completes now. */
 	if (--dsp->pending == 0) {
@@ -374,13 +544,18 @@ void bus_free(struct bus *bus)
 		free(s);
 	}
 	/* Deliveries left at exit were never acknowledged; the outbox or the
-	 * broker still has them. */
+	 * broker still has them.  (The database is closed by now, so none is
+	 * waiting on an inbox statement.) */
+	bus->to_check.n = bus->to_record.n = 0;
 	while (bus->deliveries) {
 		struct todod_delivery *d = bus->deliveries;
 		d->sub = NULL;
 		d->dsp->unrecorded = true;
 		delivery_finish(d);
 	}
+	free(bus->to_check.v);
+	free(bus->to_record.v);
+	event_free(bus->flush);
 	free(bus->topics);
 	free(bus);
 }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -512,6 +513,25 @@ static int start_core(struct core *core, struct todod_err *err)
 	return 0;
 }
 
+/* Let inbox records and outbox acknowledgements that are already on their
+ * way land, so a clean stop re-sends as little as possible.  Bounded: a
+ * database that does not answer does not hold the exit up. */
+#define FINAL_DB_WAIT_MS 2000
+
+static void finish_database_work(struct core *core)
+{
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct timeval slice = { 0, 10000 };
+	while (db_pool_busy(core->db) > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > FINAL_DB_WAIT_MS)
+			break;
+		event_base_loopexit(core->base, &slice);
+		event_base_loop(core->base, EVLOOP_ONCE);
+	}
+}
+
 static void stop_core(struct core *core)
 {
 	if (core->sig_term)
@@ -524,8 +544,14 @@ static void stop_core(struct core *core)
 		event_free(core->drain_deadline);
 	loader_unload(&core->plugins);
 	services_free(core);
-	/* The bus settles what is left with its senders, so it goes before
-	 * the relay; the store and pool go last, after their users. */
+	if (core->db && core->base)
+		finish_database_work(core);
+	/* Closing the pool answers the statements still queued, while the bus
+	 * and the relay that wait for them are still there; the relay ignores
+	 * answers from then on, so the bus can settle what is left. */
+	if (core->relay)
+		outbox_relay_close(core->relay);
+	db_pool_free(core->db);
 	bus_free(core->bus);
 	outbox_relay_free(core->relay);
 	store_free(core->store);
@@ -533,7 +559,6 @@ static void stop_core(struct core *core)
 		http_server_free(core->http);
 	if (core->curlm)
 		curlm_free(core->curlm);
-	db_pool_free(core->db);
 	metrics_free_all();
 	if (core->base)
 		event_base_free(core->base);

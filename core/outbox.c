@@ -51,7 +51,7 @@ struct outbox_relay {
 
 	struct event *wake;       /* next claim */
 	struct event *depth_timer;
-	bool running, busy, kicked, stopping;
+	bool running, busy, kicked, stopping, closed;
 	int64_t backoff_ms;
 	bool complained;          /* the outage is logged once, not per retry */
 
@@ -130,6 +130,8 @@ static void complain(struct outbox_relay *r, const char *what, const char *why)
 static void marked_sent(PGresult *res, const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
+	if (r->closed)
+		return;
 	if (error)
 		complain(r, "could not mark events sent (they will be sent again)", error);
 	bool failed = error != NULL;
@@ -181,6 +183,8 @@ static void published(int result, const char *reason, void *arg)
 {
 	struct item *it = arg;
 	struct outbox_relay *r = it->relay;
+	if (r->closed)
+		return;
 	struct item *next = next_of_key(r, it);
 	r->unanswered--;
 	if (result == TODOD_HANDLED_OK) {
@@ -281,6 +285,8 @@ static bool load_item(struct outbox_relay *r, PGresult *res, int row, struct ite
 static void claimed(PGresult *res, const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
+	if (r->closed)
+		return;
 	if (error) {
 		complain(r, "cannot claim events", error);
 		batch_over(r, true);
@@ -443,6 +449,8 @@ void outbox_relay_kick(struct outbox_relay *r)
 static void lease_released(PGresult *res, const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
+	if (r->closed)
+		return;
 	void (*cb)(void *) = r->drained;
 	r->drained = NULL;
 	if (cb)
@@ -464,6 +472,13 @@ void outbox_relay_drain(struct outbox_relay *r, void (*done)(void *arg), void *a
 	r->drained_arg = arg;
 	if (!r->busy)
 		release_lease(r);
+}
+
+void outbox_relay_close(struct outbox_relay *r)
+{
+	r->closed = r->stopping = true;
+	event_del(r->wake);
+	event_del(r->depth_timer);
 }
 
 void outbox_relay_free(struct outbox_relay *r)

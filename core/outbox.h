@@ -28,6 +28,9 @@ void outbox_relay_start(struct outbox_relay *r);
 void outbox_relay_kick(struct outbox_relay *r);
 /* Stop claiming; `done` fires when the batch in flight is settled. */
 void outbox_relay_drain(struct outbox_relay *r, void (*done)(void *arg), void *arg);
+/* Exit: from now on answers and results are ignored and nothing new is
+ * sent (what was not marked sent is sent again after the restart). */
+void outbox_relay_close(struct outbox_relay *r);
 void outbox_relay_free(struct outbox_relay *r);
 
 #endif

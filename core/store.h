@@ -45,11 +45,17 @@ void store_outbox_cleanup(struct store *st, int64_t retention_ms, db_cb cb, void
 /* Row count and age in seconds of the oldest unsent event. */
 void store_outbox_depth(struct store *st, db_cb cb, void *arg);
 
-/* Has `consumer` handled `event_id`?  One row ("t"/"f"). */
-void store_inbox_seen(struct store *st, const char *consumer, const char *event_id,
+/* Inbox statements take many events at once (the bus coalesces what one
+ * loop turn asks for).  Arrays are PostgreSQL text[] literals made by
+ * store_text_array().
+ * Which of `event_ids` has `consumer` handled?  One row per handled id. */
+void store_inbox_seen(struct store *st, const char *consumer, const char *event_ids,
 		      db_cb cb, void *arg);
-void store_inbox_record(struct store *st, const char *consumer, const char *event_id,
+/* Record pairs (consumers[i], event_ids[i]) as handled. */
+void store_inbox_record(struct store *st, const char *consumers, const char *event_ids,
 			db_cb cb, void *arg);
+/* {"a","b\"c"}: a malloc'd text[] literal of `n` strings. */
+char *store_text_array(const char *const *items, size_t n);
 void store_dead_letter(struct store *st, const char *consumer, const char *topic,
 		       const char *event_id, const char *raw, const char *reason,
 		       int attempts, db_cb cb, void *arg);

@@ -3,6 +3,8 @@
 #include "store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int limit,
 			db_cb cb, void *arg)
@@ -61,24 +63,50 @@ void store_outbox_depth(struct store *st, db_cb cb, void *arg)
 		 0, NULL, cb, arg);
 }
 
-void store_inbox_seen(struct store *st, const char *consumer, const char *event_id,
+void store_inbox_seen(struct store *st, const char *consumer, const char *event_ids,
 		      db_cb cb, void *arg)
 {
-	const char *params[] = { consumer, event_id };
+	const char *params[] = { consumer, event_ids };
 	db_query(store_pool(st),
-		 "SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2)",
+		 "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY ($2::text[])",
 		 2, params, cb, arg);
 }
 
-void store_inbox_record(struct store *st, const char *consumer, const char *event_id,
+void store_inbox_record(struct store *st, const char *consumers, const char *event_ids,
 			db_cb cb, void *arg)
 {
-	const char *params[] = { consumer, event_id };
-	/* The handler may have recorded it already, in the same transaction
+	const char *params[] = { consumers, event_ids };
+	/* The handler may have recorded some already, in the same transaction
 	 * as its effect (a store call with a once-key). */
 	db_query(store_pool(st),
-		 "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+		 "INSERT INTO inbox (consumer, event_id)"
+		 " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
 		 2, params, cb, arg);
+}
+
+char *store_text_array(const char *const *items, size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * strlen(items[i]) + 3;
+	char *out = malloc(cap), *o = out;
+	if (!out)
+		return NULL;
+	*o++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *c = items[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*o++ = '\\';
+			*o++ = *c;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return out;
 }
 
 void store_dead_letter(struct store *st, const char *consumer, const char *topic,
