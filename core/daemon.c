@@ -165,6 +165,7 @@ static void route_metrics(struct todod_http_req *req, void *arg)
 }
 
 static double gauge_db_busy(void *arg) { return db_pool_busy(((struct core *)arg)->db); }
+static double gauge_db_live(void *arg) { return db_pool_live(((struct core *)arg)->db); }
 static double gauge_bus_in_flight(void *arg) { return bus_in_flight(((struct core *)arg)->bus); }
 
 static int add_core_routes(struct core *core, struct todod_err *err)
@@ -177,6 +178,8 @@ static int add_core_routes(struct core *core, struct todod_err *err)
 		return -1;
 	metrics_gauge_fn("todod_db_statements_in_flight", "Statements queued or running", "",
 			 gauge_db_busy, core);
+	metrics_gauge_fn("todod_db_connections_up", "PostgreSQL connections of the pool that are up",
+			 "", gauge_db_live, core);
 	metrics_gauge_fn("todod_bus_deliveries_in_flight", "Deliveries awaiting an answer or a retry",
 			 "", gauge_bus_in_flight, core);
 	return 0;

@@ -204,10 +204,7 @@ static void fail_waiting(struct db_pool *pool, const char *error)
 
 static bool pool_has_live_conn(const struct db_pool *pool)
 {
-	for (int i = 0; i < pool->size; i++)
-		if (pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY)
-			return true;
-	return false;
+	return db_pool_live(pool) > 0;
 }
 
 /* ---- connection state machine ------------------------------------------ */
@@ -722,6 +719,14 @@ bool db_pool_ready(struct db_pool *pool, struct todod_err *why)
 	else
 		todod_err_set(why, "database: %s", pool->started ? "connecting" : "not started");
 	return false;
+}
+
+int db_pool_live(const struct db_pool *pool)
+{
+	int n = 0;
+	for (int i = 0; i < pool->size; i++)
+		n += pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY;
+	return n;
 }
 
 int db_pool_busy(const struct db_pool *pool)

@@ -43,6 +43,8 @@ void db_query(struct db_pool *pool, const char *sql, int nparams,
 
 /* At least one connection is up. */
 bool db_pool_ready(struct db_pool *pool, struct todod_err *why);
+/* Connections up, for /metrics. */
+int db_pool_live(const struct db_pool *pool);
 /* Statements queued or running, for drain. */
 int db_pool_busy(const struct db_pool *pool);
 
