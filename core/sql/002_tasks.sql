@@ -75,7 +75,8 @@ CREATE TABLE tags (
 );
 
 CREATE TABLE tasks (
-    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- Named, so todod_task_create can draw ids from it without a lookup.
+    id                bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME tasks_id_seq) PRIMARY KEY,
     user_id           bigint      NOT NULL REFERENCES users ON DELETE CASCADE,
     title             text        NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
     description       text        CHECK (length(description) <= 10000),
@@ -115,8 +116,7 @@ CREATE INDEX task_tags_tag ON task_tags (tag_id);
 
 -- ---- arguments ----------------------------------------------------------------
 
--- Marks the call handled for a once-key (first, so a repeat changes
--- nothing) and returns the user's time zone.
+-- Marks the call handled for a once-key; a repeat fails ALREADY_HANDLED.
 CREATE FUNCTION todod_once(p_consumer text, p_event text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -127,20 +127,43 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION todod_begin(p_user bigint, p_consumer text, p_event text) RETURNS text
+-- What every operation does first: marks the call handled for a once-key
+-- (first, so a repeat changes nothing), checks that the user exists and
+-- that p_args names only p_fields, in that order.  Returns the user's
+-- time zone.
+CREATE FUNCTION todod_begin(p_user bigint, p_args jsonb, p_fields text[],
+                            p_consumer text, p_event text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     v_tz text;
 BEGIN
-    PERFORM todod_once(p_consumer, p_event);
+    -- Without both parts of a once-key todod_once does nothing, and
+    -- PERFORM costs a query, so the common case skips it.
+    IF p_consumer IS NOT NULL AND p_event IS NOT NULL THEN
+        PERFORM todod_once(p_consumer, p_event);
+    END IF;
     SELECT tz INTO v_tz FROM users WHERE id = p_user;
     IF NOT FOUND THEN
         PERFORM todod_fail('USER_NOT_FOUND', 'user_id', 'There is no such user.');
+    END IF;
+    IF NOT todod_fields_ok(p_args, p_fields) THEN
+        PERFORM todod_check_fields(p_args, p_fields);
     END IF;
     RETURN v_tz;
 END
 $$;
 
+-- Whether p_args is an object naming only p_allowed: one set operation
+-- for the common case.  The CASE keeps "-" away from non-objects (it
+-- fails on scalars).  Inlinable: a single expression.
+CREATE FUNCTION todod_fields_ok(p_args jsonb, p_allowed text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(p_args) = 'object' THEN p_args - p_allowed = '{}'::jsonb
+                ELSE false END
+$$;
+
+-- Raises the error for arguments todod_fields_ok refused: the first
+-- unknown key in the object's own order.
 CREATE FUNCTION todod_check_fields(p_args jsonb, p_allowed text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -257,7 +280,11 @@ $$;
 
 -- ---- snapshots and events ----------------------------------------------------
 
-CREATE FUNCTION todod_task_json(p_task bigint) RETURNS jsonb
+-- The snapshot events and results carry, of the row t with its category
+-- row c (NULL for none) and its tag names.  The one definition of that
+-- shape; inlinable, so it costs no call.  A caller that just wrote the
+-- row builds it from what RETURNING gave instead of reading it again.
+CREATE FUNCTION todod_task_snapshot(t tasks, c categories, p_tags jsonb) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', t.id,
@@ -273,24 +300,39 @@ LANGUAGE sql STABLE AS $$
         'occurrence', t.occurrence,
         'category', CASE WHEN c.id IS NOT NULL
                          THEN jsonb_build_object('id', c.id, 'name', c.name, 'color', c.color) END,
-        'tags', coalesce((SELECT jsonb_agg(g.name ORDER BY g.name COLLATE "C")
-                            FROM task_tags tt JOIN tags g ON g.id = tt.tag_id
-                           WHERE tt.task_id = t.id), '[]'::jsonb),
+        'tags', p_tags,
         'completed_at', todod_ts(t.completed_at),
         'created_at', todod_ts(t.created_at),
         'updated_at', todod_ts(t.updated_at))
-      FROM tasks t LEFT JOIN categories c ON c.id = t.category_id
-     WHERE t.id = p_task
 $$;
 
+-- A task's snapshot as stored now.  PL/pgSQL rather than SQL: a SQL
+-- function with a FROM cannot be inlined, and is then planned afresh in
+-- every transaction; PL/pgSQL keeps the plan for the session.
+CREATE FUNCTION todod_task_json(p_task bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT todod_task_snapshot(t, c,
+                       coalesce((SELECT jsonb_agg(g.name ORDER BY g.name COLLATE "C")
+                                   FROM task_tags tt JOIN tags g ON g.id = tt.tag_id
+                                  WHERE tt.task_id = t.id), '[]'::jsonb))
+              FROM tasks t LEFT JOIN categories c ON c.id = t.category_id
+             WHERE t.id = p_task);
+END
+$$;
+
+-- Writes a task event to the outbox.  The INSERT is written here rather
+-- than through todod_emit: a SQL function called from PL/pgSQL is planned
+-- again in every transaction, a statement in PL/pgSQL once a session.
 CREATE FUNCTION todod_task_emit(p_topic text, p_type text, p_user bigint, p_task jsonb,
                                 p_changed jsonb DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM todod_emit(p_topic, p_type, 'task/' || (p_task ->> 'id'), p_task ->> 'id',
-        jsonb_build_object('user_id', p_user, 'task', p_task) ||
-        CASE WHEN p_changed IS NULL THEN '{}'::jsonb
-             ELSE jsonb_build_object('changed', p_changed) END);
+    INSERT INTO outbox (topic, type, subject, key, data)
+    VALUES (p_topic, p_type, 'task/' || (p_task ->> 'id'), p_task ->> 'id',
+            jsonb_build_object('user_id', p_user, 'task', p_task) ||
+            CASE WHEN p_changed IS NULL THEN '{}'::jsonb
+                 ELSE jsonb_build_object('changed', p_changed) END);
 END
 $$;
 
@@ -303,6 +345,7 @@ DECLARE
     v_id bigint := (p_before ->> 'id')::bigint;
     v_after jsonb := todod_task_json(v_id);
     v_changed jsonb;
+    v_stamp timestamptz;
 BEGIN
     SELECT jsonb_agg(k ORDER BY k) INTO v_changed
       FROM jsonb_object_keys(v_after) AS k
@@ -310,8 +353,9 @@ BEGIN
     IF v_changed IS NULL THEN
         RETURN v_after;
     END IF;
-    UPDATE tasks SET updated_at = now() WHERE id = v_id;
-    v_after := todod_task_json(v_id);
+    -- Only updated_at moves, so the snapshot is patched, not read again.
+    UPDATE tasks SET updated_at = now() WHERE id = v_id RETURNING updated_at INTO v_stamp;
+    v_after := v_after || jsonb_build_object('updated_at', todod_ts(v_stamp));
     PERFORM todod_task_emit('task-events', 'todod.task.updated', p_user, v_after, v_changed);
     RETURN v_after;
 END
@@ -501,8 +545,7 @@ DECLARE
     v_color text;
     v_result jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['name', 'color']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['name', 'color'], p_consumer, p_event);
     v_name := todod_label_name(p_kind, todod_arg_text(p_args, 'name'), 'name');
     v_color := todod_label_color(todod_arg_text(p_args, 'color'));
     BEGIN
@@ -524,8 +567,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_items jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, '{}');
+    PERFORM todod_begin(p_user, p_args, '{}', p_consumer, p_event);
     EXECUTE format('SELECT coalesce(jsonb_agg(jsonb_build_object(''id'', id, ''name'', name,'
                    ' ''color'', color) ORDER BY name COLLATE "C"), ''[]'') FROM %I WHERE user_id = $1',
                    todod_label_table(p_kind))
@@ -543,8 +585,7 @@ DECLARE
     v_color text;
     v_result jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id', 'name', 'color']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id', 'name', 'color'], p_consumer, p_event);
     v_id := todod_arg_id(p_args, 'id');
     IF p_args ? 'name' THEN
         v_name := todod_label_name(p_kind, todod_arg_text(p_args, 'name'), 'name');
@@ -576,8 +617,7 @@ DECLARE
     v_id bigint;
     v_result jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id'], p_consumer, p_event);
     v_id := todod_arg_id(p_args, 'id');
     EXECUTE format('DELETE FROM %I WHERE id = $1 AND user_id = $2'
                    ' RETURNING jsonb_build_object(''id'', id, ''name'', name, ''color'', color)',
@@ -614,33 +654,48 @@ CREATE FUNCTION todod_task_create(p_user bigint, p_args jsonb, p_consumer text, 
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_tz text := todod_begin(p_user, p_consumer, p_event);
+    -- series_id and occurrence are for the recurrence plugin's successors.
+    v_tz text := todod_begin(p_user, p_args, ARRAY['title', 'description', 'priority', 'due_at',
+        'remind_at', 'remind_before_min', 'category', 'tags', 'rrule', 'series_id', 'occurrence'],
+        p_consumer, p_event);
     t tasks;
+    v_tags text[];
     v_task jsonb;
 BEGIN
-    -- series_id and occurrence are for the recurrence plugin's successors.
-    PERFORM todod_check_fields(p_args, ARRAY['title', 'description', 'priority', 'due_at',
-        'remind_at', 'remind_before_min', 'category', 'tags', 'rrule', 'series_id', 'occurrence']);
     t.title := todod_task_title(todod_arg_text(p_args, 'title'));
     t.description := todod_task_description(todod_arg_text(p_args, 'description'));
     t.priority := todod_task_priority(coalesce(todod_arg_text(p_args, 'priority'), 'medium'));
     t.due_at := todod_parse_time(todod_arg_text(p_args, 'due_at'), v_tz, 'INVALID_DUE_DATE', 'due_at');
-    t := todod_task_reminder(t, p_args, v_tz, false);
+    IF p_args ? 'remind_at' OR p_args ? 'remind_before_min' THEN
+        t := todod_task_reminder(t, p_args, v_tz, false);
+    ELSE
+        t.reminder_state := 'none';  -- what todod_task_reminder makes of no arguments
+    END IF;
     t.category_id := todod_category_id(p_user, todod_arg_text(p_args, 'category'));
     t.rrule := nullif(btrim(todod_arg_text(p_args, 'rrule')), '');
     t.occurrence := coalesce(todod_arg_int(p_args, 'occurrence'), 1);
     -- A task starts its own series unless it continues one: the id is
     -- drawn first so series_id can default to it in the same insert.
-    t.id := nextval(pg_get_serial_sequence('tasks', 'id'));
+    t.id := nextval('tasks_id_seq');
     t.series_id := coalesce(todod_arg_int(p_args, 'series_id'), t.id);
     INSERT INTO tasks (id, user_id, title, description, priority, due_at, remind_at,
                        remind_offset_min, reminder_state, rrule, series_id, occurrence, category_id)
         OVERRIDING SYSTEM VALUE
         VALUES (t.id, p_user, t.title, t.description, t.priority, t.due_at, t.remind_at,
                 t.remind_offset_min, t.reminder_state, t.rrule, t.series_id, t.occurrence,
-                t.category_id);
-    PERFORM todod_task_set_tags(p_user, t.id, coalesce(todod_arg_names(p_args, 'tags'), '{}'));
-    v_task := todod_task_json(t.id);
+                t.category_id)
+        RETURNING * INTO t;
+    v_tags := todod_arg_names(p_args, 'tags');
+    -- Without tags or a category the row RETURNING gave is the whole
+    -- snapshot; with them, reading it back is simpler than rebuilding it.
+    IF cardinality(v_tags) > 0 THEN
+        PERFORM todod_task_set_tags(p_user, t.id, v_tags);
+    END IF;
+    IF cardinality(v_tags) > 0 OR t.category_id IS NOT NULL THEN
+        v_task := todod_task_json(t.id);
+    ELSE
+        v_task := todod_task_snapshot(t, NULL, '[]');
+    END IF;
     PERFORM todod_task_emit('task-events', 'todod.task.created', p_user, v_task);
     RETURN v_task;
 END
@@ -650,8 +705,7 @@ CREATE FUNCTION todod_task_get(p_user bigint, p_args jsonb, p_consumer text, p_e
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id'], p_consumer, p_event);
     RETURN todod_task_json((todod_task_find(p_user, p_args, false)).id);
 END
 $$;
@@ -660,13 +714,13 @@ CREATE FUNCTION todod_task_update(p_user bigint, p_args jsonb, p_consumer text, 
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_tz text := todod_begin(p_user, p_consumer, p_event);
+    v_tz text := todod_begin(p_user, p_args, ARRAY['id', 'title', 'description', 'priority',
+        'due_at', 'remind_at', 'remind_before_min', 'category', 'tags', 'rrule'],
+        p_consumer, p_event);
     o tasks;
     t tasks;
     v_before jsonb;
 BEGIN
-    PERFORM todod_check_fields(p_args, ARRAY['id', 'title', 'description', 'priority', 'due_at',
-        'remind_at', 'remind_before_min', 'category', 'tags', 'rrule']);
     o := todod_task_find(p_user, p_args, true);
     v_before := todod_task_json(o.id);
     t := o;
@@ -713,8 +767,7 @@ DECLARE
     t tasks;
     v_task jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id'], p_consumer, p_event);
     t := todod_task_find(p_user, p_args, true);
     IF t.completed_at IS NOT NULL THEN
         RETURN todod_task_json(t.id);
@@ -740,8 +793,7 @@ DECLARE
     t tasks;
     v_before jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id'], p_consumer, p_event);
     t := todod_task_find(p_user, p_args, true);
     v_before := todod_task_json(t.id);
     UPDATE tasks SET completed_at = NULL,
@@ -759,8 +811,7 @@ DECLARE
     t tasks;
     v_task jsonb;
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id'], p_consumer, p_event);
     t := todod_task_find(p_user, p_args, true);
     v_task := todod_task_json(t.id);
     DELETE FROM tasks WHERE id = t.id;
@@ -778,8 +829,7 @@ DECLARE
     v_names text[];
     v_current text[];
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['id', 'tags']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['id', 'tags'], p_consumer, p_event);
     t := todod_task_find(p_user, p_args, true);
     v_names := todod_arg_names(p_args, 'tags');
     IF v_names IS NULL THEN
@@ -909,14 +959,14 @@ CREATE FUNCTION todod_task_list(p_user bigint, p_args jsonb, p_consumer text, p_
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_tz text := todod_begin(p_user, p_consumer, p_event);
+    v_tz text := todod_begin(p_user, p_args, ARRAY['status', 'priority', 'category', 'tags',
+        'tags_mode', 'due_before', 'due_after', 'query', 'sort', 'limit', 'cursor'],
+        p_consumer, p_event);
     v_status text;
     v_priority text;
     v_mode text;
     v_sort text;
 BEGIN
-    PERFORM todod_check_fields(p_args, ARRAY['status', 'priority', 'category', 'tags', 'tags_mode',
-        'due_before', 'due_after', 'query', 'sort', 'limit', 'cursor']);
     v_status := lower(coalesce(todod_arg_text(p_args, 'status'), 'pending'));
     IF v_status NOT IN ('pending', 'completed', 'all') THEN
         PERFORM todod_fail('INVALID_STATUS', 'status', 'status is pending, completed or all.');
@@ -946,8 +996,7 @@ CREATE FUNCTION todod_task_search(p_user bigint, p_args jsonb, p_consumer text, 
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['query', 'limit', 'cursor']);
+    PERFORM todod_begin(p_user, p_args, ARRAY['query', 'limit', 'cursor'], p_consumer, p_event);
     RETURN todod_task_page(p_user, p_args, 'rank', todod_arg_text(p_args, 'query'), 'all',
                            NULL, NULL, NULL, false, NULL, NULL);
 END
@@ -955,19 +1004,21 @@ $$;
 
 -- ---- users ----------------------------------------------------------------------------
 
+-- PL/pgSQL for the same reason as todod_task_json: a plan kept per session.
 CREATE FUNCTION todod_user_json(p_user bigint) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object('id', id, 'name', name, 'email', email, 'tz', tz,
-                              'created_at', todod_ts(created_at))
-      FROM users WHERE id = p_user
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object('id', id, 'name', name, 'email', email, 'tz', tz,
+                                      'created_at', todod_ts(created_at))
+              FROM users WHERE id = p_user);
+END
 $$;
 
 CREATE FUNCTION todod_user_get(p_user bigint, p_args jsonb, p_consumer text, p_event text)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM todod_begin(p_user, p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, '{}');
+    PERFORM todod_begin(p_user, p_args, '{}', p_consumer, p_event);
     RETURN todod_user_json(p_user);
 END
 $$;
@@ -981,8 +1032,12 @@ DECLARE
     v_token text;
     v_id bigint;
 BEGIN
-    PERFORM todod_once(p_consumer, p_event);
-    PERFORM todod_check_fields(p_args, ARRAY['token']);
+    IF p_consumer IS NOT NULL AND p_event IS NOT NULL THEN
+        PERFORM todod_once(p_consumer, p_event);
+    END IF;
+    IF NOT todod_fields_ok(p_args, ARRAY['token']) THEN
+        PERFORM todod_check_fields(p_args, ARRAY['token']);
+    END IF;
     v_token := todod_arg_text(p_args, 'token');
     IF coalesce(v_token, '') = '' THEN
         PERFORM todod_fail('FIELD_REQUIRED', 'token', '"token" is required.');

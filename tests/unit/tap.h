@@ -12,21 +12,29 @@ static int tap_count, tap_failed;
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define is_str(got, want, ...) tap_is_str((got), (want), __FILE__, __LINE__, __VA_ARGS__)
 
+/* Prints one result line; `why` (may be NULL) follows a failure. */
+static inline int tap_vresult(int pass, const char *file, int line, const char *why,
+			      const char *fmt, va_list ap)
+{
+	printf("%s %d - ", pass ? "ok" : "not ok", ++tap_count);
+	vprintf(fmt, ap);
+	printf("\n");
+	if (!pass) {
+		tap_failed++;
+		printf("#   failed at %s:%d\n%s", file, line, why ? why : "");
+	}
+	fflush(stdout);
+	return pass;
+}
+
 static inline int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static inline int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
-	printf("%s %d - ", pass ? "ok" : "not ok", ++tap_count);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	pass = tap_vresult(pass, file, line, NULL, fmt, ap);
 	va_end(ap);
-	printf("\n");
-	if (!pass) {
-		tap_failed++;
-		printf("#   failed at %s:%d\n", file, line);
-	}
-	fflush(stdout);
 	return pass;
 }
 
@@ -36,18 +44,13 @@ static inline int tap_is_str(const char *got, const char *want, const char *file
 			     const char *fmt, ...)
 {
 	int pass = got && want ? strcmp(got, want) == 0 : got == want;
+	char why[2048];
+	snprintf(why, sizeof why, "#          got: '%s'\n#     expected: '%s'\n",
+		 got ? got : "(null)", want ? want : "(null)");
 	va_list ap;
-	printf("%s %d - ", pass ? "ok" : "not ok", ++tap_count);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	pass = tap_vresult(pass, file, line, why, fmt, ap);
 	va_end(ap);
-	printf("\n");
-	if (!pass) {
-		tap_failed++;
-		printf("#   failed at %s:%d\n#          got: '%s'\n#     expected: '%s'\n", file, line,
-		       got ? got : "(null)", want ? want : "(null)");
-	}
-	fflush(stdout);
 	return pass;
 }
 
