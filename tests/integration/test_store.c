@@ -326,6 +326,23 @@ static json_object *last_event(void)
 				      " FROM outbox ORDER BY id DESC LIMIT 1"));
 }
 
+/* Whether a change's result is also what its event carries and what
+ * task.get reads back: create builds its snapshot from the row it
+ * inserted and update only patches updated_at, so this ties those
+ * shortcuts to the stored task.  Run it right after the change. */
+static bool snapshot_consistent(json_object *t, int64_t user)
+{
+	json_object *held = json_object_get(t);
+	json_object *ev = last_event();
+	char args[64];
+	snprintf(args, sizeof args, "{\"id\":%lld}", (long long)num(held, "id"));
+	bool same = held && json_object_equal(held, get(get(ev, "data"), "task")) &&
+		    json_object_equal(held, call("task.get", user, args));
+	json_object_put(ev);
+	json_object_put(held);
+	return same;
+}
+
 static int64_t create_task(int64_t user, const char *args)
 {
 	json_object *r = call("task.create", user, args);
@@ -365,6 +382,7 @@ static void test_task_create(void)
 		   num(get(get(ev, "data"), "task"), "id") == id,
 	   "event data carries user_id and the task");
 	json_object_put(ev);
+	ok(snapshot_consistent(t, alice), "create: result, event and stored task agree");
 
 	t = call("task.create", alice,
 		 "{\"title\":\"Pay rent\",\"description\":\"before the 1st\",\"priority\":\"Urgent\","
@@ -377,6 +395,7 @@ static void test_task_create(void)
 	is_str(str(get(t, "category"), "name"), "Errands", "create: category by name");
 	is_str(str(t, "priority"), "urgent", "create: priority case-insensitive");
 	is_str(str(t, "rrule"), "FREQ=MONTHLY", "create: rrule kept");
+	ok(snapshot_consistent(t, alice), "create with tags and category: result, event, stored agree");
 
 	static const struct {
 		const char *due, *want;
@@ -469,6 +488,7 @@ static void test_task_get_update(void)
 	is_str(str(ev, "type"), "todod.task.updated", "update: event type");
 	is_str(text(get(ev, "data"), "changed"), "[\"title\"]", "update: changed names the field");
 	json_object_put(ev);
+	ok(snapshot_consistent(t, alice), "update: result, event and stored task agree");
 
 	call("task.update", alice, args);
 	ok(outbox_count() == events + 1, "update: changing nothing emits nothing");
