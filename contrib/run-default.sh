@@ -12,10 +12,13 @@ mkdir -p build/run
 cd build/run
 [ -f Makefile ] || "$top/configure" -q
 make -j"$(nproc)" -s
-# The shipped configuration, with plugins taken from this build.  root
-# keeps the compiled-in state directory; anyone else gets one at home.
+# The shipped configuration, with the plugins of this build gathered in
+# one directory.  root keeps the compiled-in state directory; anyone else
+# gets one at home.
+mkdir -p plugins-run
+for so in plugins/*/.libs/*.so; do ln -sf "$(pwd)/$so" plugins-run/; done
 conf=$(pwd)/todod.conf
-sed -e "s|^\[core\]|[core]\nplugin_dir = $(pwd)/plugins/example/.libs|" "$top/etc/todod.conf" > "$conf"
+sed -e "s|^\[core\]|[core]\nplugin_dir = $(pwd)/plugins-run|" "$top/etc/todod.conf" > "$conf"
 if [ "$(id -u)" -ne 0 ]; then
 	sed -i "s|^# state_dir = .*|state_dir = ${XDG_STATE_HOME:-$HOME/.local/state}/todod|" "$conf"
 fi

@@ -429,6 +429,7 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 
 	/* A private cluster starts with one user, so the default
 	 * configuration is usable at once. */
+	FILE *out = core->stdio_user ? stderr : stdout; /* stdout is the protocol's */
 	if (core->pgcluster && admin_user_count(c, err) == 0) {
 		char token[64];
 		const char *tz = getenv("TZ");
@@ -437,11 +438,16 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 			PQfinish(c);
 			return -1;
 		}
-		printf("todod: created the first user 'admin'\n"
-		       "MCP URL:   http://%s/mcp\n"
-		       "API token: %s\n", core->conf.listen, token);
-		fflush(stdout);
+		fprintf(out, "todod: created the first user 'admin'\n"
+			     "MCP URL:   http://%s/mcp\n"
+			     "API token: %s\n", core->conf.listen, token);
+		fflush(out);
 		explicit_bzero(token, sizeof token);
+	}
+	if (core->stdio_user &&
+	    admin_user_id(c, core->stdio_user, &core->stdio_user_id, err) != 0) {
+		PQfinish(c);
+		return -1;
 	}
 	PQfinish(c);
 	return 0;
@@ -474,6 +480,26 @@ static int connect_transport(struct core *core, struct todod_err *err)
 	return 0;
 }
 
+static void stdio_closed(void *arg)
+{
+	start_drain(arg, "end of input");
+}
+
+static int attach_stdio(struct core *core, struct todod_err *err)
+{
+	if (!core->stdio_user)
+		return 0;
+	const char *name = NULL;
+	const struct todod_stdio_service *svc = services_get(core, "stdio", &name);
+	if (!svc)
+		return todod_err_set(err, "mcp-stdio: no loaded plugin serves stdio; add a "
+					  "[plugin.mcp-tools] section to %s", core->config_path);
+	if (svc->struct_size < sizeof *svc)
+		return todod_err_set(err, "mcp-stdio: plugin '%s' is too old for this todod", name);
+	return svc->attach(svc->self, STDIN_FILENO, STDOUT_FILENO, core->stdio_user_id, stdio_closed,
+			   core, err);
+}
+
 static int start_core(struct core *core, struct todod_err *err)
 {
 	char *conninfo = NULL;
@@ -486,10 +512,11 @@ static int start_core(struct core *core, struct todod_err *err)
 	struct bus_conf bc = bus_conf_of(&core->conf);
 	struct outbox_conf oc = outbox_conf_of(&core->conf);
 	if (!core->base ||
-	    !(core->http = http_server_new(core->base, core->conf.listen, &limits, err)) ||
+	    !(core->http = http_server_new(core->base, core->stdio_user ? NULL : core->conf.listen,
+					   &limits, err)) ||
 	    !(core->curlm = curlm_new(core->base, err)) ||
 	    !(core->db = db_pool_new(core->base, conninfo, (int)core->conf.db_pool_size, err)) ||
-	    !(core->store = store_new(core->db, core->instance)) ||
+	    !(core->store = store_new(core->base, core->db)) ||
 	    !(core->bus = bus_new(core->base, core->store, &bc)) ||
 	    !(core->relay = outbox_relay_new(core->base, core->store, core->bus, core->instance, &oc))) {
 		explicit_bzero(conninfo, strlen(conninfo));
@@ -503,7 +530,8 @@ static int start_core(struct core *core, struct todod_err *err)
 	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
 	db_pool_start(core->db);
 	if (add_core_routes(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
-	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0)
+	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0 ||
+	    attach_stdio(core, err) != 0)
 		return -1;
 
 	core->sig_term = evsignal_new(core->base, SIGTERM, on_stop_signal, core);
@@ -571,9 +599,9 @@ static void stop_core(struct core *core)
 	free(core->config_path);
 }
 
-int daemon_run(const char *path)
+int daemon_run(const char *path, const char *stdio_user)
 {
-	struct core core = { .exit_code = 0 };
+	struct core core = { .exit_code = 0, .stdio_user = stdio_user };
 	struct todod_err err = { "" };
 	int rc = daemon_load_core_conf(path, &core.cf, &core.conf);
 	if (rc != 0)
@@ -592,8 +620,9 @@ int daemon_run(const char *path)
 		stop_core(&core);
 		return 1;
 	}
-	log_info("todod %s ready on http://%s (instance %s, %zu plugin%s)", PACKAGE_VERSION,
-		 core.conf.listen, core.instance, core.plugins.n, core.plugins.n == 1 ? "" : "s");
+	log_info("todod %s ready %s%s (instance %s, %zu plugin%s)", PACKAGE_VERSION,
+		 stdio_user ? "on stdio for " : "on http://", stdio_user ? stdio_user : core.conf.listen,
+		 core.instance, core.plugins.n, core.plugins.n == 1 ? "" : "s");
 	sd_notify_state("READY=1");
 	if (event_base_dispatch(core.base) < 0) {
 		log_error("event loop failed");

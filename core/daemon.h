@@ -30,14 +30,19 @@ struct core {
 	struct pgcluster *pgcluster;   /* when todod runs its own database */
 
 	struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
+	const char *stdio_user;        /* `todod mcp-stdio --user NAME` */
+	int64_t stdio_user_id;
 	int drains_pending;
 	bool draining;
 	int exit_code;
 };
 
 /* Run the daemon with the config at `path`; returns the process exit code
- * (0 clean stop, 78 configuration error, 1 otherwise). */
-int daemon_run(const char *path);
+ * (0 clean stop, 78 configuration error, 1 otherwise).  With `stdio_user`
+ * (`todod mcp-stdio --user NAME`) there is no HTTP listener: the plugin
+ * providing service "stdio" serves that user on stdin/stdout, and the end
+ * of stdin stops the process. */
+int daemon_run(const char *path, const char *stdio_user);
 
 /* `todod -t`: parse and validate everything, print the effective
  * configuration (secrets redacted), load every plugin without starting it. */

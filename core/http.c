@@ -589,6 +589,8 @@ struct http_server *http_server_new(struct event_base *base, const char *listen_
 	/* Used only when a handler sends a body without naming its type. */
 	evhttp_set_default_content_type(srv->http, "application/octet-stream");
 	http_server_set_limits(srv, limits);
+	if (!listen_at)
+		return srv; /* routes only: `todod mcp-stdio` serves no HTTP */
 
 	int fd = open_listener(listen_at, err);
 	if (fd < 0)

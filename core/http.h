@@ -16,7 +16,8 @@ struct http_limits {
 };
 
 /* `listen` is "host:port" or "[v6]:port"; binds immediately so a busy
- * port is a start-up error naming the address. */
+ * port is a start-up error naming the address.  NULL: no listener, but
+ * routes can still be registered (a process that serves stdio only). */
 struct http_server *http_server_new(struct event_base *base, const char *listen,
 				    const struct http_limits *limits, struct todod_err *err);
 /* Stop accepting new connections (drain). */

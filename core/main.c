@@ -14,6 +14,7 @@ static const char help_text[] =
 	"usage: todod [-c FILE] [-t]            run (or with -t: check the configuration)\n"
 	"       todod [-c FILE] --help-plugin NAME  options of plugin NAME (or 'core')\n"
 	"       todod [-c FILE] COMMAND ...       migrate | user ... | dlq ...\n"
+	"       todod [-c FILE] mcp-stdio --user NAME  serve MCP on stdin/stdout for NAME\n"
 	"       todod --version\n"
 	"\n"
 	"  -c, --config FILE   configuration file (default " SYSCONFDIR "/todod.conf)\n"
@@ -23,6 +24,7 @@ int main(int argc, char **argv)
 {
 	const char *config = SYSCONFDIR "/todod.conf";
 	const char *help_plugin = NULL;
+	const char *stdio_user = NULL;
 	bool test = false;
 	int cmd_at = 0;
 
@@ -41,6 +43,13 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(help_text, stdout);
 			return 0;
+		} else if (strcmp(a, "mcp-stdio") == 0) {
+			if (i + 2 >= argc || strcmp(argv[i + 1], "--user") != 0) {
+				fprintf(stderr, "todod: usage: todod [-c FILE] mcp-stdio --user NAME\n");
+				return 64;
+			}
+			stdio_user = argv[i + 2];
+			i += 2;
 		} else if (cli_is_command(a)) {
 			cmd_at = i;
 		} else {
@@ -74,7 +83,7 @@ int main(int argc, char **argv)
 	else if (test)
 		rc = daemon_check_config(config);
 	else
-		rc = daemon_run(config);
+		rc = daemon_run(config, stdio_user);
 	free(cmd_argv);
 	curl_global_cleanup();
 	return rc;

@@ -10,9 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "log.h"
+#include "rrule.h"
 
 struct store {
+	struct event_base *base;
 	struct db_pool *pool;
 };
 
@@ -32,11 +36,12 @@ struct store_request {
 };
 
 /* `instance` is not needed yet: events take their source when relayed. */
-struct store *store_new(struct db_pool *pool, const char *instance)
+struct store *store_new(struct event_base *base, struct db_pool *pool)
 {
 	struct store *st = calloc(1, sizeof *st);
 	if (!st)
 		abort();
+	st->base = base;
 	st->pool = pool;
 	return st;
 }
@@ -121,6 +126,67 @@ static void on_result(PGresult *res, const char *error, void *arg)
 	free(rq);
 }
 
+/* A request refused before it reached SQL: its answer must still arrive
+ * on a later loop turn, like every store answer. */
+struct store_refusal {
+	todod_store_cb cb;
+	void *arg;
+	const char *code, *field;
+	char text[sizeof ((struct todod_err *)NULL)->text];
+};
+
+static void deliver_refusal(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_refusal *r = arg;
+	const struct todod_store_error e = { r->code, r->field, r->text };
+	r->cb(NULL, &e, r->arg);
+	free(r);
+}
+
+static void refuse_later(struct store *st, const char *code, const char *field,
+			 const char *text, todod_store_cb cb, void *arg)
+{
+	struct store_refusal *r = calloc(1, sizeof *r);
+	if (!r)
+		abort();
+	*r = (struct store_refusal){ cb, arg, code, field, "" };
+	snprintf(r->text, sizeof r->text, "%s", text);
+	static const struct timeval now = { 0, 0 };
+	if (event_base_once(st->base, -1, EV_TIMEOUT, deliver_refusal, r, &now) != 0)
+		abort();
+}
+
+/* task.create and task.update keep only recurrence rules the recurrence
+ * plugin can expand, and keep them in normal form.  *send becomes a new
+ * reference to what to send: `args` itself, or a copy with the rule
+ * normalised (the caller's object is not ours to change).  A null or
+ * blank rule clears it and passes untouched. */
+static int normalise_rrule(const char *op, json_object *args, json_object **send,
+			   struct todod_err *why)
+{
+	json_object *value;
+	const char *text = NULL;
+	if (args && (strcmp(op, "task.create") == 0 || strcmp(op, "task.update") == 0) &&
+	    json_object_object_get_ex(args, "rrule", &value) &&
+	    json_object_is_type(value, json_type_string))
+		text = json_object_get_string(value);
+	if (!text || text[strspn(text, " \t\r\n")] == '\0') {
+		*send = json_object_get(args);
+		return 0;
+	}
+
+	struct rrule rule;
+	char normal[RRULE_TEXT_MAX];
+	if (rrule_parse(text, &rule, why) != 0)
+		return -1;
+	rrule_format(&rule, normal, sizeof normal);
+	*send = json_object_new_object();
+	json_object_object_foreach(args, key, member)
+		json_object_object_add(*send, key, json_object_get(member));
+	json_object_object_add(*send, "rrule", json_object_new_string(normal));
+	return 0;
+}
+
 int store_call(struct store *st, const char *op, int64_t user_id, json_object *args,
 	       const char *once_consumer, const char *once_event_id,
 	       todod_store_cb cb, void *arg, struct todod_err *err)
@@ -134,6 +200,13 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 		return todod_err_set(err, "store operation %s: give both once_consumer and "
 					  "once_event_id, or neither", name);
 
+	json_object *send;
+	struct todod_err why;
+	if (normalise_rrule(name, args, &send, &why) != 0) {
+		refuse_later(st, "INVALID_RECURRENCE_RULE", "rrule", why.text, cb, arg);
+		return 0;
+	}
+
 	/* The name was checked against op_names, so it is safe to splice:
 	 * "task.tag_add" -> todod_task_tag_add. */
 	char sql[96];
@@ -146,7 +219,7 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	snprintf(user, sizeof user, "%" PRId64, user_id);
 	const char *params[] = {
 		user,
-		args ? json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN) : "{}",
+		send ? json_object_to_json_string_ext(send, JSON_C_TO_STRING_PLAIN) : "{}",
 		once_consumer,
 		once_event_id,
 	};
@@ -157,5 +230,6 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	rq->arg = arg;
 	rq->op = name;
 	db_query(st->pool, sql, 4, params, on_result, rq);
+	json_object_put(send);
 	return 0;
 }

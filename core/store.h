@@ -14,7 +14,7 @@
 
 struct store;
 
-struct store *store_new(struct db_pool *pool, const char *instance);
+struct store *store_new(struct event_base *base, struct db_pool *pool);
 void store_free(struct store *st);
 struct db_pool *store_pool(struct store *st);
 

@@ -105,6 +105,19 @@ int admin_user_del(PGconn *c, const char *name, struct todod_err *err)
 	return by_name(c, "DELETE FROM users WHERE name = $1", 1, params, name, err);
 }
 
+int admin_user_id(PGconn *c, const char *name, int64_t *id, struct todod_err *err)
+{
+	const char *params[] = { name };
+	PGresult *res = run(c, "SELECT id FROM users WHERE name = $1", 1, params, err);
+	if (!res)
+		return -1;
+	int found = PQntuples(res) == 1;
+	if (found)
+		*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return found ? 0 : todod_err_set(err, "no user named '%s' (see `todod user list`)", name);
+}
+
 long admin_user_count(PGconn *c, struct todod_err *err)
 {
 	PGresult *res = run(c, "SELECT count(*) FROM users", 0, NULL, err);

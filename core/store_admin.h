@@ -19,6 +19,8 @@ int admin_user_add(PGconn *c, const char *name, const char *email, const char *t
 int admin_user_list(PGconn *c, FILE *out, struct todod_err *err);
 int admin_user_set_token(PGconn *c, const char *name, const char *token, struct todod_err *err);
 int admin_user_del(PGconn *c, const char *name, struct todod_err *err);
+/* The id of the user called `name`. */
+int admin_user_id(PGconn *c, const char *name, int64_t *id, struct todod_err *err);
 /* Number of users, -1 on error. */
 long admin_user_count(PGconn *c, struct todod_err *err);
 

@@ -273,6 +273,20 @@ struct todod_transport {
 	void *self;
 };
 
+/*
+ * Provided as service "stdio" by a plugin that can serve its protocol on a
+ * pair of file descriptors (mcp-tools): `todod mcp-stdio --user NAME` runs
+ * without an HTTP listener and hands it stdin and stdout for that user.
+ * `closed` fires once when the input ends (the client went away); the
+ * daemon then drains and exits.
+ */
+struct todod_stdio_service {
+	uint32_t struct_size;
+	int (*attach)(void *self, int in_fd, int out_fd, int64_t user_id,
+		      void (*closed)(void *arg), void *arg, struct todod_err *err);
+	void *self;
+};
+
 /* ------------------------------------------------------------------ */
 /* Store results                                                       */
 /* ------------------------------------------------------------------ */

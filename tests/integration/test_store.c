@@ -537,6 +537,56 @@ static void test_task_get_update(void)
 	is_str(text(call("task.update", alice, args), "tags"), "[]", "update: tags cleared");
 }
 
+/* Rules are checked and normalised by the core before SQL sees them. */
+static void test_task_rrule(void)
+{
+	long tasks = atol(sql("SELECT count(*) FROM tasks")), events = outbox_count();
+	expect_error("task.create", alice, "{\"title\":\"t\",\"rrule\":\"FREQ=DAILY;BYSETPOS=1\"}",
+		     "INVALID_RECURRENCE_RULE", "rrule");
+	is_str(last.text, "BYSETPOS is not supported", "create: the message names the part");
+	expect_error("task.create", alice, "{\"title\":\"t\",\"rrule\":\"every monday\"}",
+		     "INVALID_RECURRENCE_RULE", "rrule");
+	ok(atol(sql("SELECT count(*) FROM tasks")) == tasks && outbox_count() == events,
+	   "refused rules change nothing and emit nothing");
+
+	json_object *args = json_tokener_parse("{\"title\":\"Standup\",\"rrule\":"
+					       "\"rrule:byday=fr,mo,fr;freq=weekly;interval=1\"}");
+	struct outcome out = { 0 };
+	struct todod_err err;
+	ok(store_call(st, "task.create", alice, args, NULL, NULL, on_store, &out, &err) == 0,
+	   "create with a valid rule is accepted");
+	wait_for(&out.done, 1, 20);
+	is_str(str(out.res, "rrule"), "FREQ=WEEKLY;BYDAY=FR,MO", "create: the rule is stored normalised");
+	is_str(str(args, "rrule"), "rrule:byday=fr,mo,fr;freq=weekly;interval=1",
+	       "create: the caller's arguments are left alone");
+	char query[128], update[256];
+	int64_t id = num(out.res, "id");
+	snprintf(query, sizeof query, "SELECT rrule FROM tasks WHERE id = %lld", (long long)id);
+	is_str(sql(query), "FREQ=WEEKLY;BYDAY=FR,MO", "create: the row holds the normal form");
+	json_object_put(out.res);
+	json_object_put(args);
+
+	snprintf(update, sizeof update, "{\"id\":%lld,\"rrule\":\"FREQ=WEEKLY;BYDAY=9XX\"}",
+		 (long long)id);
+	args = json_tokener_parse(update);
+	memset(&out, 0, sizeof out);
+	store_call(st, "task.update", alice, args, NULL, NULL, on_store, &out, &err);
+	ok(!out.done, "update: a refused rule is not answered inside store_call");
+	wait_for(&out.done, 1, 20);
+	ok(strcmp(out.code, "INVALID_RECURRENCE_RULE") == 0 && strcmp(out.field, "rrule") == 0,
+	   "update: INVALID_RECURRENCE_RULE on rrule [got %s %s]", out.code, out.field);
+	is_str(out.text, "BYDAY: '9XX' is not a weekday", "update: the message names the part");
+	json_object_put(args);
+	is_str(sql(query), "FREQ=WEEKLY;BYDAY=FR,MO", "update: a refused rule keeps the old one");
+
+	snprintf(update, sizeof update,
+		 "{\"id\":%lld,\"rrule\":\"COUNT=3;BYMONTHDAY=-1;FREQ=monthly\"}", (long long)id);
+	is_str(str(call("task.update", alice, update), "rrule"), "FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=3",
+	       "update: the new rule is stored normalised");
+	snprintf(update, sizeof update, "{\"id\":%lld,\"rrule\":null}", (long long)id);
+	ok(is_null(call("task.update", alice, update), "rrule"), "update: null still clears the rule");
+}
+
 static void test_task_lifecycle(void)
 {
 	char args[256];
@@ -759,6 +809,24 @@ static void test_list(void)
 		   1,
 	   "list: filters combine");
 
+	/* Pages of 3 must give the order of one page of 100, whichever
+	 * indexes a sort and status read. */
+	static const char *const paged[] = {
+		"\"status\":\"all\"",
+		"\"status\":\"all\",\"sort\":\"due\"",
+		"\"status\":\"all\",\"sort\":\"priority\"",
+		"\"status\":\"completed\",\"sort\":\"priority\"",
+		"\"sort\":\"due\",\"due_after\":\"2026-12-03\",\"tags\":[\"three\",\"five\"]",
+		"\"sort\":\"due\",\"due_before\":\"2026-12-09\",\"priority\":\"low\"",
+	};
+	for (size_t i = 0; i < sizeof paged / sizeof *paged; i++) {
+		int64_t whole[100];
+		int whole_n = page_all("task.list", bob, paged[i], 100, whole, 100, NULL, &pages);
+		n = page_all("task.list", bob, paged[i], 3, ids, 100, NULL, &pages);
+		ok(n > 0 && n == whole_n && memcmp(ids, whole, n * sizeof *ids) == 0,
+		   "list {%s}: pages of 3 as one page (%d, %d)", paged[i], n, whole_n);
+	}
+
 	expect_error("task.list", bob, "{\"limit\":0}", "INVALID_LIMIT", "limit");
 	expect_error("task.list", bob, "{\"limit\":101}", "INVALID_LIMIT", "limit");
 	expect_error("task.list", bob, "{\"cursor\":\"garbage!!\"}", "INVALID_CURSOR", "cursor");
@@ -867,7 +935,7 @@ static void test_unreachable(void)
 {
 	struct todod_err err;
 	struct db_pool *dead = db_pool_new(base, "hostaddr=127.0.0.1 port=1 dbname=x", 1, &err);
-	struct store *dead_store = store_new(dead, "test");
+	struct store *dead_store = store_new(base, dead);
 	struct store *saved = st;
 	db_pool_start(dead);
 	st = dead_store;
@@ -875,6 +943,8 @@ static void test_unreachable(void)
 	ok(strcmp(last.code, "DATABASE_UNAVAILABLE") == 0 && strstr(last.text, "database unavailable"),
 	   "no server: DATABASE_UNAVAILABLE (%s)", last.text);
 	ok(!db_pool_ready(dead, &err), "no server: not ready: %s", err.text);
+	expect_error("task.create", alice, "{\"title\":\"t\",\"rrule\":\"FREQ=HOURLY\"}",
+		     "INVALID_RECURRENCE_RULE", "rrule");
 
 	struct tally t = { .inside_db_query = true };
 	db_query(dead, "SELECT 1", 0, NULL, on_query, &t);
@@ -972,7 +1042,7 @@ int main(void)
 
 	base = event_base_new();
 	pool = db_pool_new(base, test_dsn, 2, &err);
-	st = store_new(pool, "test");
+	st = store_new(base, pool);
 	db_pool_start(pool);
 
 	test_dispatch();
@@ -981,6 +1051,7 @@ int main(void)
 	test_labels(&(struct label_kind){ "tag", "tags", "TAG", 30 });
 	test_task_create();
 	test_task_get_update();
+	test_task_rrule();
 	test_task_lifecycle();
 	test_list();
 	test_search();

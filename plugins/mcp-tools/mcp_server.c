@@ -1,0 +1,568 @@
+/* mcp_server.c - MCP's JSON-RPC methods, independent of the transport.
+ *
+ * Everything that does not change between requests (the initialize result
+ * per protocol revision, the tools/list pages) is serialized once at start,
+ * so answering ping, initialize or tools/list is a matter of splicing the
+ * request id into a prepared text. */
+#include "mcp_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/printbuf.h>
+
+#include "tools.h"
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define TOOLS_PAGE_SIZE 10
+
+/* Newest first: an unknown requested revision is answered with the first. */
+static const char *const versions[] = { "2025-11-25", "2025-06-18", MCP_VERSION_FALLBACK };
+#define N_VERSIONS (sizeof versions / sizeof versions[0])
+
+/* RFC 5424 severities as MCP spells them, least severe first. */
+static const char *const log_levels[] = {
+	"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency",
+};
+
+static const char instructions[] =
+	"todod keeps the user's todo list: tasks with a title, description, priority "
+	"(low, medium, high, urgent), due date, reminder, optional RFC 5545 recurrence, "
+	"a category and tags. Use the tools to list, search, create, update, complete, "
+	"uncomplete and delete tasks, and to manage categories and tags. Every call acts "
+	"on the authenticated user's own data only. Dates are RFC 3339 timestamps. A tool "
+	"that cannot do what was asked returns isError with a JSON object "
+	"{\"error\":{\"code\",\"field\",\"message\"}}: read the message, fix the named "
+	"argument and try again.";
+
+struct tools_page {
+	char *cursor; /* what tools/list sends to get this page; NULL for the first */
+	char *result; /* the serialized ListToolsResult */
+};
+
+struct mcp_server {
+	const struct todod_api *api;
+	struct todod_ctx *ctx;
+	struct tool_env env;
+	char *init_result[N_VERSIONS];
+	struct tools_page *pages;
+	size_t n_pages;
+	struct printbuf *out; /* scratch for the reply being written */
+	unsigned inflight;
+};
+
+/* A tools/call waiting for its tool. */
+struct pending_call {
+	struct mcp_server *srv;
+	json_object *id;
+	mcp_reply_fn reply;
+	void *arg;
+};
+
+const char *mcp_version_find(const char *text)
+{
+	for (size_t i = 0; i < N_VERSIONS; i++)
+		if (strcmp(text, versions[i]) == 0)
+			return versions[i];
+	return NULL;
+}
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+/* `body` is the serialized result or error object; `id` NULL writes null. */
+static void send_envelope(struct mcp_server *srv, int status, json_object *id, const char *member,
+			  const char *body, size_t body_len, mcp_reply_fn reply, void *arg)
+{
+	struct printbuf *pb = srv->out;
+	printbuf_reset(pb);
+	printbuf_strappend(pb, "{\"jsonrpc\":\"2.0\",\"id\":");
+	if (id) {
+		size_t len;
+		const char *text = json_object_to_json_string_length(id, JSON_FLAGS, &len);
+		printbuf_memappend_fast(pb, text, (int)len);
+	} else {
+		printbuf_strappend(pb, "null");
+	}
+	sprintbuf(pb, ",\"%s\":", member);
+	printbuf_memappend_fast(pb, body, (int)body_len);
+	printbuf_strappend(pb, "}");
+	reply(status, pb->buf, (size_t)printbuf_length(pb), arg);
+}
+
+static void send_result_text(struct mcp_server *srv, json_object *id, const char *result,
+			     mcp_reply_fn reply, void *arg)
+{
+	send_envelope(srv, 200, id, "result", result, strlen(result), reply, arg);
+}
+
+/* Takes ownership of `result`. */
+static void send_result(struct mcp_server *srv, json_object *id, json_object *result,
+			mcp_reply_fn reply, void *arg)
+{
+	size_t len;
+	const char *text = json_object_to_json_string_length(result, JSON_FLAGS, &len);
+	send_envelope(srv, 200, id, "result", text, len, reply, arg);
+	json_object_put(result);
+}
+
+static void send_error(struct mcp_server *srv, int status, json_object *id, int code,
+		       const char *message, mcp_reply_fn reply, void *arg)
+{
+	json_object *err = json_object_new_object();
+	json_object_object_add(err, "code", json_object_new_int(code));
+	json_object_object_add(err, "message", json_object_new_string(message));
+	size_t len;
+	const char *text = json_object_to_json_string_length(err, JSON_FLAGS, &len);
+	send_envelope(srv, status, id, "error", text, len, reply, arg);
+	json_object_put(err);
+}
+
+void mcp_reply_error(struct mcp_server *srv, int status, int code, const char *message,
+		     mcp_reply_fn reply, void *arg)
+{
+	send_error(srv, status, NULL, code, message, reply, arg);
+}
+
+/* ---- parsing ---------------------------------------------------------------------- */
+
+json_object *mcp_parse(struct mcp_server *srv, const char *text, size_t len, mcp_reply_fn reply,
+		       void *arg)
+{
+	json_tokener *tok = json_tokener_new();
+	if (!tok) {
+		send_error(srv, 500, NULL, MCP_INTERNAL_ERROR, "Out of memory", reply, arg);
+		return NULL;
+	}
+	json_object *msg = json_tokener_parse_ex(tok, text, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	/* Anything but whitespace after the value makes the body unusable. */
+	size_t used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	while (jerr == json_tokener_success && used < len && text[used] &&
+	       strchr(" \t\r\n", text[used]))
+		used++;
+	if (jerr != json_tokener_success || used != len) {
+		json_object_put(msg);
+		char message[160];
+		snprintf(message, sizeof message, "Parse error: %s",
+			 jerr == json_tokener_success ? "trailing data after the JSON value"
+			 : jerr == json_tokener_continue ? "the JSON text is incomplete"
+			 : json_tokener_error_desc(jerr));
+		send_error(srv, 400, NULL, MCP_PARSE_ERROR, message, reply, arg);
+		return NULL;
+	}
+	if (json_object_is_type(msg, json_type_array)) {
+		json_object_put(msg);
+		send_error(srv, 400, NULL, MCP_INVALID_REQUEST,
+			   "Invalid Request: JSON-RPC batches are not supported; send one message",
+			   reply, arg);
+		return NULL;
+	}
+	if (!json_object_is_type(msg, json_type_object)) {
+		json_object_put(msg);
+		send_error(srv, 400, NULL, MCP_INVALID_REQUEST,
+			   "Invalid Request: a message is a JSON object", reply, arg);
+		return NULL;
+	}
+	return msg;
+}
+
+static json_object *member(json_object *obj, const char *key)
+{
+	json_object *v = NULL;
+	return json_object_object_get_ex(obj, key, &v) ? v : NULL;
+}
+
+/* A usable request id: a string or an integer, never null. */
+static bool id_valid(json_object *id)
+{
+	return json_object_is_type(id, json_type_string) || json_object_is_type(id, json_type_int);
+}
+
+const char *mcp_request_method(json_object *msg)
+{
+	json_object *method = member(msg, "method");
+	if (!member(msg, "id") || !json_object_is_type(method, json_type_string))
+		return NULL;
+	return json_object_get_string(method);
+}
+
+/* ---- methods ---------------------------------------------------------------------- */
+
+static const char *string_param(json_object *params, const char *key)
+{
+	json_object *v = member(params, key);
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static void do_initialize(struct mcp_server *srv, struct mcp_peer *peer, json_object *id,
+			  json_object *params, mcp_reply_fn reply, void *arg)
+{
+	const char *requested = string_param(params, "protocolVersion");
+	if (!requested) {
+		send_error(srv, 200, id, MCP_INVALID_PARAMS,
+			   "Invalid params: \"protocolVersion\" (a string) is required", reply, arg);
+		return;
+	}
+	/* An unknown revision is no error: we offer our newest, and the client
+	 * decides whether it can speak it. */
+	size_t chosen = 0;
+	for (size_t i = 0; i < N_VERSIONS; i++)
+		if (strcmp(requested, versions[i]) == 0)
+			chosen = i;
+	peer->version = versions[chosen];
+	peer->initialized = false;
+	send_result_text(srv, id, srv->init_result[chosen], reply, arg);
+}
+
+static void do_tools_list(struct mcp_server *srv, json_object *id, json_object *params,
+			  mcp_reply_fn reply, void *arg)
+{
+	json_object *cursor = member(params, "cursor");
+	size_t page = 0;
+	if (cursor && !json_object_is_type(cursor, json_type_null)) {
+		const char *text = json_object_is_type(cursor, json_type_string)
+					   ? json_object_get_string(cursor) : "";
+		for (page = 1; page < srv->n_pages; page++)
+			if (strcmp(text, srv->pages[page].cursor) == 0)
+				break;
+		if (page == srv->n_pages) {
+			send_error(srv, 200, id, MCP_INVALID_PARAMS,
+				   "Invalid params: unknown cursor; start again without one", reply,
+				   arg);
+			return;
+		}
+	}
+	send_result_text(srv, id, srv->pages[page].result, reply, arg);
+}
+
+static void do_set_level(struct mcp_server *srv, struct mcp_peer *peer, json_object *id,
+			 json_object *params, mcp_reply_fn reply, void *arg)
+{
+	const char *level = string_param(params, "level");
+	for (size_t i = 0; level && i < sizeof log_levels / sizeof log_levels[0]; i++) {
+		if (strcmp(level, log_levels[i]) == 0) {
+			peer->log_level = (int)i;
+			send_result_text(srv, id, "{}", reply, arg);
+			return;
+		}
+	}
+	send_error(srv, 200, id, MCP_INVALID_PARAMS,
+		   "Invalid params: \"level\" must be one of debug, info, notice, warning, error, "
+		   "critical, alert, emergency",
+		   reply, arg);
+}
+
+/* The error object the model reads; `field` is null when no argument is to blame. */
+static json_object *tool_error_json(const struct tool_error *error)
+{
+	json_object *detail = json_object_new_object();
+	json_object_object_add(detail, "code", json_object_new_string(error->code ? error->code : "ERROR"));
+	json_object_object_add(detail, "field",
+			       error->field ? json_object_new_string(error->field) : NULL);
+	json_object_object_add(detail, "message",
+			       json_object_new_string(error->message ? error->message : ""));
+	json_object *doc = json_object_new_object();
+	json_object_object_add(doc, "error", detail);
+	return doc;
+}
+
+/* The same JSON twice: as text for clients that only read content, and as
+ * structuredContent for those that read the output schema.  An error result
+ * carries no structuredContent: the TypeScript SDK client validates
+ * structuredContent against the outputSchema even when isError is set, and
+ * an error object never matches a success schema. */
+static void tool_done_cb(json_object *result, const struct tool_error *error, void *arg)
+{
+	struct pending_call *call = arg;
+	struct mcp_server *srv = call->srv;
+	json_object *doc = error ? tool_error_json(error) : json_object_get(result);
+	json_object *text = json_object_new_object();
+	json_object_object_add(text, "type", json_object_new_string("text"));
+	json_object_object_add(text, "text",
+			       json_object_new_string(json_object_to_json_string_ext(doc, JSON_FLAGS)));
+	json_object *content = json_object_new_array_ext(1);
+	json_object_array_add(content, text);
+	json_object *out = json_object_new_object();
+	json_object_object_add(out, "content", content);
+	if (error)
+		json_object_object_add(out, "isError", json_object_new_boolean(1));
+	else
+		json_object_object_add(out, "structuredContent", json_object_get(doc));
+	json_object_put(doc);
+	send_result(srv, call->id, out, call->reply, call->arg);
+	json_object_put(call->id);
+	free(call);
+	srv->inflight--;
+}
+
+static void do_tools_call(struct mcp_server *srv, struct mcp_peer *peer, json_object *id,
+			  json_object *params, mcp_reply_fn reply, void *arg)
+{
+	const char *name = string_param(params, "name");
+	if (!name) {
+		send_error(srv, 200, id, MCP_INVALID_PARAMS,
+			   "Invalid params: \"name\" (a string) is required", reply, arg);
+		return;
+	}
+	const struct tool *tool = tool_find(name);
+	if (!tool) {
+		char message[200];
+		snprintf(message, sizeof message,
+			 "Invalid params: unknown tool \"%.100s\"; tools/list names them", name);
+		send_error(srv, 200, id, MCP_INVALID_PARAMS, message, reply, arg);
+		return;
+	}
+	json_object *args = member(params, "arguments");
+	json_object *empty = NULL;
+	if (!args || json_object_is_type(args, json_type_null)) {
+		args = empty = json_object_new_object();
+	} else if (!json_object_is_type(args, json_type_object)) {
+		send_error(srv, 200, id, MCP_INVALID_PARAMS,
+			   "Invalid params: \"arguments\" must be an object", reply, arg);
+		return;
+	}
+	struct pending_call *call = malloc(sizeof *call);
+	if (!call) {
+		json_object_put(empty);
+		send_error(srv, 200, id, MCP_INTERNAL_ERROR, "Internal error: out of memory", reply,
+			   arg);
+		return;
+	}
+	*call = (struct pending_call){ srv, json_object_get(id), reply, arg };
+	srv->inflight++;
+	struct todod_err err = { "" };
+	/* The tool may answer before run() returns; `call` is then gone. */
+	if (tool->run(&srv->env, peer->user_id, args, tool_done_cb, call, &err) != 0) {
+		srv->api->log(srv->ctx, TODOD_LOG_WARN, "tool %s could not start: %s", name,
+			      err.text);
+		char message[600];
+		snprintf(message, sizeof message, "Internal error: %s", err.text);
+		send_error(srv, 200, id, MCP_INTERNAL_ERROR, message, reply, arg);
+		json_object_put(call->id);
+		free(call);
+		srv->inflight--;
+	}
+	json_object_put(empty);
+}
+
+void mcp_handle(struct mcp_server *srv, struct mcp_peer *peer, json_object *msg,
+		mcp_reply_fn reply, void *arg)
+{
+	json_object *id = member(msg, "id");
+	json_object *method_obj = member(msg, "method");
+	json_object *jsonrpc = member(msg, "jsonrpc");
+	bool has_id = id && !json_object_is_type(id, json_type_null);
+
+	if (!json_object_is_type(jsonrpc, json_type_string) ||
+	    strcmp(json_object_get_string(jsonrpc), "2.0") != 0) {
+		send_error(srv, 400, id_valid(id) ? id : NULL, MCP_INVALID_REQUEST,
+			   "Invalid Request: \"jsonrpc\" must be \"2.0\"", reply, arg);
+		return;
+	}
+	if (!method_obj) {
+		/* A response to a request we never send: accepted and ignored. */
+		if (has_id && (member(msg, "result") || member(msg, "error"))) {
+			reply(202, NULL, 0, arg);
+			return;
+		}
+		send_error(srv, 400, id_valid(id) ? id : NULL, MCP_INVALID_REQUEST,
+			   "Invalid Request: a message needs a \"method\"", reply, arg);
+		return;
+	}
+	if (!json_object_is_type(method_obj, json_type_string) || (id && !id_valid(id))) {
+		send_error(srv, 400, NULL, MCP_INVALID_REQUEST,
+			   "Invalid Request: \"method\" must be a string and \"id\" a string or an "
+			   "integer",
+			   reply, arg);
+		return;
+	}
+	const char *method = json_object_get_string(method_obj);
+	json_object *params = member(msg, "params");
+	if (params && !json_object_is_type(params, json_type_object) &&
+	    !json_object_is_type(params, json_type_null)) {
+		if (id)
+			send_error(srv, 200, id, MCP_INVALID_PARAMS,
+				   "Invalid params: \"params\" must be an object", reply, arg);
+		else
+			reply(202, NULL, 0, arg);
+		return;
+	}
+
+	if (!id) {
+		/* Notifications.  notifications/cancelled is accepted but cannot
+		 * stop anything: a store operation, once sent, runs to its end, and
+		 * its answer is small. */
+		if (strcmp(method, "notifications/initialized") == 0)
+			peer->initialized = true;
+		reply(202, NULL, 0, arg);
+		return;
+	}
+	if (strcmp(method, "ping") == 0) {
+		send_result_text(srv, id, "{}", reply, arg);
+	} else if (strcmp(method, "initialize") == 0) {
+		do_initialize(srv, peer, id, params, reply, arg);
+	} else if (!peer->version) {
+		send_error(srv, 200, id, MCP_INVALID_REQUEST,
+			   "Invalid Request: the session is not initialized; send initialize first",
+			   reply, arg);
+	} else if (strcmp(method, "tools/call") == 0) {
+		do_tools_call(srv, peer, id, params, reply, arg);
+	} else if (strcmp(method, "tools/list") == 0) {
+		do_tools_list(srv, id, params, reply, arg);
+	} else if (strcmp(method, "logging/setLevel") == 0) {
+		do_set_level(srv, peer, id, params, reply, arg);
+	} else {
+		char message[200];
+		snprintf(message, sizeof message, "Method not found: %.120s", method);
+		send_error(srv, 200, id, MCP_METHOD_NOT_FOUND, message, reply, arg);
+	}
+}
+
+/* ---- start-up: everything that can be prepared once ------------------------------- */
+
+static char *serialize(json_object *obj)
+{
+	char *text = strdup(json_object_to_json_string_ext(obj, JSON_FLAGS));
+	json_object_put(obj);
+	if (!text)
+		abort();
+	return text;
+}
+
+static json_object *parse_schema(const struct tool *tool, const char *which, const char *text,
+				 struct todod_err *err)
+{
+	enum json_tokener_error jerr = json_tokener_success;
+	json_object *schema = text ? json_tokener_parse_verbose(text, &jerr) : NULL;
+	if (!json_object_is_type(schema, json_type_object)) {
+		json_object_put(schema);
+		todod_err_set(err, "tool %s: %s is not a JSON object%s%s", tool->name, which,
+			      jerr != json_tokener_success ? ": " : "",
+			      jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "");
+		return NULL;
+	}
+	return schema;
+}
+
+static json_object *tool_json(const struct tool *tool, struct todod_err *err)
+{
+	json_object *input = parse_schema(tool, "input_schema", tool->input_schema, err);
+	json_object *output = input ? parse_schema(tool, "output_schema", tool->output_schema, err)
+				    : NULL;
+	if (!output) {
+		json_object_put(input);
+		return NULL;
+	}
+	json_object *hints = json_object_new_object();
+	json_object_object_add(hints, "title", json_object_new_string(tool->title));
+	json_object_object_add(hints, "readOnlyHint", json_object_new_boolean(tool->read_only));
+	json_object_object_add(hints, "destructiveHint", json_object_new_boolean(tool->destructive));
+	json_object_object_add(hints, "idempotentHint", json_object_new_boolean(tool->idempotent));
+	json_object_object_add(hints, "openWorldHint", json_object_new_boolean(0));
+	json_object *t = json_object_new_object();
+	json_object_object_add(t, "name", json_object_new_string(tool->name));
+	json_object_object_add(t, "title", json_object_new_string(tool->title));
+	json_object_object_add(t, "description", json_object_new_string(tool->description));
+	json_object_object_add(t, "inputSchema", input);
+	json_object_object_add(t, "outputSchema", output);
+	json_object_object_add(t, "annotations", hints);
+	return t;
+}
+
+static int build_pages(struct mcp_server *srv, struct todod_err *err)
+{
+	size_t n;
+	const struct tool *all = tools_all(&n);
+	srv->n_pages = n ? (n + TOOLS_PAGE_SIZE - 1) / TOOLS_PAGE_SIZE : 1;
+	srv->pages = calloc(srv->n_pages, sizeof *srv->pages);
+	if (!srv->pages)
+		return todod_err_set(err, "out of memory");
+	for (size_t p = 0; p < srv->n_pages; p++) {
+		json_object *list = json_object_new_array();
+		for (size_t i = p * TOOLS_PAGE_SIZE; i < n && i < (p + 1) * TOOLS_PAGE_SIZE; i++) {
+			json_object *t = tool_json(&all[i], err);
+			if (!t) {
+				json_object_put(list);
+				return -1;
+			}
+			json_object_array_add(list, t);
+		}
+		json_object *result = json_object_new_object();
+		json_object_object_add(result, "tools", list);
+		if (p + 1 < srv->n_pages) {
+			/* Opaque to clients; only its exact spelling is honoured. */
+			char cursor[32];
+			snprintf(cursor, sizeof cursor, "todod-tools-%zu", (p + 1) * TOOLS_PAGE_SIZE);
+			json_object_object_add(result, "nextCursor", json_object_new_string(cursor));
+			srv->pages[p + 1].cursor = strdup(cursor);
+			if (!srv->pages[p + 1].cursor)
+				abort();
+		}
+		srv->pages[p].result = serialize(result);
+	}
+	return 0;
+}
+
+static void build_init_results(struct mcp_server *srv, const char *server_version)
+{
+	for (size_t i = 0; i < N_VERSIONS; i++) {
+		json_object *tools = json_object_new_object();
+		json_object_object_add(tools, "listChanged", json_object_new_boolean(0));
+		json_object *caps = json_object_new_object();
+		json_object_object_add(caps, "tools", tools);
+		json_object_object_add(caps, "logging", json_object_new_object());
+		json_object *info = json_object_new_object();
+		json_object_object_add(info, "name", json_object_new_string("todod"));
+		json_object_object_add(info, "version", json_object_new_string(server_version));
+		json_object *result = json_object_new_object();
+		json_object_object_add(result, "protocolVersion", json_object_new_string(versions[i]));
+		json_object_object_add(result, "capabilities", caps);
+		json_object_object_add(result, "serverInfo", info);
+		json_object_object_add(result, "instructions", json_object_new_string(instructions));
+		srv->init_result[i] = serialize(result);
+	}
+}
+
+struct mcp_server *mcp_server_new(const struct todod_api *api, struct todod_ctx *ctx,
+				  const char *server_version, struct todod_err *err)
+{
+	struct mcp_server *srv = calloc(1, sizeof *srv);
+	if (!srv) {
+		todod_err_set(err, "out of memory");
+		return NULL;
+	}
+	srv->api = api;
+	srv->ctx = ctx;
+	srv->env = (struct tool_env){ api, ctx };
+	srv->out = printbuf_new();
+	if (!srv->out || build_pages(srv, err) != 0) {
+		if (!srv->out)
+			todod_err_set(err, "out of memory");
+		mcp_server_free(srv);
+		return NULL;
+	}
+	build_init_results(srv, server_version);
+	return srv;
+}
+
+void mcp_server_free(struct mcp_server *srv)
+{
+	if (!srv)
+		return;
+	for (size_t i = 0; i < N_VERSIONS; i++)
+		free(srv->init_result[i]);
+	for (size_t p = 0; srv->pages && p < srv->n_pages; p++) {
+		free(srv->pages[p].cursor);
+		free(srv->pages[p].result);
+	}
+	free(srv->pages);
+	if (srv->out)
+		printbuf_free(srv->out);
+	free(srv);
+}
+
+unsigned mcp_inflight(const struct mcp_server *srv)
+{
+	return srv->inflight;
+}

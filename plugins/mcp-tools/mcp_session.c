@@ -1,0 +1,269 @@
+/* mcp_session.c - MCP sessions: random ids, a hash table, idle expiry. */
+#include "mcp_session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* Every authenticated client may create sessions; past this many the least
+ * recently used one makes room, so memory stays bounded whatever clients
+ * that never send DELETE do. */
+#define MAX_SESSIONS 65536
+#define MIN_BUCKETS 64
+
+struct mcp_sessions {
+	const struct todod_api *api;
+	struct todod_ctx *ctx;
+	struct mcp_session **buckets;
+	size_t n_buckets; /* a power of two */
+	size_t count;
+	struct mcp_session *oldest, *newest;
+	int64_t timeout_ms;
+	struct todod_timer *sweep;
+	/* getrandom() is asked for a batch at a time, not once per session. */
+	unsigned char entropy[256];
+	size_t entropy_left;
+};
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool mcp_secret_equal(const char *secret, size_t secret_len, const char *given, size_t given_len)
+{
+	volatile unsigned char diff = secret_len != given_len;
+	for (size_t i = 0; i < secret_len; i++)
+		diff |= (unsigned char)secret[i] ^ (unsigned char)(i < given_len ? given[i] : 0);
+	return diff == 0;
+}
+
+/* FNV-1a: the ids we store are random, so any spreading hash does. */
+static size_t id_hash(const char *id)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static struct mcp_session **bucket_of(struct mcp_sessions *set, const char *id)
+{
+	return &set->buckets[id_hash(id) & (set->n_buckets - 1)];
+}
+
+static void grow(struct mcp_sessions *set)
+{
+	size_t n = set->n_buckets * 2;
+	struct mcp_session **buckets = calloc(n, sizeof *buckets);
+	if (!buckets)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < set->n_buckets; i++) {
+		for (struct mcp_session *s = set->buckets[i], *next; s; s = next) {
+			next = s->chain;
+			struct mcp_session **b = &buckets[id_hash(s->id) & (n - 1)];
+			s->chain = *b;
+			*b = s;
+		}
+	}
+	free(set->buckets);
+	set->buckets = buckets;
+	set->n_buckets = n;
+}
+
+static void recency_unlink(struct mcp_sessions *set, struct mcp_session *s)
+{
+	if (s->older)
+		s->older->newer = s->newer;
+	else
+		set->oldest = s->newer;
+	if (s->newer)
+		s->newer->older = s->older;
+	else
+		set->newest = s->older;
+	s->older = s->newer = NULL;
+}
+
+static void recency_append(struct mcp_sessions *set, struct mcp_session *s)
+{
+	s->older = set->newest;
+	s->newer = NULL;
+	if (set->newest)
+		set->newest->newer = s;
+	else
+		set->oldest = s;
+	set->newest = s;
+}
+
+void mcp_session_end(struct mcp_sessions *set, struct mcp_session *s)
+{
+	for (struct mcp_session **p = bucket_of(set, s->id); *p; p = &(*p)->chain) {
+		if (*p == s) {
+			*p = s->chain;
+			break;
+		}
+	}
+	recency_unlink(set, s);
+	set->count--;
+	explicit_bzero(s->token, s->token_len);
+	free(s->token);
+	explicit_bzero(s->id, sizeof s->id);
+	free(s);
+}
+
+static bool expired(const struct mcp_sessions *set, const struct mcp_session *s, int64_t now)
+{
+	return now - s->last_used_ms >= set->timeout_ms;
+}
+
+/* The oldest sessions come first, so the sweep stops at the first live one. */
+static void sweep(void *arg)
+{
+	struct mcp_sessions *set = arg;
+	int64_t now = monotonic_ms();
+	while (set->oldest && expired(set, set->oldest, now))
+		mcp_session_end(set, set->oldest);
+}
+
+static int random_bytes(struct mcp_sessions *set, unsigned char *out, size_t n,
+			struct todod_err *err)
+{
+	if (set->entropy_left < n) {
+		/* GRND_NONBLOCK: only before the kernel's pool is first seeded
+		 * would this block, and the loop must not. */
+		ssize_t got = getrandom(set->entropy, sizeof set->entropy, GRND_NONBLOCK);
+		if (got != (ssize_t)sizeof set->entropy)
+			return todod_err_set(err, "no randomness for a session id: %s",
+					     got < 0 ? strerror(errno) : "short read");
+		set->entropy_left = sizeof set->entropy;
+	}
+	set->entropy_left -= n;
+	memcpy(out, set->entropy + set->entropy_left, n);
+	explicit_bzero(set->entropy + set->entropy_left, n);
+	return 0;
+}
+
+struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id,
+				       const char *token, size_t token_len, struct todod_err *err)
+{
+	unsigned char raw[MCP_SESSION_ID_LEN / 2];
+	if (random_bytes(set, raw, sizeof raw, err) != 0)
+		return NULL;
+	struct mcp_session *s = calloc(1, sizeof *s);
+	char *copy = malloc(token_len + 1);
+	if (!s || !copy) {
+		free(s);
+		free(copy);
+		todod_err_set(err, "out of memory");
+		return NULL;
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof raw; i++) {
+		s->id[2 * i] = hex[raw[i] >> 4];
+		s->id[2 * i + 1] = hex[raw[i] & 15];
+	}
+	explicit_bzero(raw, sizeof raw);
+	memcpy(copy, token, token_len);
+	copy[token_len] = '\0';
+	s->token = copy;
+	s->token_len = token_len;
+	s->peer.user_id = user_id;
+	s->last_used_ms = monotonic_ms();
+
+	if (set->count >= MAX_SESSIONS)
+		mcp_session_end(set, set->oldest);
+	if (set->count >= set->n_buckets)
+		grow(set);
+	struct mcp_session **b = bucket_of(set, s->id);
+	s->chain = *b;
+	*b = s;
+	recency_append(set, s);
+	set->count++;
+	return s;
+}
+
+struct mcp_session *mcp_session_find(struct mcp_sessions *set, const char *id)
+{
+	if (strlen(id) != MCP_SESSION_ID_LEN)
+		return NULL;
+	for (struct mcp_session *s = *bucket_of(set, id); s; s = s->chain) {
+		if (strcmp(s->id, id) != 0)
+			continue;
+		int64_t now = monotonic_ms();
+		/* Exact expiry even between two sweeps. */
+		if (expired(set, s, now)) {
+			mcp_session_end(set, s);
+			return NULL;
+		}
+		s->last_used_ms = now;
+		recency_unlink(set, s);
+		recency_append(set, s);
+		return s;
+	}
+	return NULL;
+}
+
+size_t mcp_sessions_count(const struct mcp_sessions *set)
+{
+	return set->count;
+}
+
+/* Often enough that an expired session's memory does not linger long past
+ * its timeout, rarely enough to cost nothing. */
+static int64_t sweep_interval(int64_t timeout_ms)
+{
+	int64_t ms = timeout_ms / 8;
+	return ms < 1000 ? 1000 : ms > 60000 ? 60000 : ms;
+}
+
+int mcp_sessions_set_timeout(struct mcp_sessions *set, int64_t idle_timeout_ms,
+			     struct todod_err *err)
+{
+	struct todod_timer *t = set->api->timer_add(set->ctx, sweep_interval(idle_timeout_ms), true,
+						    sweep, set);
+	if (!t)
+		return todod_err_set(err, "cannot create the session expiry timer");
+	if (set->sweep)
+		set->api->timer_del(set->sweep);
+	set->sweep = t;
+	set->timeout_ms = idle_timeout_ms;
+	return 0;
+}
+
+struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_ctx *ctx,
+				      int64_t idle_timeout_ms, struct todod_err *err)
+{
+	struct mcp_sessions *set = calloc(1, sizeof *set);
+	if (set)
+		set->buckets = calloc(MIN_BUCKETS, sizeof *set->buckets);
+	if (!set || !set->buckets) {
+		free(set);
+		todod_err_set(err, "out of memory");
+		return NULL;
+	}
+	set->api = api;
+	set->ctx = ctx;
+	set->n_buckets = MIN_BUCKETS;
+	if (mcp_sessions_set_timeout(set, idle_timeout_ms, err) != 0) {
+		free(set->buckets);
+		free(set);
+		return NULL;
+	}
+	return set;
+}
+
+/* The timer belongs to the plugin's context; the core removes it. */
+void mcp_sessions_free(struct mcp_sessions *set)
+{
+	if (!set)
+		return;
+	while (set->oldest)
+		mcp_session_end(set, set->oldest);
+	explicit_bzero(set->entropy, sizeof set->entropy);
+	free(set->buckets);
+	free(set);
+}

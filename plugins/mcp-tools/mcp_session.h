@@ -1,0 +1,53 @@
+/* mcp_session.h - MCP sessions of the Streamable HTTP transport.
+ *
+ * A session is created by a successful initialize and names the user it
+ * acts for and the bearer token that proved it.  Ids are 128 random bits
+ * from getrandom(); lookups are O(1) through a hash table; a session that
+ * sees no request for the idle timeout is gone.  The table also keeps the
+ * sessions in least-recently-used order, so expiry and the cap on their
+ * number cost O(1) per session. */
+#ifndef TODOD_MCP_SESSION_H
+#define TODOD_MCP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <todod-plugin.h>
+
+#include "mcp_server.h"
+
+#define MCP_SESSION_ID_LEN 32 /* hex digits */
+
+struct mcp_session {
+	char id[MCP_SESSION_ID_LEN + 1];
+	struct mcp_peer peer;
+	char *token; /* the bearer token bound at initialize ("" without auth); wiped on end */
+	size_t token_len;
+	int64_t last_used_ms; /* monotonic */
+	struct mcp_session *chain;        /* next in the hash bucket */
+	struct mcp_session *older, *newer; /* recency list */
+};
+
+struct mcp_sessions;
+
+struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_ctx *ctx,
+				      int64_t idle_timeout_ms, struct todod_err *err);
+void mcp_sessions_free(struct mcp_sessions *set);
+/* Re-arms the expiry sweep for a new timeout; -1 (old timeout kept) on failure. */
+int mcp_sessions_set_timeout(struct mcp_sessions *set, int64_t idle_timeout_ms,
+			     struct todod_err *err);
+
+/* A new session for `user_id` bound to `token`; NULL (and `err`) when the
+ * kernel has no randomness to give without blocking. */
+struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id,
+				       const char *token, size_t token_len, struct todod_err *err);
+/* The live session called `id`, marked as used now; NULL when unknown or expired. */
+struct mcp_session *mcp_session_find(struct mcp_sessions *set, const char *id);
+void mcp_session_end(struct mcp_sessions *set, struct mcp_session *s);
+size_t mcp_sessions_count(const struct mcp_sessions *set);
+
+/* Constant-time comparison: the time depends on the secret's length only. */
+bool mcp_secret_equal(const char *secret, size_t secret_len, const char *given, size_t given_len);
+
+#endif
