@@ -26,7 +26,7 @@ static const char *const op_names[] = {
 	"category.create", "category.list",   "category.update", "category.delete",
 	"tag.create",      "tag.list",        "tag.update",      "tag.delete",
 	"task.tag_add",    "task.tag_remove", "user.get",        "user.by_token",
-	NULL,
+	"user.by_name",    NULL,
 };
 
 struct store_request {

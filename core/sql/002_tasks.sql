@@ -101,8 +101,20 @@ CREATE TABLE tasks (
                           setweight(to_tsvector('simple', coalesce(description, '')), 'B')) STORED
 );
 CREATE INDEX tasks_search ON tasks USING gin (search);
-CREATE INDEX tasks_user_created ON tasks (user_id, created_at, id);
-CREATE INDEX tasks_user_due ON tasks (user_id, due_at, id);
+-- The orders task.list pages through (see todod_task_page), each split
+-- by status so the default, pending, does not step over finished tasks;
+-- and search without words, which goes by id.
+CREATE INDEX tasks_pending_created ON tasks (user_id, created_at, id) WHERE completed_at IS NULL;
+CREATE INDEX tasks_done_created ON tasks (user_id, created_at, id) WHERE completed_at IS NOT NULL;
+CREATE INDEX tasks_pending_due ON tasks (user_id, coalesce(due_at, 'infinity'), id)
+    WHERE completed_at IS NULL;
+CREATE INDEX tasks_done_due ON tasks (user_id, coalesce(due_at, 'infinity'), id)
+    WHERE completed_at IS NOT NULL;
+CREATE INDEX tasks_pending_priority ON tasks (user_id, (todod_priority_rank(priority)::float8), id)
+    WHERE completed_at IS NULL;
+CREATE INDEX tasks_done_priority ON tasks (user_id, (todod_priority_rank(priority)::float8), id)
+    WHERE completed_at IS NOT NULL;
+CREATE INDEX tasks_user ON tasks (user_id, id);
 CREATE INDEX tasks_category ON tasks (category_id);
 -- What the reminder scan reads.
 CREATE INDEX tasks_reminders_pending ON tasks (remind_at) WHERE reminder_state = 'pending';
@@ -450,6 +462,23 @@ BEGIN
         t.remind_at := t.due_at - make_interval(mins => t.remind_offset_min);
         IF t.remind_at IS NULL THEN
             t.remind_offset_min := NULL;
+        END IF;
+    END IF;
+    -- A reminder the caller sets must be one that can still fire: one in
+    -- the past would go out at once (the original set_reminder's bug), and
+    -- one on a finished task never matters.  A due date moved into the past
+    -- drags its relative reminder along without complaint.
+    IF (v_minutes IS NOT NULL OR coalesce(v_at, '') <> '') AND t.remind_at IS NOT NULL THEN
+        IF t.completed_at IS NOT NULL THEN
+            PERFORM todod_fail('TASK_COMPLETED', 'id',
+                'The task is completed, so a reminder for it would never fire.');
+        END IF;
+        IF t.remind_at <= now() THEN
+            PERFORM todod_fail('REMINDER_IN_PAST',
+                CASE WHEN v_minutes IS NOT NULL THEN 'remind_before_min' ELSE 'remind_at' END,
+                format('The reminder would fire at %s, %s minutes ago; a reminder must lie in the future.',
+                       todod_ts(t.remind_at),
+                       floor(extract(epoch FROM now() - t.remind_at) / 60)));
         END IF;
     END IF;
     IF t.reminder_state IS NULL OR t.remind_at IS DISTINCT FROM v_old THEN
@@ -884,10 +913,103 @@ BEGIN
 END
 $$;
 
--- One page of a user's tasks, ordered by (time key, number key, id):
--- created -> created_at; due -> due_at with no date last; priority ->
--- urgent first; rank -> best text match first.  Fetches one row more
--- than the limit to know whether there is a next page.
+-- One page of a user's tasks in the order (time key, number key, id) of
+-- the cursor: created -> created_at; due -> due_at with no date last;
+-- priority -> urgent first; rank -> best text match first.  Within one
+-- order only one of the two keys varies, so a page is an index range
+-- (user_id, key, id) > cursor read for limit + 1 rows (the extra one
+-- tells whether there is a next page), filtered and made into snapshots
+-- in the same statement.  Text matching has no index order, so search
+-- ranks every match (found through the GIN index on search) and keeps
+-- the best; search without words lists by id.
+--
+-- Each order is a function of its own, made below from one template, so
+-- that each statement keeps its plan for the session: planning this one
+-- costs about as much as running it.  The plan is forced generic: it
+-- reads the order's index whatever the arguments, but the optional
+-- filters' guessed selectivity would have the plan cache replan every
+-- call.  The price: a rare filter walks the index until the page fills.
+-- Arguments are what todod_task_page
+-- prepared: the cursor as a bound on (key, id) in c_ts or c_num (time or
+-- number keys) and c_id, filters NULL when not asked for, p_tags_need
+-- how many of p_tags a task must have (0: no tag filter).
+DO $generate$
+DECLARE
+    o record;
+    v_rows text;
+BEGIN
+    FOR o IN SELECT * FROM (VALUES
+        --  order,      key (as its index has it),                  bound,   split by status
+            ('created',  't.created_at',                             'c_ts',  true),
+            ('due',      'coalesce(t.due_at, ''infinity'')',         'c_ts',  true),
+            ('priority', 'todod_priority_rank(t.priority)::float8',  'c_num', true),
+            ('rank',     '(-ts_rank(t.search, p_tsq))::float8',      'c_num', false),
+            ('id',       't.id',                                     'c_id',  false))
+        AS v(name, key, bound, split)
+    LOOP
+        -- LIMIT 101 (the largest page and one) keeps the generic plan's
+        -- estimates, and so the plan, what they are with a real limit.
+        v_rows := replace(replace(replace(replace($rows$
+            SELECT t.id, {key} AS k FROM tasks t
+             WHERE t.user_id = p_user AND {after} {status}
+               AND (p_priority IS NULL OR t.priority = p_priority)
+               AND (p_category IS NULL OR t.category_id = p_category)
+               AND {match}
+               AND (p_due_before IS NULL OR t.due_at < p_due_before)
+               AND (p_due_after IS NULL OR t.due_at > p_due_after)
+               AND (p_tags_need = 0 OR
+                    (SELECT count(*) FROM task_tags tt JOIN tags g ON g.id = tt.tag_id
+                      WHERE tt.task_id = t.id AND g.name = ANY (p_tags)) >= p_tags_need)
+             ORDER BY {key}, t.id LIMIT 101 $rows$,
+            '{after}', CASE o.name WHEN 'id' THEN 't.id > c_id'
+                -- ts_rank is dear: on a first page every row is after.
+                WHEN 'rank' THEN '(c_num = ''-infinity'' OR ({key}, t.id) > (c_num, c_id))'
+                ELSE '({key}, t.id) > ({bound}, c_id)' END),
+            '{key}', o.key), '{bound}', o.bound),
+            -- Search has words, or is the order by id.
+            '{match}', CASE o.name WHEN 'rank' THEN 't.search @@ p_tsq'
+                                   ELSE '(p_tsq IS NULL OR t.search @@ p_tsq)' END);
+        -- Split, all statuses merge the pages of both partial indexes.
+        v_rows := CASE WHEN o.split THEN
+            format('(%s) UNION ALL (%s)',
+                   replace(v_rows, '{status}', 'AND t.completed_at IS NULL AND p_status <> ''completed'''),
+                   replace(v_rows, '{status}', 'AND t.completed_at IS NOT NULL AND p_status <> ''pending'''))
+            ELSE replace(v_rows, '{status}',
+                'AND (p_status = ''all'' OR (p_status = ''completed'') = (t.completed_at IS NOT NULL))') END;
+        EXECUTE format($fn$
+            CREATE FUNCTION %I(p_user bigint, p_sort text, c_ts timestamptz, c_num float8,
+                               c_id bigint, p_limit bigint, p_status text, p_priority text,
+                               p_category bigint, p_tags text[], p_tags_need integer,
+                               p_tsq tsquery, p_due_before timestamptz,
+                               p_due_after timestamptz)
+            RETURNS jsonb
+            LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $body$
+            BEGIN
+                RETURN (
+                    SELECT jsonb_build_object(
+                        'tasks', coalesce(jsonb_agg(todod_task_snapshot(t, c,
+                                     coalesce((SELECT jsonb_agg(g.name ORDER BY g.name COLLATE "C")
+                                                 FROM task_tags tt JOIN tags g ON g.id = tt.tag_id
+                                                WHERE tt.task_id = p.id), '[]'::jsonb))
+                                     ORDER BY p.k, p.id) FILTER (WHERE p.n <= p_limit), '[]'::jsonb),
+                        'next_cursor', CASE WHEN count(*) > p_limit THEN
+                            max(todod_cursor_encode(p_sort, %s, %s, p.id)) FILTER (WHERE p.n = p_limit)
+                        END)
+                      FROM (SELECT r.*, row_number() OVER (ORDER BY r.k, r.id) AS n
+                              FROM (%s) r
+                             ORDER BY r.k, r.id LIMIT p_limit + 1) p
+                      JOIN tasks t ON t.id = p.id
+                      LEFT JOIN categories c ON c.id = t.category_id);
+            END
+            $body$ $fn$,
+            'todod_task_page_' || o.name,
+            CASE WHEN o.bound = 'c_ts' THEN 'p.k' ELSE '''-infinity''::timestamptz' END,
+            CASE WHEN o.bound = 'c_num' THEN 'p.k' ELSE '0::float8' END,
+            v_rows);
+    END LOOP;
+END
+$generate$;
+
 CREATE FUNCTION todod_task_page(p_user bigint, p_args jsonb, p_sort text, p_query text,
                                 p_status text, p_priority text, p_category bigint,
                                 p_tags text[], p_tags_all boolean,
@@ -897,14 +1019,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_limit bigint := coalesce(todod_arg_int(p_args, 'limit'), 20);
     v_cursor text := todod_arg_text(p_args, 'cursor');
+    v_empty constant jsonb := jsonb_build_object('tasks', '[]'::jsonb, 'next_cursor', NULL);
     v_tsq tsquery;
-    c_ts timestamptz;
-    c_num float8;
-    c_id bigint;
-    v_tasks jsonb := '[]';
-    v_next text;
-    v_count integer := 0;
-    r record;
+    -- The order that pages: search without words goes by id.
+    v_order text := p_sort;
+    -- Without a cursor the page starts before every row: ids start at 1.
+    c_ts timestamptz := '-infinity';
+    c_num float8 := '-infinity';
+    c_id bigint := -9223372036854775808;
+    v_page jsonb;
 BEGIN
     IF v_limit < 1 OR v_limit > 100 THEN
         PERFORM todod_fail('INVALID_LIMIT', 'limit', 'limit is a number from 1 to 100.');
@@ -916,42 +1039,36 @@ BEGIN
         v_tsq := websearch_to_tsquery('simple', p_query);
         -- Only punctuation or operators: nothing can match.
         IF numnode(v_tsq) = 0 THEN
-            RETURN jsonb_build_object('tasks', '[]'::jsonb, 'next_cursor', NULL);
+            RETURN v_empty;
         END IF;
+    ELSIF p_sort = 'rank' THEN
+        v_order := 'id';
     END IF;
-    FOR r IN
-        SELECT q.id, q.k_ts, q.k_num FROM (
-            SELECT t.id,
-                   CASE p_sort WHEN 'created' THEN t.created_at
-                               WHEN 'due' THEN coalesce(t.due_at, 'infinity')
-                               ELSE '-infinity' END AS k_ts,
-                   CASE p_sort WHEN 'priority' THEN todod_priority_rank(t.priority)::float8
-                               WHEN 'rank' THEN coalesce(-ts_rank(t.search, v_tsq)::float8, 0)
-                               ELSE 0 END AS k_num
-              FROM tasks t
-             WHERE t.user_id = p_user
-               AND (p_status = 'all' OR (p_status = 'completed') = (t.completed_at IS NOT NULL))
-               AND (p_priority IS NULL OR t.priority = p_priority)
-               AND (p_category IS NULL OR t.category_id = p_category)
-               AND (v_tsq IS NULL OR t.search @@ v_tsq)
-               AND (p_due_before IS NULL OR t.due_at < p_due_before)
-               AND (p_due_after IS NULL OR t.due_at > p_due_after)
-               AND (coalesce(cardinality(p_tags), 0) = 0 OR
-                    (SELECT count(*) FROM task_tags tt JOIN tags g ON g.id = tt.tag_id
-                      WHERE tt.task_id = t.id AND g.name = ANY (p_tags))
-                    >= CASE WHEN p_tags_all THEN cardinality(p_tags) ELSE 1 END)
-        ) q
-         WHERE c_id IS NULL OR (q.k_ts, q.k_num, q.id) > (c_ts, c_num, c_id)
-         ORDER BY q.k_ts, q.k_num, q.id
-         LIMIT v_limit + 1
-    LOOP
-        v_count := v_count + 1;
-        EXIT WHEN v_count > v_limit;
-        v_tasks := v_tasks || jsonb_build_array(todod_task_json(r.id));
-        v_next := todod_cursor_encode(p_sort, r.k_ts, r.k_num, r.id);
-    END LOOP;
-    RETURN jsonb_build_object('tasks', v_tasks,
-                              'next_cursor', CASE WHEN v_count > v_limit THEN v_next END);
+    -- The cursor's triple against a row's, where the rows' number key is
+    -- 0 (time orders, and by id) or their time key -infinity (the
+    -- others), comes down to the bound on (key, id) the index reads from.
+    IF v_order NOT IN ('created', 'due') AND c_ts > '-infinity' THEN
+        RETURN v_empty;
+    END IF;
+    IF v_order IN ('created', 'due', 'id') THEN
+        c_id := CASE WHEN c_num = 0 THEN c_id
+                     WHEN c_num < 0 THEN -9223372036854775808
+                     ELSE 9223372036854775807 END;
+    END IF;
+    -- due_after bounds the due order's range as well; the filter stays,
+    -- since a task without a date sorts as infinity.
+    IF v_order = 'due' AND (c_ts, c_id) < (p_due_after, 9223372036854775807) THEN
+        c_ts := p_due_after;
+        c_id := 9223372036854775807;
+    END IF;
+    EXECUTE format('SELECT %I($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
+                   'todod_task_page_' || v_order)
+       INTO v_page
+      USING p_user, p_sort, c_ts, c_num, c_id, v_limit, p_status, p_priority, p_category, p_tags,
+            CASE WHEN coalesce(cardinality(p_tags), 0) = 0 THEN 0
+                 WHEN p_tags_all THEN cardinality(p_tags) ELSE 1 END,
+            v_tsq, p_due_before, p_due_after;
+    RETURN v_page;
 END
 $$;
 
@@ -1025,6 +1142,29 @@ $$;
 
 -- Authentication: only the token's SHA-256 is stored, so it is hashed the
 -- same way and looked up.  The caller's user_id plays no part.
+-- For `auth = none`: the configured default user, by name.
+CREATE FUNCTION todod_user_by_name(p_user bigint, p_args jsonb, p_consumer text, p_event text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_name text;
+    v_id bigint;
+BEGIN
+    IF NOT todod_fields_ok(p_args, ARRAY['name']) THEN
+        PERFORM todod_check_fields(p_args, ARRAY['name']);
+    END IF;
+    v_name := todod_arg_text(p_args, 'name');
+    IF coalesce(v_name, '') = '' THEN
+        PERFORM todod_fail('FIELD_REQUIRED', 'name', '"name" is required.');
+    END IF;
+    SELECT id INTO v_id FROM users WHERE name = v_name;
+    IF NOT FOUND THEN
+        PERFORM todod_fail('USER_NOT_FOUND', 'name', format('There is no user named %s.', v_name));
+    END IF;
+    RETURN todod_user_json(v_id);
+END
+$$;
+
 CREATE FUNCTION todod_user_by_token(p_user bigint, p_args jsonb, p_consumer text, p_event text)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$

@@ -7,6 +7,7 @@
 #include "todod-config.h"
 
 #include "mcp_server.h"
+#include "tools.h"
 
 struct mcp_plugin {
 	const struct todod_api *api;
@@ -42,6 +43,7 @@ static void mcp_destroy(void *state)
 	mcp_stdio_free(p->stdio);
 	mcp_http_free(p->http);
 	mcp_server_free(p->srv);
+	tools_release();
 	free(p);
 }
 

@@ -28,8 +28,8 @@ static const char *const log_levels[] = {
 static const char instructions[] =
 	"todod keeps the user's todo list: tasks with a title, description, priority "
 	"(low, medium, high, urgent), due date, reminder, optional RFC 5545 recurrence, "
-	"a category and tags. Use the tools to list, search, create, update, complete, "
-	"uncomplete and delete tasks, and to manage categories and tags. Every call acts "
+	"a category and tags. Use the tools to list, search, create, update, complete "
+	"and delete tasks, and to manage categories and tags. Every call acts "
 	"on the authenticated user's own data only. Dates are RFC 3339 timestamps. A tool "
 	"that cannot do what was asked returns isError with a JSON object "
 	"{\"error\":{\"code\",\"field\",\"message\"}}: read the message, fix the named "
@@ -370,7 +370,10 @@ void mcp_handle(struct mcp_server *srv, struct mcp_peer *peer, json_object *msg,
 			   "Invalid Request: a message needs a \"method\"", reply, arg);
 		return;
 	}
-	if (!json_object_is_type(method_obj, json_type_string) || (id && !id_valid(id))) {
+	/* json-c gives a JSON null as NULL: "id": null is present but null,
+	 * which MCP forbids, and must not pass for a notification. */
+	bool id_null = !id && json_object_object_get_ex(msg, "id", NULL);
+	if (!json_object_is_type(method_obj, json_type_string) || (id && !id_valid(id)) || id_null) {
 		send_error(srv, 400, NULL, MCP_INVALID_REQUEST,
 			   "Invalid Request: \"method\" must be a string and \"id\" a string or an "
 			   "integer",

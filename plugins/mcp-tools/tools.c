@@ -48,8 +48,6 @@ struct tool_call {
 	tool_done done;
 	void *done_arg;
 	json_object *args;  /* for the store: the tool's arguments, id renamed */
-	json_object *memo;
-	tool_step next;
 	bool in_run;        /* still inside run(), where done must not fire */
 	char code[64];
 	char field[64];
@@ -61,22 +59,9 @@ json_object *tool_call_args(struct tool_call *c)
 	return c->args;
 }
 
-json_object *tool_call_memo(struct tool_call *c)
-{
-	if (!c->memo)
-		c->memo = json_object_new_object();
-	return c->memo;
-}
-
-int64_t tool_call_now_ms(struct tool_call *c)
-{
-	return c->env.api->now_ms();
-}
-
 static void call_free(struct tool_call *c)
 {
 	json_object_put(c->args);
-	json_object_put(c->memo);
 	free(c);
 }
 
@@ -145,10 +130,7 @@ static void on_store(json_object *res, const struct todod_store_error *e, void *
 {
 	struct tool_call *c = arg;
 	if (!e) {
-		if (c->next)
-			c->next(c, res);
-		else
-			answer(c, res);
+		answer(c, res);
 		return;
 	}
 	const char *message = e->text ? e->text : e->code;
@@ -157,27 +139,58 @@ static void on_store(json_object *res, const struct todod_store_error *e, void *
 		message = "The task database cannot be reached right now. Try again in a few seconds; "
 			  "if this call was a change, check with get_task or list_tasks whether it "
 			  "was made before repeating it.";
+	/* The store's sentences quote its own argument name, "id". */
+	char renamed[512];
+	const char *quoted = c->plan->id_arg ? strstr(message, "\"id\"") : NULL;
+	if (quoted) {
+		snprintf(renamed, sizeof renamed, "%.*s\"%s\"%s", (int)(quoted - message), message,
+			 c->plan->id_arg, quoted + 4);
+		message = renamed;
+	}
 	fail_with(c, e->code, tool_field(c, e->field), message);
 }
 
-void tool_call_store(struct tool_call *c, const char *op, json_object *args, tool_step next)
+void tool_call_commit(struct tool_call *c)
 {
 	struct todod_err err = { { 0 } };
-	c->next = next;
-	if (c->env.api->store_call(c->env.ctx, op, c->user_id, args, NULL, NULL, on_store, c,
-				   &err) == 0)
+	if (c->env.api->store_call(c->env.ctx, c->plan->op, c->user_id, c->args, NULL, NULL,
+				   on_store, c, &err) == 0)
 		return;
 	c->env.api->log(c->env.ctx, TODOD_LOG_ERROR, "tool %s: %s", c->plan->tool, err.text);
 	tool_call_fail(c, "INTERNAL_ERROR", NULL,
 		       "The server could not run this tool; its log has the details.");
 }
 
-void tool_call_commit(struct tool_call *c)
+/* ---- arguments --------------------------------------------------------- */
+
+/* Input schemas, parsed on first use rather than on every call. */
+static struct {
+	const char *tool;
+	json_object *schema;
+} parsed_schemas[32];
+
+static json_object *input_schema_of(const char *name)
 {
-	tool_call_store(c, c->plan->op, c->args, NULL);
+	size_t i;
+	for (i = 0; i < sizeof parsed_schemas / sizeof parsed_schemas[0] && parsed_schemas[i].tool; i++)
+		if (strcmp(parsed_schemas[i].tool, name) == 0)
+			return parsed_schemas[i].schema;
+	const struct tool *tool = tool_find(name);
+	if (!tool || i == sizeof parsed_schemas / sizeof parsed_schemas[0])
+		return NULL;
+	parsed_schemas[i].tool = tool->name;
+	parsed_schemas[i].schema = json_tokener_parse(tool->input_schema);
+	return parsed_schemas[i].schema;
 }
 
-/* ---- arguments --------------------------------------------------------- */
+void tools_release(void)
+{
+	for (size_t i = 0; i < sizeof parsed_schemas / sizeof parsed_schemas[0]; i++) {
+		json_object_put(parsed_schemas[i].schema);
+		parsed_schemas[i].tool = NULL;
+		parsed_schemas[i].schema = NULL;
+	}
+}
 
 /* What the input schema says about fields, checked here so that the model
  * hears about them in its own vocabulary (task_id, not the store's id).
@@ -185,8 +198,7 @@ void tool_call_commit(struct tool_call *c)
  * stable codes such as TITLE_TOO_LONG. */
 static bool check_fields(struct tool_call *c, json_object *args)
 {
-	const struct tool *tool = tool_find(c->plan->tool);
-	json_object *schema = tool ? json_tokener_parse(tool->input_schema) : NULL;
+	json_object *schema = input_schema_of(c->plan->tool);
 	json_object *props = NULL, *required = NULL;
 	if (!schema || !json_object_object_get_ex(schema, "properties", &props))
 		props = NULL;
@@ -222,7 +234,6 @@ static bool check_fields(struct tool_call *c, json_object *args)
 		tool_call_fail(c, "FIELD_REQUIRED", name, "\"%s\" is required.", name);
 		good = false;
 	}
-	json_object_put(schema);
 	return good;
 }
 

@@ -41,11 +41,15 @@ struct tool {
 	bool read_only;
 	bool destructive;
 	bool idempotent;
-	/* Returns -1 (nothing started, done not called) only when the call
-	 * cannot even be attempted; `err` says why. */
+	/* `args` is borrowed for the duration of run() only: copy what an
+	 * asynchronous step needs.  Returns -1 (nothing started, done not
+	 * called) only when the call cannot even be attempted; `err` says why. */
 	int (*run)(const struct tool_env *env, int64_t user_id, json_object *args,
 		   tool_done done, void *arg, struct todod_err *err);
 };
+
+/* Free what the tools cache (parsed schemas); at plugin destroy. */
+void tools_release(void);
 
 /* All tools, in the order tools/list shows them. */
 const struct tool *tools_all(size_t *n);

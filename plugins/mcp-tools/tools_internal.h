@@ -68,17 +68,13 @@
 
 struct tool_call;
 
-/* A step: what to do with the result of a store call. */
-typedef void (*tool_step)(struct tool_call *c, json_object *res);
-
 struct tool_plan {
 	const char *tool;   /* the tool's name: whose input schema the arguments must fit */
 	const char *op;     /* the store operation that does the work */
 	const char *id_arg; /* the argument sent as the store's "id", or NULL */
 	const char *wrap;   /* the result is answered as {wrap: result}; NULL: as it is */
 	/* Optional: runs instead of the store call, once the arguments are
-	 * checked; it must end in tool_call_store(), tool_call_commit() or
-	 * tool_call_fail(), now or from a later step. */
+	 * checked; it must end in tool_call_commit() or tool_call_fail(). */
 	void (*begin)(struct tool_call *c);
 };
 
@@ -94,15 +90,9 @@ int tool_run_plan(const struct tool_plan *plan, const struct tool_env *env, int6
 	}
 
 /* The arguments as the plan's store operation takes them (the id
- * renamed); a step may change them before tool_call_commit(). */
+ * renamed). */
 json_object *tool_call_args(struct tool_call *c);
-/* An object a step may keep values in for the steps after it. */
-json_object *tool_call_memo(struct tool_call *c);
-int64_t tool_call_now_ms(struct tool_call *c);
 
-/* Calls the store; `next` gets the result, or the call ends with the
- * store's error.  `args` is borrowed. */
-void tool_call_store(struct tool_call *c, const char *op, json_object *args, tool_step next);
 /* Runs the plan's operation with tool_call_args() and answers with its result. */
 void tool_call_commit(struct tool_call *c);
 /* Ends the call with a tool error. */

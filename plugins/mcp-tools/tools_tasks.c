@@ -1,10 +1,9 @@
 /* tools_tasks.c - the task tools: add, list, get, update, complete,
  * delete, search, and set_reminder.
  *
- * Most are one store call.  What the store does not check is done here
- * before the call: a reminder that would fire in the past is refused (the
- * reminder scan would otherwise send it at once, which is what the
- * original system's set_reminder got wrong). */
+ * Each is one store call; the store checks everything the arguments can
+ * get wrong, including a reminder in the past (which the original system's
+ * set_reminder accepted and then sent at once). */
 #include "tools_internal.h"
 
 #include <ctype.h>
@@ -13,160 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- times --------------------------------------------------------------- */
-
-/* An ISO 8601 time as the store reads it: wall-clock fields, and the
- * offset when one was written. */
-struct iso_time {
-	int64_t wall_s; /* the fields as if they were UTC, in seconds */
-	bool has_offset;
-	int offset_s;   /* east of UTC */
-};
-
-static bool parse_iso_time(const char *text, struct iso_time *t)
-{
-	int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
-	*t = (struct iso_time){ 0 };
-	if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-		return false;
-	const char *p = text + n;
-	if (*p == 'T' || *p == 't' || *p == ' ') {
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
-			return false;
-		p += 1 + n;
-		if (*p == ':') {
-			if (sscanf(p + 1, "%2d%n", &s, &n) != 1 || n != 2)
-				return false;
-			p += 3;
-			if (*p == '.')
-				for (p++; isdigit((unsigned char)*p); p++)
-					;
-		}
-		if (*p == 'Z' || *p == 'z') {
-			t->has_offset = true;
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int oh = 0, om = 0;
-			if (sscanf(p + 1, "%2d%n", &oh, &n) != 1 || n != 2)
-				return false;
-			const char *q = p + 3;
-			if (*q == ':')
-				q++;
-			if (isdigit((unsigned char)*q) && (sscanf(q, "%2d%n", &om, &n) != 1 || n != 2))
-				return false;
-			if (isdigit((unsigned char)*q))
-				q += 2;
-			t->has_offset = true;
-			t->offset_s = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-			p = q;
-		}
-	}
-	static const int month_days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || h > 23 || mi > 59 || s > 59)
-		return false;
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-			 .tm_hour = h, .tm_min = mi, .tm_sec = s };
-	t->wall_s = (int64_t)timegm(&tm);
-	return tm.tm_mday == d; /* 29 February of a common year moved on */
-}
-
-static uint32_t be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* The UTC offset of zone `tz` at instant `at`, from the system's TZif
- * files (the ones PostgreSQL reads too).  The file is a few kilobytes in
- * the page cache, and only a reminder given as wall-clock time reads it. */
-static bool zone_offset(const char *tz, int64_t at, int *offset_s)
-{
-	if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0) {
-		*offset_s = 0;
-		return true;
-	}
-	if (tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 64)
-		return false;
-	char path[128];
-	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-	static unsigned char buf[1 << 16];
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return false;
-	size_t len = fread(buf, 1, sizeof buf, f);
-	fclose(f);
-
-	/* Version 2 and later repeat the data with 64-bit times after the
-	 * 32-bit block; both blocks start with the same 44-byte header. */
-	size_t hdr = 0;
-	int tsize = 4;
-	for (;;) {
-		if (len < hdr + 44 || memcmp(buf + hdr, "TZif", 4) != 0)
-			return false;
-		const unsigned char *c = buf + hdr + 20;
-		size_t isut = be32(c), isstd = be32(c + 4), leap = be32(c + 8);
-		size_t times = be32(c + 12), types = be32(c + 16), chars = be32(c + 20);
-		size_t data = times * (size_t)tsize + times + types * 6 + chars +
-			      leap * (size_t)(tsize + 4) + isstd + isut;
-		if (len < hdr + 44 + data || types == 0)
-			return false;
-		if (tsize == 4 && buf[hdr + 4] >= '2') {
-			hdr += 44 + data;
-			tsize = 8;
-			continue;
-		}
-		const unsigned char *tp = buf + hdr + 44, *idx = tp + times * (size_t)tsize;
-		const unsigned char *info = idx + times;
-		size_t type = 0;
-		for (size_t i = 0; i < times; i++) {
-			int64_t when = tsize == 8 ? (int64_t)((uint64_t)be32(tp + 8 * i) << 32 |
-							      be32(tp + 8 * i + 4))
-						  : (int32_t)be32(tp + 4 * i);
-			if (when > at)
-				break;
-			type = idx[i];
-		}
-		if (type >= types)
-			return false;
-		*offset_s = (int32_t)be32(info + 6 * type);
-		return true;
-	}
-}
-
-enum instant { INSTANT_KNOWN, INSTANT_NEEDS_ZONE, INSTANT_UNKNOWN };
-
-/* The UTC instant of `text`; wall-clock times are in zone `tz` (NULL: not
- * known yet).  Twice round the offset lookup, so a time just after a DST
- * change gets the offset in force then, not at the wall time read as UTC. */
-static enum instant instant_of(const char *text, const char *tz, int64_t *at)
-{
-	struct iso_time t;
-	int offset;
-	if (!text || !parse_iso_time(text, &t))
-		return INSTANT_UNKNOWN;
-	if (t.has_offset) {
-		*at = t.wall_s - t.offset_s;
-		return INSTANT_KNOWN;
-	}
-	if (!tz)
-		return INSTANT_NEEDS_ZONE;
-	if (!zone_offset(tz, t.wall_s, &offset))
-		return INSTANT_UNKNOWN;
-	*at = t.wall_s - offset;
-	if (zone_offset(tz, *at, &offset))
-		*at = t.wall_s - offset;
-	return INSTANT_KNOWN;
-}
-
-/* A string argument, or NULL when absent, null or empty. */
-static const char *text_arg(json_object *args, const char *key)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(args, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	const char *s = json_object_get_string(v);
-	return *s ? s : NULL;
-}
-
+/* An argument that is present and not null or "". */
 static bool has_value(json_object *args, const char *key)
 {
 	json_object *v;
@@ -174,108 +20,8 @@ static bool has_value(json_object *args, const char *key)
 	       !(json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0);
 }
 
-/* ---- reminders in the future --------------------------------------------- */
-
-/* Runs the plan's change once the reminder it sets is known to lie in the
- * future.  The due date comes from the arguments or, when they do not
- * move it, from the task (memo "due_at"); a wall-clock time needs the
- * user's time zone (memo "tz"), fetched once.  What cannot be computed
- * here (a malformed time, minutes without a due date) goes to the store,
- * which answers it with its own error. */
-static void commit_if_future(struct tool_call *c);
-
-static void got_zone(struct tool_call *c, json_object *user)
-{
-	json_object *tz = NULL;
-	json_object_object_get_ex(user, "tz", &tz);
-	json_object_object_add(tool_call_memo(c), "tz",
-			       json_object_new_string(tz ? json_object_get_string(tz) : "UTC"));
-	commit_if_future(c);
-}
-
-static void commit_if_future(struct tool_call *c)
-{
-	json_object *args = tool_call_args(c), *memo = tool_call_memo(c), *v;
-	const char *tz = text_arg(memo, "tz");
-	const char *field = has_value(args, "remind_at") ? "remind_at" : "remind_before_min";
-	int64_t at = 0;
-	enum instant known;
-
-	if (strcmp(field, "remind_at") == 0) {
-		known = instant_of(text_arg(args, "remind_at"), tz, &at);
-	} else {
-		const char *due = json_object_object_get_ex(args, "due_at", NULL)
-					  ? text_arg(args, "due_at") : text_arg(memo, "due_at");
-		json_object_object_get_ex(args, "remind_before_min", &v);
-		known = json_object_is_type(v, json_type_int) ? instant_of(due, tz, &at)
-							       : INSTANT_UNKNOWN;
-		at -= json_object_get_int64(v) * 60;
-	}
-	if (known == INSTANT_NEEDS_ZONE) {
-		json_object *none = json_object_new_object();
-		tool_call_store(c, "user.get", none, got_zone);
-		json_object_put(none);
-		return;
-	}
-	int64_t now_ms = tool_call_now_ms(c);
-	if (known == INSTANT_KNOWN && at * 1000 <= now_ms) {
-		char when[32];
-		time_t t = (time_t)at;
-		struct tm tm;
-		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-		tool_call_fail(c, "REMINDER_IN_PAST", field,
-			       "The reminder would fire at %s, %lld minutes ago; a reminder must lie in "
-			       "the future.",
-			       when, (long long)((now_ms / 1000 - at) / 60));
-		return;
-	}
-	tool_call_commit(c);
-}
-
-static void got_task(struct tool_call *c, json_object *task)
-{
-	json_object *v;
-	if (json_object_object_get_ex(task, "status", &v) &&
-	    strcmp(json_object_get_string(v), "completed") == 0) {
-		tool_call_fail(c, "TASK_COMPLETED", "task_id",
-			       "The task is completed, so a reminder for it would never be useful.");
-		return;
-	}
-	if (json_object_object_get_ex(task, "due_at", &v) && json_object_is_type(v, json_type_string))
-		json_object_object_add(tool_call_memo(c), "due_at", json_object_get(v));
-	commit_if_future(c);
-}
-
-static void fetch_task(struct tool_call *c)
-{
-	json_object *get = json_object_new_object(), *id;
-	if (json_object_object_get_ex(tool_call_args(c), "id", &id))
-		json_object_object_add(get, "id", json_object_get(id));
-	tool_call_store(c, "task.get", get, got_task);
-	json_object_put(get);
-}
-
-/* Whether the arguments set a reminder (rather than clear or keep one). */
-static bool sets_reminder(json_object *args)
-{
-	return has_value(args, "remind_at") || has_value(args, "remind_before_min");
-}
-
-/* add_task and update_task: no reminder in the past.
- * Only minutes before a due date the update does not move need the task. */
-static void begin_change(struct tool_call *c)
-{
-	json_object *args = tool_call_args(c);
-	if (!sets_reminder(args) || (has_value(args, "remind_at") && has_value(args, "remind_before_min")))
-		tool_call_commit(c); /* nothing to check, or the store's REMINDER_CONFLICT */
-	else if (!json_object_object_get_ex(args, "id", NULL) ||
-		 json_object_object_get_ex(args, "due_at", NULL) || has_value(args, "remind_at"))
-		commit_if_future(c);
-	else
-		fetch_task(c);
-}
-
-/* set_reminder: one of the two, on a task that is not done yet. */
+/* set_reminder: exactly one of the two.  The store refuses a reminder in
+ * the past (REMINDER_IN_PAST) or on a completed task (TASK_COMPLETED). */
 static void begin_set_reminder(struct tool_call *c)
 {
 	json_object *args = tool_call_args(c);
@@ -286,7 +32,7 @@ static void begin_set_reminder(struct tool_call *c)
 			       "(minutes before the due date).");
 		return;
 	}
-	fetch_task(c);
+	tool_call_commit(c);
 }
 
 /* ---- schemas --------------------------------------------------------------- */
@@ -341,7 +87,7 @@ static void begin_set_reminder(struct tool_call *c)
 /* ---- the tools --------------------------------------------------------------- */
 
 static const struct tool_plan add_plan = {
-	.tool = "add_task", .op = "task.create", .wrap = "task", .begin = begin_change,
+	.tool = "add_task", .op = "task.create", .wrap = "task",
 };
 static const struct tool_plan list_plan = { .tool = "list_tasks", .op = "task.list" };
 static const struct tool_plan get_plan = {
@@ -349,7 +95,6 @@ static const struct tool_plan get_plan = {
 };
 static const struct tool_plan update_plan = {
 	.tool = "update_task", .op = "task.update", .id_arg = "task_id", .wrap = "task",
-	.begin = begin_change,
 };
 static const struct tool_plan complete_plan = {
 	.tool = "complete_task", .op = "task.complete", .id_arg = "task_id", .wrap = "task",

@@ -47,6 +47,8 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
             value = predicate()
             if value:
                 return value
+        except ServiceUnavailable:
+            raise  # a daemon that died will not come up by waiting
         except Exception as exc:  # noqa: BLE001 - reported below
             last_exc = exc
         if time.monotonic() >= deadline:

@@ -227,7 +227,7 @@ static void test_dispatch(void)
 	int n = 0;
 	for (const char *const *op = store_ops(); *op; op++)
 		n++;
-	ok(n == 20, "store_ops lists 20 operations (%d)", n);
+	ok(n == 21, "store_ops lists 21 operations (%d)", n);
 
 	struct todod_err err = { "" };
 	json_object *array = json_object_new_array();
@@ -256,6 +256,9 @@ static void test_user_ops(void)
 	ok(u && num(u, "id") == alice, "user.by_token finds the token's user");
 	expect_error("user.by_token", alice, "{\"token\":\"alice-secreT\"}", "USER_NOT_FOUND", "token");
 	expect_error("user.by_token", alice, "{}", "FIELD_REQUIRED", "token");
+	u = call("user.by_name", 0, "{\"name\":\"alice\"}");
+	ok(u && num(u, "id") == alice, "user.by_name finds the user");
+	expect_error("user.by_name", 0, "{\"name\":\"nobody\"}", "USER_NOT_FOUND", "name");
 }
 
 struct label_kind {
@@ -386,10 +389,10 @@ static void test_task_create(void)
 
 	t = call("task.create", alice,
 		 "{\"title\":\"Pay rent\",\"description\":\"before the 1st\",\"priority\":\"Urgent\","
-		 "\"due_at\":\"2026-11-27T10:00\",\"remind_before_min\":30,\"tags\":[\"zeta\",\"alpha\","
+		 "\"due_at\":\"2036-11-27T10:00\",\"remind_before_min\":30,\"tags\":[\"zeta\",\"alpha\","
 		 "\"zeta\"],\"category\":\"Errands\",\"rrule\":\"FREQ=MONTHLY\"}");
-	is_str(str(t, "due_at"), "2026-11-27T09:00:00Z", "create: local time in the user's zone");
-	is_str(str(t, "remind_at"), "2026-11-27T08:30:00Z", "create: remind_before_min");
+	is_str(str(t, "due_at"), "2036-11-27T09:00:00Z", "create: local time in the user's zone");
+	is_str(str(t, "remind_at"), "2036-11-27T08:30:00Z", "create: remind_before_min");
 	is_str(str(t, "reminder_state"), "pending", "create: reminder pending");
 	is_str(text(t, "tags"), "[\"alpha\",\"zeta\"]", "create: tags sorted, duplicates dropped");
 	is_str(str(get(t, "category"), "name"), "Errands", "create: category by name");
@@ -400,11 +403,11 @@ static void test_task_create(void)
 	static const struct {
 		const char *due, *want;
 	} times[] = {
-		{ "2026-07-01T10:00", "2026-07-01T08:00:00Z" },      /* summer time */
-		{ "2026-11-27T10:00:00+05:30", "2026-11-27T04:30:00Z" },
-		{ "2026-11-27T10:00:00Z", "2026-11-27T10:00:00Z" },
-		{ "2026-11-27", "2026-11-26T23:00:00Z" },            /* midnight, Berlin */
-		{ "2026-11-27 10:00:30.5", "2026-11-27T09:00:30Z" },
+		{ "2036-07-01T10:00", "2036-07-01T08:00:00Z" },      /* summer time */
+		{ "2036-11-27T10:00:00+05:30", "2036-11-27T04:30:00Z" },
+		{ "2036-11-27T10:00:00Z", "2036-11-27T10:00:00Z" },
+		{ "2036-11-27", "2036-11-26T23:00:00Z" },            /* midnight, Berlin */
+		{ "2036-11-27 10:00:30.5", "2036-11-27T09:00:30Z" },
 	};
 	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
 		char args[128];
@@ -431,18 +434,25 @@ static void test_task_create(void)
 		     "priority");
 	expect_error("task.create", alice, "{\"title\":\"t\",\"due_at\":\"next tuesday\"}",
 		     "INVALID_DUE_DATE", "due_at");
-	expect_error("task.create", alice, "{\"title\":\"t\",\"due_at\":\"2026-02-30T10:00\"}",
+	expect_error("task.create", alice, "{\"title\":\"t\",\"due_at\":\"2036-02-30T10:00\"}",
 		     "INVALID_DUE_DATE", "due_at");
 	expect_error("task.create", alice, "{\"title\":\"t\",\"remind_at\":\"soon\"}",
 		     "INVALID_REMIND_AT", "remind_at");
 	expect_error("task.create", alice, "{\"title\":\"t\",\"remind_before_min\":10}",
 		     "DUE_DATE_REQUIRED", "remind_before_min");
 	expect_error("task.create", alice,
-		     "{\"title\":\"t\",\"due_at\":\"2026-11-27\",\"remind_before_min\":-1}",
+		     "{\"title\":\"t\",\"due_at\":\"2036-11-27\",\"remind_before_min\":-1}",
 		     "INVALID_REMIND_BEFORE", "remind_before_min");
+	/* A reminder that could only fire at once is refused, whichever way
+	 * it is given. */
+	expect_error("task.create", alice, "{\"title\":\"t\",\"remind_at\":\"2020-01-01T00:00:00Z\"}",
+		     "REMINDER_IN_PAST", "remind_at");
 	expect_error("task.create", alice,
-		     "{\"title\":\"t\",\"due_at\":\"2026-11-27\",\"remind_before_min\":5,"
-		     "\"remind_at\":\"2026-11-26T10:00\"}",
+		     "{\"title\":\"t\",\"due_at\":\"2020-01-01\",\"remind_before_min\":10}",
+		     "REMINDER_IN_PAST", "remind_before_min");
+	expect_error("task.create", alice,
+		     "{\"title\":\"t\",\"due_at\":\"2036-11-27\",\"remind_before_min\":5,"
+		     "\"remind_at\":\"2036-11-26T10:00\"}",
 		     "REMINDER_CONFLICT", "remind_before_min");
 	expect_error("task.create", alice,
 		     "{\"title\":\"t\",\"tags\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\","
@@ -469,7 +479,7 @@ static void test_task_create(void)
 
 static void test_task_get_update(void)
 {
-	int64_t id = create_task(alice, "{\"title\":\"Call mom\",\"due_at\":\"2026-11-27T18:00\","
+	int64_t id = create_task(alice, "{\"title\":\"Call mom\",\"due_at\":\"2036-11-27T18:00\","
 					"\"remind_before_min\":60,\"category\":\"Errands\"}");
 	char args[256];
 	snprintf(args, sizeof args, "{\"id\":%lld}", (long long)id);
@@ -495,10 +505,10 @@ static void test_task_get_update(void)
 	expect_error("task.update", bob, args, "TASK_NOT_FOUND", "id");
 
 	sql("UPDATE tasks SET reminder_state = 'fired' WHERE id = (SELECT max(id) FROM tasks WHERE title = 'Call mum')");
-	snprintf(args, sizeof args, "{\"id\":%lld,\"due_at\":\"2026-11-28T18:00\"}", (long long)id);
+	snprintf(args, sizeof args, "{\"id\":%lld,\"due_at\":\"2036-11-28T18:00\"}", (long long)id);
 	t = call("task.update", alice, args);
-	is_str(str(t, "due_at"), "2026-11-28T17:00:00Z", "update: due_at moved");
-	is_str(str(t, "remind_at"), "2026-11-28T16:00:00Z", "update: the minutes-before reminder moved");
+	is_str(str(t, "due_at"), "2036-11-28T17:00:00Z", "update: due_at moved");
+	is_str(str(t, "remind_at"), "2036-11-28T16:00:00Z", "update: the minutes-before reminder moved");
 	is_str(str(t, "reminder_state"), "pending", "update: and is pending again");
 	ev = last_event();
 	is_str(text(get(ev, "data"), "changed"), "[\"due_at\",\"remind_at\",\"reminder_state\"]",
@@ -506,12 +516,12 @@ static void test_task_get_update(void)
 	json_object_put(ev);
 
 	snprintf(args, sizeof args,
-		 "{\"id\":%lld,\"remind_at\":\"2026-12-01T08:00:00Z\",\"priority\":\"low\"}",
+		 "{\"id\":%lld,\"remind_at\":\"2036-12-01T08:00:00Z\",\"priority\":\"low\"}",
 		 (long long)id);
 	t = call("task.update", alice, args);
-	is_str(str(t, "remind_at"), "2026-12-01T08:00:00Z", "update: absolute remind_at");
-	snprintf(args, sizeof args, "{\"id\":%lld,\"due_at\":\"2026-11-29T18:00\"}", (long long)id);
-	is_str(str(call("task.update", alice, args), "remind_at"), "2026-12-01T08:00:00Z",
+	is_str(str(t, "remind_at"), "2036-12-01T08:00:00Z", "update: absolute remind_at");
+	snprintf(args, sizeof args, "{\"id\":%lld,\"due_at\":\"2036-11-29T18:00\"}", (long long)id);
+	is_str(str(call("task.update", alice, args), "remind_at"), "2036-12-01T08:00:00Z",
 	       "update: an absolute reminder stays when due_at moves");
 
 	snprintf(args, sizeof args,
@@ -735,7 +745,7 @@ static void test_list(void)
 	for (int i = 0; i < 25; i++) {
 		char args[512], due[64] = "", tags[64] = "";
 		if (i % 2 == 0)
-			snprintf(due, sizeof due, ",\"due_at\":\"2026-12-%02dT12:00\"", i / 2 + 1);
+			snprintf(due, sizeof due, ",\"due_at\":\"2036-12-%02dT12:00\"", i / 2 + 1);
 		snprintf(tags, sizeof tags, ",\"tags\":[%s%s%s]", i % 3 == 0 ? "\"three\"" : "",
 			 i % 15 == 0 ? "," : "", i % 5 == 0 ? "\"five\"" : "");
 		snprintf(args, sizeof args, "{\"title\":\"Item %02d\",\"priority\":\"%s\"%s%s%s%s}", i,
@@ -764,7 +774,7 @@ static void test_list(void)
 	bool ordered = n == 25;
 	for (int i = 0; i < 13 && ordered; i++) {
 		char want[32];
-		snprintf(want, sizeof want, "2026-12-%02dT12:00:00Z", i + 1);
+		snprintf(want, sizeof want, "2036-12-%02dT12:00:00Z", i + 1);
 		ordered = str(tasks[i], "due_at") && strcmp(str(tasks[i], "due_at"), want) == 0;
 	}
 	for (int i = 13; i < n && ordered; i++)
@@ -793,8 +803,8 @@ static void test_list(void)
 	ok(count("\"tags\":[\"three\"]") == 9, "list: one tag");
 	ok(count("\"tags\":[\"three\",\"five\"]") == 12, "list: tags, any");
 	ok(count("\"tags\":[\"three\",\"five\"],\"tags_mode\":\"all\"") == 2, "list: tags, all");
-	ok(count("\"due_before\":\"2026-12-05\"") == 4, "list: due_before");
-	ok(count("\"due_after\":\"2026-12-10T12:00\"") == 3, "list: due_after");
+	ok(count("\"due_before\":\"2036-12-05\"") == 4, "list: due_before");
+	ok(count("\"due_after\":\"2036-12-10T12:00\"") == 3, "list: due_after");
 	ok(count("\"query\":\"coffee\"") == 1, "list: full-text query");
 
 	char args[640];
@@ -816,8 +826,8 @@ static void test_list(void)
 		"\"status\":\"all\",\"sort\":\"due\"",
 		"\"status\":\"all\",\"sort\":\"priority\"",
 		"\"status\":\"completed\",\"sort\":\"priority\"",
-		"\"sort\":\"due\",\"due_after\":\"2026-12-03\",\"tags\":[\"three\",\"five\"]",
-		"\"sort\":\"due\",\"due_before\":\"2026-12-09\",\"priority\":\"low\"",
+		"\"sort\":\"due\",\"due_after\":\"2036-12-03\",\"tags\":[\"three\",\"five\"]",
+		"\"sort\":\"due\",\"due_before\":\"2036-12-09\",\"priority\":\"low\"",
 	};
 	for (size_t i = 0; i < sizeof paged / sizeof *paged; i++) {
 		int64_t whole[100];
