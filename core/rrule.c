@@ -646,7 +646,7 @@ static int next_in_zone(const struct rrule *rule, int64_t series_start, int occu
 	int64_t latest = start_day; /* the last occurrence found */
 	int number = 1;
 	for (int64_t k = 0;; k++) {
-		int64_t first, last;
+		int64_t first = 0, last = -1; /* set by period_of; gcc cannot tell */
 		period_of(&s, k, &first, &last);
 		if (first > last_allowed)
 			return 1;
