@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
       libcurl4-openssl-dev libpq-dev postgresql"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs clang python3 python3-pytest python3-psycopg2 python3-venv postgresql-client wrk"
+	pkgs="$pkgs clang python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd postgresql-client wrk"
 fi
 missing=""
 for p in $pkgs; do

@@ -26,7 +26,11 @@ static const char *const op_names[] = {
 	"category.create", "category.list",   "category.update", "category.delete",
 	"tag.create",      "tag.list",        "tag.update",      "tag.delete",
 	"task.tag_add",    "task.tag_remove", "user.get",        "user.by_token",
-	"user.by_name",    NULL,
+	"user.by_name",
+	"task.recur", /* a recurring task's successor: see recur_start */
+	/* system operations: they ignore the user id */
+	"reminder.next_due", "reminder.claim_due",
+	NULL,
 };
 
 struct store_request {
@@ -101,27 +105,38 @@ static void report_error(struct store_request *rq, PGresult *res, const char *er
 	rq->cb(NULL, &e, rq->arg);
 }
 
-static void on_result(PGresult *res, const char *error, void *arg)
+/* The one jsonb value a store function answers, or NULL once the error
+ * has gone to the caller. */
+static json_object *answer_json(struct store_request *rq, PGresult *res, const char *error)
 {
-	struct store_request *rq = arg;
 	if (error) {
 		report_error(rq, res, error);
-	} else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
+		return NULL;
+	}
+	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
 		log_error("store %s: expected one jsonb value, got %d rows", rq->op, PQntuples(res));
 		const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
 						     "the store returned an unexpected answer" };
 		rq->cb(NULL, &e, rq->arg);
-	} else {
-		json_object *obj = json_tokener_parse(PQgetvalue(res, 0, 0));
-		if (obj) {
-			rq->cb(obj, NULL, rq->arg);
-			json_object_put(obj);
-		} else {
-			log_error("store %s: the database returned invalid JSON", rq->op);
-			const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
-							     "the store returned invalid JSON" };
-			rq->cb(NULL, &e, rq->arg);
-		}
+		return NULL;
+	}
+	json_object *obj = json_tokener_parse(PQgetvalue(res, 0, 0));
+	if (!obj) {
+		log_error("store %s: the database returned invalid JSON", rq->op);
+		const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
+						     "the store returned invalid JSON" };
+		rq->cb(NULL, &e, rq->arg);
+	}
+	return obj;
+}
+
+static void on_result(PGresult *res, const char *error, void *arg)
+{
+	struct store_request *rq = arg;
+	json_object *obj = answer_json(rq, res, error);
+	if (obj) {
+		rq->cb(obj, NULL, rq->arg);
+		json_object_put(obj);
 	}
 	free(rq);
 }
@@ -187,6 +202,143 @@ static int normalise_rrule(const char *op, json_object *args, json_object **send
 	return 0;
 }
 
+/* ---- task.recur ----
+ * The successor of a completed recurring task.  The rule is expanded here
+ * (rrule.c), between the two statements of 004_recurrence.sql: one reads
+ * the rule and the series start, the other takes the once-key and writes
+ * the successor with its event, so a repeated event changes nothing. */
+
+struct recur_request {
+	struct store_request answer;
+	struct store *st;
+	char user[24];
+	char *consumer, *event; /* the once-key, or both NULL */
+};
+
+static void recur_free(struct recur_request *rr)
+{
+	free(rr->consumer);
+	free(rr->event);
+	free(rr);
+}
+
+static void recur_refuse(struct recur_request *rr, const char *code, const char *text)
+{
+	const struct todod_store_error e = { code, "rrule", text };
+	rr->answer.cb(NULL, &e, rr->answer.arg);
+}
+
+/* Answers {"ended": true, "reason": ...} or {"skipped": true, ...}. */
+static void recur_finish(struct recur_request *rr, const char *flag, const char *reason)
+{
+	json_object *res = json_object_new_object();
+	json_object_object_add(res, flag, json_object_new_boolean(1));
+	json_object_object_add(res, "reason", json_object_new_string(reason));
+	rr->answer.cb(res, NULL, rr->answer.arg);
+	json_object_put(res);
+}
+
+static int64_t member_int(json_object *obj, const char *key)
+{
+	json_object *value;
+	return json_object_object_get_ex(obj, key, &value) ? json_object_get_int64(value) : 0;
+}
+
+static const char *member_text(json_object *obj, const char *key)
+{
+	json_object *value;
+	return json_object_object_get_ex(obj, key, &value) ? json_object_get_string(value) : "";
+}
+
+static void recur_create(struct recur_request *rr, json_object *source, int64_t due)
+{
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "id", json_object_new_int64(member_int(source, "id")));
+	json_object_object_add(args, "due", json_object_new_int64(due));
+	json_object_object_add(args, "start", json_object_new_int64(member_int(source, "start")));
+	json_object_object_add(args, "start_occurrence",
+			       json_object_new_int64(member_int(source, "start_occurrence")));
+	const char *params[] = {
+		rr->user,
+		json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
+		rr->consumer,
+		rr->event,
+	};
+	struct store_request *rq = malloc(sizeof *rq);
+	if (!rq)
+		abort();
+	*rq = rr->answer;
+	db_query(rr->st->pool, "SELECT todod_task_recur_create($1::bigint, $2::jsonb, $3, $4)", 4,
+		 params, on_result, rq);
+	json_object_put(args);
+}
+
+/* `source` is what todod_task_recur_source answered. */
+static void recur_expand(struct recur_request *rr, json_object *source)
+{
+	json_object *skip;
+	if (json_object_object_get_ex(source, "skip", &skip)) {
+		recur_finish(rr, "skipped", json_object_get_string(skip));
+		return;
+	}
+	struct rrule rule;
+	struct todod_err why;
+	if (rrule_parse(member_text(source, "rrule"), &rule, &why) != 0) {
+		recur_refuse(rr, "INVALID_RECURRENCE_RULE", why.text);
+		return;
+	}
+	/* A series first seen at a later task is counted from that task:
+	 * it is occurrence 1 of what is left, and COUNT shrinks to match. */
+	int64_t start_occurrence = member_int(source, "start_occurrence");
+	int64_t occurrence = member_int(source, "occurrence") - start_occurrence + 1;
+	bool count_spent = rule.count > 0 && rule.count <= start_occurrence - 1;
+	if (rule.count > 0 && !count_spent)
+		rule.count -= (int)(start_occurrence - 1);
+
+	int64_t due = 0;
+	int rc = count_spent ? 1 :
+		rrule_next(&rule, member_int(source, "start"), member_text(source, "tz"),
+			   occurrence < 1 ? 1 : (int)occurrence, &due, &why);
+	if (rc < 0)
+		recur_refuse(rr, "INVALID_RECURRENCE_RULE", why.text);
+	else if (rc > 0)
+		recur_finish(rr, "ended", rule.count > 0 ? "COUNT reached" : "UNTIL passed");
+	else
+		recur_create(rr, source, due);
+}
+
+static void on_recur_source(PGresult *res, const char *error, void *arg)
+{
+	struct recur_request *rr = arg;
+	json_object *source = answer_json(&rr->answer, res, error);
+	if (source) {
+		recur_expand(rr, source);
+		json_object_put(source);
+	}
+	recur_free(rr);
+}
+
+static void recur_start(struct store *st, const char *op, int64_t user_id, const char *args_json,
+			const char *once_consumer, const char *once_event_id,
+			todod_store_cb cb, void *arg)
+{
+	struct recur_request *rr = calloc(1, sizeof *rr);
+	if (!rr)
+		abort();
+	rr->answer = (struct store_request){ cb, arg, op };
+	rr->st = st;
+	snprintf(rr->user, sizeof rr->user, "%" PRId64, user_id);
+	if (once_consumer) {
+		rr->consumer = strdup(once_consumer);
+		rr->event = strdup(once_event_id);
+		if (!rr->consumer || !rr->event)
+			abort();
+	}
+	const char *params[] = { rr->user, args_json, rr->consumer, rr->event };
+	db_query(st->pool, "SELECT todod_task_recur_source($1::bigint, $2::jsonb, $3, $4)", 4,
+		 params, on_recur_source, rr);
+}
+
 int store_call(struct store *st, const char *op, int64_t user_id, json_object *args,
 	       const char *once_consumer, const char *once_event_id,
 	       todod_store_cb cb, void *arg, struct todod_err *err)
@@ -199,6 +351,13 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store operation %s: give both once_consumer and "
 					  "once_event_id, or neither", name);
+
+	if (strcmp(name, "task.recur") == 0) {
+		recur_start(st, name, user_id,
+			    args ? json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN) : "{}",
+			    once_consumer, once_event_id, cb, arg);
+		return 0;
+	}
 
 	json_object *send;
 	struct todod_err why;

@@ -1,0 +1,383 @@
+/* reminders.c - fires each stored remind_at once, at its time.
+ *
+ * Two halves, kept apart on purpose:
+ *   - "claim and emit" (reminders_check): the store op reminder.claim_due
+ *     marks the due reminders fired and writes their todod.reminder.due
+ *     events in one transaction, batch after batch until a short batch
+ *     says nothing due is left.  The database makes this safe with any
+ *     number of replicas, so every trigger may simply call it.
+ *   - "when to check" (the triggers): a wall-clock timer armed for the
+ *     earliest pending reminder, a periodic safety scan, and task events
+ *     (also other replicas' changes) that bring a reminder forward.  A
+ *     later trigger (a Dapr Job) only has to call reminders_check().
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <todod-plugin.h>
+
+/* The store names as next due a reminder that is due already when it
+ * came due just after the claim looked, or when the database's clock is
+ * behind ours.  Looking again at once could spin; this is soon enough. */
+#define ALREADY_DUE_RETRY_MS 250
+
+struct reminders_conf {
+	int64_t scan_interval_ms;
+	int64_t grace_ms;
+	int64_t batch;
+};
+
+struct reminders {
+	const struct todod_api *api;
+	struct todod_ctx *ctx;
+	const struct reminders_conf *conf;
+
+	struct todod_timer *scan;
+	struct todod_timer *wake;  /* one-shot, for the earliest pending reminder */
+	int64_t wake_at_ms;        /* when `wake` fires; meaningless without it */
+
+	bool claiming;             /* a claim round is in flight: never two */
+	bool check_again;          /* a trigger came during that round */
+	int64_t hint_at_ms;        /* earliest remind_at hinted during that round; 0: none */
+	int64_t round_fired, round_skipped;
+	const char *round_trigger; /* what started the round, for the log */
+
+	bool unavailable;          /* the last claim found no database */
+	char why[256];
+
+	bool stopping;             /* draining: no new rounds, no timers */
+	todod_drained_cb drained;  /* set while a drain waits for the round */
+};
+
+static void reminders_check(struct reminders *r, const char *trigger);
+
+/* "2024-03-01T09:00:00Z" or "2024-03-01T09:00:00.250Z" -> epoch ms; -1
+ * for anything else.  The store and the task snapshots only ever write
+ * UTC in these two shapes. */
+static int64_t parse_utc_ms(const char *text)
+{
+	struct tm tm = { 0 };
+	int consumed = 0;
+	if (!text || sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+		return -1;
+	const char *rest = text + consumed;
+	int64_t ms = 0;
+	if (*rest == '.') {
+		int64_t scale = 100;
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
+			ms += (*rest - '0') * scale;
+	}
+	if (strcmp(rest, "Z") != 0)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t secs = timegm(&tm);
+	return secs == (time_t)-1 ? -1 : (int64_t)secs * 1000 + ms;
+}
+
+/* ---- when to check ------------------------------------------------------- */
+
+static void on_wake(void *arg)
+{
+	struct reminders *r = arg;
+	r->wake = NULL; /* a one-shot timer is gone once it fired */
+	reminders_check(r, "timer");
+}
+
+static void on_scan(void *arg)
+{
+	reminders_check(arg, "scan");
+}
+
+static void disarm(struct reminders *r)
+{
+	r->api->timer_del(r->wake);
+	r->wake = NULL;
+}
+
+/* Points the wake-up timer at `at_ms`, replacing whatever it was set to. */
+static void arm(struct reminders *r, int64_t at_ms)
+{
+	disarm(r);
+	r->wake = r->api->timer_at(r->ctx, at_ms, on_wake, r);
+	if (!r->wake) {
+		r->api->log(r->ctx, TODOD_LOG_ERROR,
+			    "cannot arm the reminder timer; the scan every %" PRId64 " ms stands in",
+			    r->conf->scan_interval_ms);
+		return;
+	}
+	r->wake_at_ms = at_ms;
+}
+
+/* A reminder at `at_ms` exists: make sure the timer fires no later. */
+static void arm_no_later_than(struct reminders *r, int64_t at_ms)
+{
+	if (r->claiming) {
+		/* The round in flight may have read the tasks before this
+		 * change; it re-arms when it ends and takes this into account. */
+		if (r->hint_at_ms == 0 || at_ms < r->hint_at_ms)
+			r->hint_at_ms = at_ms;
+		return;
+	}
+	if (!r->wake || at_ms < r->wake_at_ms)
+		arm(r, at_ms);
+}
+
+/* Task events are only a hint that the earliest reminder may have moved
+ * forward; the claim itself reads the database.  So the answer is OK at
+ * once, whatever the event says. */
+static void on_task_event(const struct todod_event *ev, struct todod_delivery *d, void *arg)
+{
+	struct reminders *r = arg;
+	json_object *task, *state, *remind_at;
+	if (!r->stopping && json_object_object_get_ex(ev->data, "task", &task) &&
+	    json_object_object_get_ex(task, "reminder_state", &state) &&
+	    strcmp(json_object_get_string(state), "pending") == 0 &&
+	    json_object_object_get_ex(task, "remind_at", &remind_at)) {
+		int64_t at_ms = parse_utc_ms(json_object_get_string(remind_at));
+		if (at_ms > 0)
+			arm_no_later_than(r, at_ms);
+	}
+	r->api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+}
+
+/* ---- claim and emit ------------------------------------------------------ */
+
+static void claim_batch(struct reminders *r);
+
+/* Ends a round: logs what it did and hands over to a drain waiting for
+ * it.  Returns whether the plugin goes on (is not stopping). */
+static bool end_round(struct reminders *r)
+{
+	r->claiming = false;
+	if (r->round_fired || r->round_skipped)
+		r->api->log(r->ctx, TODOD_LOG_INFO, "%s: %" PRId64 " reminder(s) fired",
+			    r->round_trigger, r->round_fired);
+	if (r->round_skipped)
+		r->api->log(r->ctx, TODOD_LOG_WARN,
+			    "%s: %" PRId64 " reminder(s) skipped: due more than %" PRId64
+			    " s ago (option grace)",
+			    r->round_trigger, r->round_skipped, r->conf->grace_ms / 1000);
+	if (r->drained) {
+		todod_drained_cb done = r->drained;
+		r->drained = NULL;
+		done(r->ctx);
+	}
+	return !r->stopping;
+}
+
+/* A failed round leaves the timer as it was: what it was armed for is
+ * still pending, and the scan retries without hammering a sick database. */
+static void round_failed(struct reminders *r, const char *code, const char *text)
+{
+	snprintf(r->why, sizeof r->why, "claiming due reminders failed: %s", text);
+	r->unavailable = strcmp(code, "DATABASE_UNAVAILABLE") == 0;
+	r->api->log(r->ctx, TODOD_LOG_ERROR, "%s: %s (%s); the scan tries again",
+		    r->round_trigger, r->why, code);
+	r->check_again = false;
+	if (end_round(r) && r->hint_at_ms)
+		arm_no_later_than(r, r->hint_at_ms);
+	r->hint_at_ms = 0;
+}
+
+/* A round took everything due: arm the timer for the earliest pending
+ * reminder (`next_due_ms`, -1 for none) or for a hint that came during
+ * the round, whichever is sooner. */
+static void round_done(struct reminders *r, int64_t next_due_ms)
+{
+	int64_t hint = r->hint_at_ms;
+	r->hint_at_ms = 0;
+	if (!end_round(r))
+		return;
+	if (r->check_again) {
+		r->check_again = false;
+		reminders_check(r, "deferred trigger");
+		if (hint)
+			arm_no_later_than(r, hint);
+		return;
+	}
+
+	int64_t now = r->api->now_ms();
+	int64_t at_ms = next_due_ms;
+	if (at_ms >= 0 && at_ms <= now)
+		at_ms = now + ALREADY_DUE_RETRY_MS;
+	if (hint && (at_ms < 0 || hint < at_ms))
+		at_ms = hint;
+	if (at_ms < 0)
+		disarm(r); /* nothing pending: the scan alone watches */
+	else
+		arm(r, at_ms);
+}
+
+static void on_claimed(json_object *res, const struct todod_store_error *err, void *arg)
+{
+	struct reminders *r = arg;
+	if (err) {
+		round_failed(r, err->code, err->text);
+		return;
+	}
+	r->unavailable = false;
+
+	json_object *value;
+	int64_t fired = json_object_object_get_ex(res, "fired", &value) ? json_object_get_int64(value) : 0;
+	int64_t skipped = json_object_object_get_ex(res, "skipped", &value) ? json_object_get_int64(value) : 0;
+	r->round_fired += fired;
+	r->round_skipped += skipped;
+
+	/* A full batch may have left more behind; a short one took all that
+	 * was due and not being claimed by another replica. */
+	if (fired + skipped >= r->conf->batch && !r->stopping) {
+		claim_batch(r);
+		return;
+	}
+	int64_t next_due_ms = -1;
+	if (json_object_object_get_ex(res, "next_due", &value) &&
+	    json_object_is_type(value, json_type_string)) {
+		next_due_ms = parse_utc_ms(json_object_get_string(value));
+		if (next_due_ms < 0)
+			r->api->log(r->ctx, TODOD_LOG_ERROR, "the store gave an unreadable next_due \"%s\"",
+				    json_object_get_string(value));
+	}
+	round_done(r, next_due_ms);
+}
+
+static void claim_batch(struct reminders *r)
+{
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "limit", json_object_new_int64(r->conf->batch));
+	json_object_object_add(args, "grace_s", json_object_new_int64(r->conf->grace_ms / 1000));
+	struct todod_err err;
+	int rc = r->api->store_call(r->ctx, "reminder.claim_due", 0, args, NULL, NULL,
+				    on_claimed, r, &err);
+	json_object_put(args);
+	if (rc != 0)
+		round_failed(r, "STORE_REFUSED", err.text);
+}
+
+/* Claims and emits every due reminder, then re-arms the timer.  Any
+ * trigger may call it at any time: a call during a round runs one more
+ * round after it, since the round in flight may have looked too early. */
+static void reminders_check(struct reminders *r, const char *trigger)
+{
+	if (r->stopping)
+		return;
+	if (r->claiming) {
+		r->check_again = true;
+		return;
+	}
+	r->claiming = true;
+	r->round_trigger = trigger;
+	r->round_fired = r->round_skipped = 0;
+	claim_batch(r);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
+			  void **state, struct todod_err *err)
+{
+	struct reminders *r = calloc(1, sizeof *r);
+	if (!r)
+		return todod_err_set(err, "out of memory");
+	r->api = api;
+	r->ctx = ctx;
+	r->conf = conf;
+	if (api->bus_subscribe(ctx, "task-events", "reminders", on_task_event, r, err) != 0) {
+		free(r);
+		return -1;
+	}
+	*state = r;
+	return 0;
+}
+
+static struct todod_timer *start_scan(struct reminders *r, int64_t interval_ms)
+{
+	return r->api->timer_add(r->ctx, interval_ms, true, on_scan, r);
+}
+
+/* The first round also catches what came due while no todod ran. */
+static int reminders_start(void *state, struct todod_err *err)
+{
+	struct reminders *r = state;
+	r->scan = start_scan(r, r->conf->scan_interval_ms);
+	if (!r->scan)
+		return todod_err_set(err, "cannot create the scan timer");
+	reminders_check(r, "start-up");
+	return 0;
+}
+
+static int reminders_reconfigure(void *state, const void *old_conf, const void *new_conf,
+				 struct todod_err *err)
+{
+	struct reminders *r = state;
+	const struct reminders_conf *next = new_conf;
+	if (((const struct reminders_conf *)old_conf)->scan_interval_ms != next->scan_interval_ms) {
+		struct todod_timer *t = start_scan(r, next->scan_interval_ms);
+		if (!t)
+			return todod_err_set(err, "cannot create a scan timer");
+		r->api->timer_del(r->scan);
+		r->scan = t;
+	}
+	r->conf = next;
+	return 0;
+}
+
+/* A claim commits or rolls back as a whole, but its answer should still
+ * be logged, so a round in flight is waited for; nothing new starts. */
+static void reminders_drain(void *state, struct todod_ctx *ctx, todod_drained_cb done)
+{
+	struct reminders *r = state;
+	r->stopping = true;
+	r->api->timer_del(r->scan);
+	r->scan = NULL;
+	disarm(r);
+	r->check_again = false;
+	if (!r->claiming) {
+		done(ctx);
+		return;
+	}
+	r->drained = done;
+}
+
+static void reminders_destroy(void *state)
+{
+	free(state);
+}
+
+static int reminders_health(void *state, struct todod_err *why)
+{
+	struct reminders *r = state;
+	if (r->unavailable)
+		return todod_err_set(why, "%s", r->why);
+	return 0;
+}
+
+static const struct todod_opt reminders_options[] = {
+	{ "scan_interval", TODOD_OPT_DURATION, "30s", 0,
+	  offsetof(struct reminders_conf, scan_interval_ms), 1000, 86400000, NULL,
+	  "Time between two safety scans for due reminders (the timer normally fires first)" },
+	{ "grace", TODOD_OPT_DURATION, "1h", 0, offsetof(struct reminders_conf, grace_ms),
+	  1000, 366LL * 86400000, NULL,
+	  "A reminder found more than this late (e.g. after downtime) is marked skipped, not sent" },
+	{ "batch", TODOD_OPT_INT, "100", 0, offsetof(struct reminders_conf, batch), 1, 10000, NULL,
+	  "Reminders claimed per database transaction" },
+	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+};
+
+TODOD_PLUGIN = {
+	TODOD_PLUGIN_HEADER,
+	.name = "reminders",
+	.version = "1.0",
+	.description = "Fires each reminder once, at its time, as a todod.reminder.due event",
+	.options = reminders_options,
+	.conf_size = sizeof(struct reminders_conf),
+	.init = reminders_init,
+	.start = reminders_start,
+	.reconfigure = reminders_reconfigure,
+	.drain = reminders_drain,
+	.destroy = reminders_destroy,
+	.health = reminders_health,
+};

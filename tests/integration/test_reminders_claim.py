@@ -1,0 +1,131 @@
+"""The reminders plugin fires each reminder exactly once, on time.
+
+What a user would check is the outbox: one todod.reminder.due event per
+reminder (no email plugin is needed for that), and the task's
+reminder_state.  Reminders are created through the store's own
+todod_task_create, which refuses a time in the past; the test that needs
+an old reminder moves it back by hand while todod is down, as downtime
+would have.
+"""
+
+import re
+import time
+
+from harness import query, scalar, wait_until
+from harness.todod import task_id
+
+DUE = "SELECT count(*) FROM outbox WHERE type = 'todod.reminder.due'"
+
+
+def create_reminders(database, uid, count, delay_s):
+    """`count` tasks whose reminders come due `delay_s` seconds from now,
+    spread over one second; returns their ids."""
+    rows = query(database,
+                 "SELECT todod_task_create(%s, jsonb_build_object("
+                 "  'title', 'reminder ' || i,"
+                 "  'remind_at', to_char((date_trunc('second', now()) + make_interval(secs => %s)"
+                 "                        + make_interval(secs => (i %% 1000) / 1000.0))"
+                 "                       AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')),"
+                 "  NULL, NULL) "
+                 "FROM generate_series(1, %s) i", uid, delay_s, count)
+    return [task_id(r[0]) for r in rows]
+
+
+def reminder_events(database):
+    """task id -> number of todod.reminder.due events for it."""
+    rows = query(database, "SELECT key::bigint, count(*) FROM outbox "
+                           "WHERE type = 'todod.reminder.due' GROUP BY key")
+    return dict(rows)
+
+
+def fired_in_log(t):
+    return sum(int(n) for n in re.findall(r"(\d+) reminder\(s\) fired", t.log()))
+
+
+def test_a_reminder_fires_once_at_its_time(todod_factory, database):
+    t = todod_factory(database, plugins={"reminders": {"scan_interval": "1h"}})
+    uid, _ = t.provision()
+    t.start()
+    [task] = create_reminders(database, uid, 1, 2)
+    due = scalar(database, "SELECT extract(epoch FROM remind_at)::float8 FROM tasks WHERE id = %s", task)
+
+    wait_until(lambda: scalar(database, DUE) == 1, 3.5, what="the reminder.due event")
+    # The timer, not the hourly scan, fired it: at its time, not before.
+    fired_at = scalar(database, "SELECT extract(epoch FROM created_at)::float8 FROM outbox "
+                                "WHERE type = 'todod.reminder.due'")
+    assert due <= fired_at < due + 1.0
+
+    [(topic, subject, key, data)] = query(
+        database, "SELECT topic, subject, key, data FROM outbox WHERE type = 'todod.reminder.due'")
+    assert (topic, subject, key) == ("task-reminders", f"task/{task}", str(task))
+    assert data["user_id"] == uid
+    assert data["task"]["id"] == task and data["task"]["reminder_state"] == "fired"
+    assert data["remind_at"] == data["task"]["remind_at"]
+    assert scalar(database, "SELECT reminder_state FROM tasks WHERE id = %s", task) == "fired"
+
+    time.sleep(1.5)  # nothing fires twice
+    assert scalar(database, DUE) == 1
+
+
+def test_three_replicas_fire_300_reminders_once_each(todod_factory, database):
+    first = todod_factory(database, plugins={"reminders": {"scan_interval": "1h", "batch": 40}},
+                          core={"log_level": "info"})
+    uid, _ = first.provision()
+    # Due after every replica is up, so all three arm their timers for the
+    # same second and claim at the same time.
+    tasks = create_reminders(database, uid, 300, 8)
+    replicas = [first] + [todod_factory(database, plugins={"reminders": {"scan_interval": "1h",
+                                                                         "batch": 40}},
+                                        core={"log_level": "info"}) for _ in range(2)]
+    for t in replicas:
+        t.start(wait=False)
+    for t in replicas:
+        t.wait_healthy()
+    assert scalar(database, DUE) == 0, "fired before they were due"
+
+    wait_until(lambda: scalar(database, DUE) == 300, 12, what="300 reminder.due events")
+    time.sleep(1.0)
+    events = reminder_events(database)
+    assert sorted(events) == sorted(tasks)
+    assert set(events.values()) == {1}
+    assert scalar(database, "SELECT count(*) FROM tasks WHERE reminder_state = 'fired'") == 300
+    assert sum(fired_in_log(t) for t in replicas) == 300
+
+
+def test_reminders_due_while_stopped_fire_once_at_start(todod_factory, database):
+    t = todod_factory(database, plugins={"reminders": {}})
+    uid, _ = t.provision()
+    t.start()
+    tasks = create_reminders(database, uid, 50, 2)
+    code, _ = t.stop()
+    assert code == 0
+    assert scalar(database, DUE) == 0
+
+    wait_until(lambda: scalar(database, "SELECT count(*) FROM tasks WHERE remind_at <= now()") == 50,
+               5, what="the reminders to come due")
+    t.start()
+    wait_until(lambda: scalar(database, DUE) == 50, 5, what="50 reminder.due events")
+    t.stop()
+    t.start()  # a second start finds nothing left to fire
+    time.sleep(1.0)
+    events = reminder_events(database)
+    assert sorted(events) == sorted(tasks) and set(events.values()) == {1}
+
+
+def test_a_reminder_older_than_grace_is_skipped_not_sent(todod_factory, database):
+    t = todod_factory(database, plugins={"reminders": {"grace": "1h"}})
+    uid, _ = t.provision()
+    stale, late = create_reminders(database, uid, 2, 60)
+    # As if todod had been down: one reminder two hours late, one ten minutes.
+    query(database, "UPDATE tasks SET remind_at = now() - interval '2 hours' WHERE id = %s", stale)
+    query(database, "UPDATE tasks SET remind_at = now() - interval '10 minutes' WHERE id = %s", late)
+
+    t.start()
+    wait_until(lambda: scalar(database, "SELECT count(*) FROM tasks "
+                                        "WHERE reminder_state <> 'pending'") == 2,
+               5, what="both reminders claimed")
+    assert scalar(database, "SELECT reminder_state FROM tasks WHERE id = %s", stale) == "skipped"
+    assert scalar(database, "SELECT reminder_state FROM tasks WHERE id = %s", late) == "fired"
+    assert reminder_events(database) == {late: 1}
+    t.wait_log("1 reminder(s) skipped")
+    assert re.search(r"warn.*1 reminder\(s\) skipped", t.log(), re.I), t.log_tail(20)
