@@ -18,8 +18,10 @@ make -j"$(nproc)" -s
 mkdir -p plugins-run
 for so in plugins/*/.libs/*.so; do ln -sf "$(pwd)/$so" plugins-run/; done
 conf=$(pwd)/todod.conf
-sed -e "s|^\[core\]|[core]\nplugin_dir = $(pwd)/plugins-run|" "$top/etc/todod.conf" > "$conf"
+sed -e "s|^\[core\]|[core]\nplugin_dir = $(pwd)/plugins-run|" etc/todod.conf > "$conf"
 if [ "$(id -u)" -ne 0 ]; then
-	sed -i "s|^# state_dir = .*|state_dir = ${XDG_STATE_HOME:-$HOME/.local/state}/todod|" "$conf"
+	state=${XDG_STATE_HOME:-$HOME/.local/state}/todod
+	sed -i -e "s|^# state_dir = .*|state_dir = $state|" \
+	       -e "s|^server = mbox:.*|server = mbox:$state/reminders.mbox|" "$conf"
 fi
 exec ./todod -c "$conf"
