@@ -18,10 +18,11 @@
 
 #include <todod-plugin.h>
 
-/* The store names as next due a reminder that is due already when it
- * came due just after the claim looked, or when the database's clock is
- * behind ours.  Looking again at once could spin; this is soon enough. */
-#define ALREADY_DUE_RETRY_MS 250
+/* A reminder that came due while a round ran is claimed by another round
+ * at once.  One the database calls due although it was due before the
+ * round began (its clock behind ours, or the row locked by a replica's
+ * claim) is looked at again shortly, so that this can never spin. */
+#define ALREADY_DUE_RETRY_MS 20
 
 struct reminders_conf {
 	int64_t scan_interval_ms;
@@ -42,6 +43,7 @@ struct reminders {
 	bool check_again;          /* a trigger came during that round */
 	int64_t hint_at_ms;        /* earliest remind_at hinted during that round; 0: none */
 	int64_t round_fired, round_skipped;
+	int64_t round_started_ms;
 	const char *round_trigger; /* what started the round, for the log */
 
 	bool unavailable;          /* the last claim found no database */
@@ -202,8 +204,13 @@ static void round_done(struct reminders *r, int64_t next_due_ms)
 
 	int64_t now = r->api->now_ms();
 	int64_t at_ms = next_due_ms;
-	if (at_ms >= 0 && at_ms <= now)
+	if (at_ms >= 0 && at_ms <= now) {
+		if (at_ms > r->round_started_ms) {
+			reminders_check(r, "came due during a round");
+			return;
+		}
 		at_ms = now + ALREADY_DUE_RETRY_MS;
+	}
 	if (hint && (at_ms < 0 || hint < at_ms))
 		at_ms = hint;
 	if (at_ms < 0)
@@ -270,6 +277,7 @@ static void reminders_check(struct reminders *r, const char *trigger)
 	}
 	r->claiming = true;
 	r->round_trigger = trigger;
+	r->round_started_ms = r->api->now_ms();
 	r->round_fired = r->round_skipped = 0;
 	claim_batch(r);
 }
