@@ -18,7 +18,8 @@ class McpError(AssertionError):
     """A JSON-RPC error or a tool result with isError."""
 
 
-def _messages(resp):
+def messages(resp):
+    """The JSON-RPC messages in a response, JSON or SSE."""
     ctype = resp.headers.get("Content-Type", "")
     if ctype.startswith("text/event-stream"):
         out = []
@@ -28,6 +29,7 @@ def _messages(resp):
             if data:
                 out.append(json.loads(data))
         return out
+    assert ctype.startswith("application/json"), resp.headers
     return [resp.json()]
 
 
@@ -61,7 +63,7 @@ class McpHttp:
     def call(self, tool, **args):
         """The structured result of a successful tools/call."""
         resp = self._post(self._request("tools/call", {"name": tool, "arguments": args}))
-        [answer] = [m for m in _messages(resp) if "id" in m]
+        [answer] = [m for m in messages(resp) if "id" in m]
         if "error" in answer:
             raise McpError(f"{tool}: JSON-RPC error {answer['error']}")
         result = answer["result"]

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from harness import mcp_sdk, query
+from harness.e2e import messages
 
 ACCEPT = "application/json, text/event-stream"
 ALLOWED_ORIGIN = "https://app.example"
@@ -32,21 +33,6 @@ def post(t, body, token=None, session=None, version=None, headers=None, user="al
     if not isinstance(body, (bytes, bytearray)):
         body = json.dumps(body).encode()
     return t.request("POST", "/mcp", body=body, headers=hdrs)
-
-
-def messages(resp):
-    """The JSON-RPC messages in a response, JSON or SSE."""
-    ctype = resp.headers.get("Content-Type", "")
-    if ctype.startswith("text/event-stream"):
-        out = []
-        for event in resp.text.split("\n\n"):
-            data = "\n".join(line[5:].lstrip() for line in event.splitlines()
-                             if line.startswith("data:"))
-            if data:
-                out.append(json.loads(data))
-        return out
-    assert ctype.startswith("application/json"), resp.headers
-    return [resp.json()]
 
 
 def answer(resp):
