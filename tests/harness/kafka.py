@@ -1,0 +1,334 @@
+"""A throwaway Apache Kafka broker: single node, KRaft, loopback only.
+
+Debian has no Kafka package, so the broker is assembled from Maven Central
+jars (org.apache.kafka:kafka_2.13 with its runtime dependencies, plus the
+log4j2 backend its POM leaves out) that Maven resolves once into
+${XDG_CACHE_HOME:-~/.cache}/todod-tests/kafka-<version>/libs; later runs
+only start a JVM.  Each server formats its own log dir and listens on:
+
+  PLAINTEXT      127.0.0.1:<port>       no auth
+  SASL_PLAINTEXT 127.0.0.1:<sasl_port>  SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
+  CONTROLLER     127.0.0.1:<free port>  KRaft quorum, not for clients
+
+The SASL user (SASL_USER / SASL_PASSWORD) is written into the cluster
+metadata when the storage is formatted, so it exists before any client
+connects.  Clients on librdkafka older than 2.6.1 (Debian 12 has 2.0.2)
+fail SCRAM against every Kafka 4.x ("invalid credentials": they send a
+doubled nonce, librdkafka #4895); PLAIN works with any version.
+"""
+
+import base64
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import uuid
+
+from .util import ServiceUnavailable, free_port, tail, wait_until
+
+# Debian's librdkafka 2.0.2 only enables its group consumer when the broker
+# lists JoinGroup v0, which 4.0.0 dropped and 4.0.1/4.1 put back
+# (KAFKA-19444); groups and idempotent produce were checked on 4.1.2 and 4.4.0.
+KAFKA_VERSION = os.environ.get("TODOD_KAFKA_VERSION", "4.1.2")
+# The backend for the slf4j 1.7 API the broker POM pulls in.
+LOG4J_VERSION = "2.24.3"
+
+SASL_USER = "todod"
+SASL_PASSWORD = "todod-secret"
+
+# Extra jars beside the broker: the log backend, and kafka-tools for the
+# admin command-line classes (topics, consumer groups).  kafka-tools drags
+# in Kafka Connect (Jetty, Jersey) for one tool the tests never run.
+_EXTRA_ARTIFACTS = [
+    ("org.apache.kafka", "kafka-tools", "{kafka}", "org.apache.kafka:connect-runtime"),
+    ("org.apache.logging.log4j", "log4j-core", "{log4j}", None),
+    ("org.apache.logging.log4j", "log4j-slf4j-impl", "{log4j}", None),
+]
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>todod.tests</groupId>
+  <artifactId>kafka-broker-jars</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {logfile}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+"""
+
+# The broker logs this once every listener is serving requests.
+_STARTED = "Kafka Server started"
+
+JVM_OPTS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true"]
+
+
+def cache_dir(version=KAFKA_VERSION):
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "todod-tests", f"kafka-{version}")
+
+
+def _dependency(group, artifact, version, exclude):
+    excl = ""
+    if exclude:
+        eg, ea = exclude.split(":")
+        excl = (f"<exclusions><exclusion><groupId>{eg}</groupId>"
+                f"<artifactId>{ea}</artifactId></exclusion></exclusions>")
+    return (f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+            f"<version>{version}</version>{excl}</dependency>")
+
+
+def _pom(version):
+    coords = [("org.apache.kafka", "kafka_2.13", "{kafka}", None), *_EXTRA_ARTIFACTS]
+    deps = "\n".join(_dependency(g, a, v.format(kafka=version, log4j=LOG4J_VERSION), x)
+                      for g, a, v, x in coords)
+    return _POM.format(deps=deps)
+
+
+def broker_jars(version=KAFKA_VERSION):
+    """The directory holding every jar the broker needs, resolving it with
+    Maven on first use.  A lock keeps concurrent test runs from fetching
+    into the same place; the directory only appears once it is complete."""
+    root = cache_dir(version)
+    libs = os.path.join(root, "libs")
+    if os.path.isdir(libs):
+        return libs
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise ServiceUnavailable(f"Kafka {version} jars are not cached in {libs} "
+                                 "and Maven (mvn) is not installed to fetch them")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isdir(libs):
+            return libs  # another run fetched them while we waited
+        work = tempfile.mkdtemp(prefix="fetch-", dir=root)
+        try:
+            with open(os.path.join(work, "pom.xml"), "w") as f:
+                f.write(_pom(version))
+            res = subprocess.run(
+                [mvn, "-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={os.path.join(work, 'libs')}"],
+                cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if res.returncode != 0:
+                raise ServiceUnavailable(f"Maven could not fetch Kafka {version} "
+                                         f"({res.returncode}):\n{res.stdout[-4000:]}")
+            os.rename(os.path.join(work, "libs"), libs)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return libs
+
+
+def _cluster_id():
+    """A random cluster id as Kafka writes them: 22 base64url characters.
+    Kafka never hands out one starting with '-' (it would read as an option)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+class KafkaServer:
+    """One combined broker+controller (node.id 1) on loopback.
+
+    Tuned for tests: one partition per topic, replication factor 1,
+    no fsync beyond the OS default."""
+
+    def __init__(self, version=KAFKA_VERSION):
+        self.version = version
+        self.java = shutil.which("java")
+        if not self.java:
+            raise ServiceUnavailable("java is not installed (Kafka 4 needs Java 17 or newer)")
+        self.libs = broker_jars(version)
+        self.tmp = tempfile.mkdtemp(prefix="todod-kafka-")
+        self.logdir = os.path.join(self.tmp, "data")
+        self.config = os.path.join(self.tmp, "server.properties")
+        self.log4j = os.path.join(self.tmp, "log4j2.properties")
+        self.logfile = os.path.join(self.tmp, "server.log")
+        self.stdout = os.path.join(self.tmp, "stdout.log")
+        self.port = free_port()
+        self.sasl_port = self._another_port(self.port)
+        self.controller_port = self._another_port(self.port, self.sasl_port)
+        self.proc = None
+        self._write_config()
+
+    @staticmethod
+    def _another_port(*taken):
+        while True:
+            port = free_port()
+            if port not in taken:
+                return port
+
+    def _write_config(self):
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                         f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                                    f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+                                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+                                              "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": f"{scram} required;",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": f"{scram} required;",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                f'{plain} required user_{SASL_USER}="{SASL_PASSWORD}";',
+            "log.dirs": self.logdir,
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # A lone test consumer should not wait 3 s for others to join.
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        with open(self.config, "w") as f:
+            f.writelines(f"{k}={v}\n" for k, v in props.items())
+        with open(self.log4j, "w") as f:
+            f.write(_LOG4J2.format(logfile=self.logfile))
+
+    def _java(self, main, *args, log_to_file=False):
+        # Only the broker logs to the file; the short-lived tools keep
+        # log4j2's default (errors on the console, which _run reports).
+        log = [f"-Dlog4j2.configurationFile={self.log4j}"] if log_to_file else []
+        return [self.java, *JVM_OPTS, *log, "-cp", os.path.join(self.libs, "*"), main, *args]
+
+    def _run(self, main, *args, timeout=120):
+        argv = self._java(main, *args)
+        try:
+            res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, cwd=self.tmp, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ServiceUnavailable(f"{main} {' '.join(args)} timed out after {timeout}s") \
+                from exc
+        if res.returncode != 0:
+            raise ServiceUnavailable(f"{main} {' '.join(args)} failed ({res.returncode}):\n"
+                                     f"{res.stdout[-4000:]}")
+        return res.stdout
+
+    def format(self):
+        users = [f"{mech}=[name={SASL_USER},password={SASL_PASSWORD}]"
+                 for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512")]
+        self._run("kafka.tools.StorageTool", "format", "--standalone",
+                  "--cluster-id", _cluster_id(), "--config", self.config,
+                  *[arg for user in users for arg in ("--add-scram", user)])
+
+    # -- lifecycle -----------------------------------------------------
+
+    def start(self, timeout=60):
+        if not os.path.exists(os.path.join(self.logdir, "meta.properties")):
+            self.format()
+        # Each start logs afresh, so readiness is judged on this run's lines.
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(self.logfile, self.logfile + ".old")
+        out = open(self.stdout, "ab")
+        try:
+            # Its own process group, as for PostgreSQL: a Ctrl-C meant for
+            # pytest must not take the broker down behind the test's back.
+            self.proc = subprocess.Popen(self._java("kafka.Kafka", self.config, log_to_file=True),
+                                         stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp,
+                                         start_new_session=True)
+        finally:
+            out.close()
+        try:
+            wait_until(self._ready, timeout, interval=0.1, what="Kafka to start")
+        except TimeoutError as exc:
+            self.stop(mode="immediate")
+            raise ServiceUnavailable(f"Kafka did not start: {exc}\n{self._logs()}") from exc
+        return self
+
+    def _logs(self):
+        return tail(self.logfile) + tail(self.stdout, 20)
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise ServiceUnavailable(f"kafka exited with {self.proc.returncode}:\n{self._logs()}")
+        try:
+            with open(self.logfile, errors="replace") as f:
+                if _STARTED not in f.read():
+                    return False
+        except FileNotFoundError:
+            return False
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+            return True
+
+    def stop(self, mode="graceful", timeout=60):
+        """Stop the broker: graceful (SIGTERM, controlled shutdown, logs
+        flushed) or immediate (SIGKILL, like a crash).  start() brings it
+        back on the same ports with the same data."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.freeze(False)  # a stopped JVM would never act on the signal
+        if mode == "immediate":
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def freeze(self, frozen=True):
+        """SIGSTOP (or SIGCONT) the broker: connections stay open but
+        nothing answers, as in a network partition."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def destroy(self):
+        self.stop(mode="immediate")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- access --------------------------------------------------------
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self):
+        return f"127.0.0.1:{self.sasl_port}"
+
+    def admin(self, main, *args, timeout=120):
+        """Run one of Kafka's admin tools (a class from kafka-tools, e.g.
+        org.apache.kafka.tools.TopicCommand) against the PLAINTEXT listener;
+        returns its output."""
+        return self._run(main, "--bootstrap-server", self.bootstrap, *args, timeout=timeout)
+
+    def create_topic(self, name, partitions=1):
+        self.admin("org.apache.kafka.tools.TopicCommand", "--create", "--topic", name,
+                   "--partitions", str(partitions), "--replication-factor", "1")
+        return name
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.destroy()
