@@ -71,6 +71,7 @@ static int current_version(PGconn *conn, struct todod_err *err)
 			       "CREATE TABLE schema_version ("
 			       " version    integer PRIMARY KEY,"
 			       " name       text NOT NULL,"
+			       " checksum   text NOT NULL,"
 			       " applied_at timestamptz NOT NULL DEFAULT now())",
 			       "creating schema_version", err))
 		return -1;
@@ -103,9 +104,9 @@ static int apply_one(PGconn *conn, const struct migration *m, struct todod_err *
 	PQclear(res);
 	char version[16];
 	snprintf(version, sizeof version, "%d", m->version);
-	const char *params[] = { version, m->name };
-	res = run(conn, "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)", 2, params,
-		  what, err);
+	const char *params[] = { version, m->name, m->sql };
+	res = run(conn, "INSERT INTO schema_version (version, name, checksum) VALUES ($1::int, $2, md5($3))",
+		  3, params, what, err);
 	if (!res) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
@@ -117,10 +118,33 @@ static int apply_one(PGconn *conn, const struct migration *m, struct todod_err *
 	return 0;
 }
 
+/* A migration edited after a database applied it would leave that
+ * database with a schema no binary describes: refuse to start on it. */
+static int verify_applied(PGconn *conn, int current, struct todod_err *err)
+{
+	for (const struct migration *m = migrations; m->version && m->version <= current; m++) {
+		char version[16];
+		snprintf(version, sizeof version, "%d", m->version);
+		const char *params[] = { version, m->sql };
+		PGresult *res = run(conn,
+				    "SELECT checksum = md5($2) FROM schema_version WHERE version = $1::int",
+				    2, params, "checking schema_version", err);
+		if (!res)
+			return -1;
+		bool same = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (!same)
+			return todod_err_set(err, "migration %s differs from the one this database applied; "
+						  "a released migration must never change (add a new one)",
+					     m->name);
+	}
+	return 0;
+}
+
 static int apply_locked(PGconn *conn, int newest, struct todod_err *err)
 {
 	int current = current_version(conn, err);
-	if (current < 0)
+	if (current < 0 || verify_applied(conn, current < newest ? current : newest, err) != 0)
 		return -1;
 	if (current > newest)
 		return todod_err_set(err,
