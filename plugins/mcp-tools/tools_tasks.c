@@ -6,12 +6,6 @@
  * set_reminder accepted and then sent at once). */
 #include "tools_internal.h"
 
-#include <ctype.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 /* An argument that is present and not null or "". */
 static bool has_value(json_object *args, const char *key)
 {
