@@ -362,10 +362,12 @@ static int api_bus_subscribe(struct todod_ctx *ctx, const char *topic, const cha
 	return bus_subscribe(ctx->core->bus, ctx, topic, consumer, handler, arg, err);
 }
 
-static int api_bus_inbound(struct todod_ctx *ctx, const char *topic, const char *key,
-			   const void *raw, size_t len, todod_publish_cb done, void *arg)
+static int api_bus_inbound(struct todod_ctx *ctx, const struct todod_inbound *msg,
+			   struct todod_err *err)
 {
-	bus_dispatch(ctx->core->bus, topic, key, raw, len, done, arg);
+	if (!msg || !msg->topic || !msg->raw || !msg->done)
+		return todod_err_set(err, "bus_inbound: topic, raw and done are required");
+	bus_dispatch(ctx->core->bus, msg, true);
 	return 0;
 }
 
@@ -457,6 +459,44 @@ static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id
 
 static const char *api_instance_id(void);
 
+/* ---- metrics ---------------------------------------------------------------- */
+
+/* The API's handle is the registry's series; plugins only see it opaque. */
+static struct todod_metric *api_metric(struct todod_ctx *ctx, enum todod_metric_kind kind,
+				       const char *name, const char *help, const char *labels)
+{
+	if (!name || !help)
+		return NULL;
+	labels = labels ? labels : "";
+	switch (kind) {
+	case TODOD_METRIC_COUNTER:
+		return (struct todod_metric *)metrics_counter(name, help, labels);
+	case TODOD_METRIC_GAUGE:
+		return (struct todod_metric *)metrics_gauge(name, help, labels);
+	case TODOD_METRIC_HISTOGRAM:
+		return (struct todod_metric *)metrics_histogram(name, help, labels);
+	}
+	return NULL;
+}
+
+static void api_metric_add(struct todod_metric *m, double v)
+{
+	if (m)
+		metric_add((struct metric *)m, v);
+}
+
+static void api_metric_set(struct todod_metric *m, double v)
+{
+	if (m)
+		metric_set((struct metric *)m, v);
+}
+
+static void api_metric_observe(struct todod_metric *m, double secs)
+{
+	if (m)
+		metric_observe((struct metric *)m, secs);
+}
+
 const struct todod_api core_api = {
 	.struct_size = sizeof(struct todod_api),
 	.log = api_log,
@@ -489,6 +529,10 @@ const struct todod_api core_api = {
 	.store_call = api_store_call,
 	.instance_id = api_instance_id,
 	.now_ms = api_now_ms,
+	.metric = api_metric,
+	.metric_add = api_metric_add,
+	.metric_set = api_metric_set,
+	.metric_observe = api_metric_observe,
 };
 
 /* The instance name is process-wide; the daemon sets it at start-up. */

@@ -34,7 +34,13 @@ struct dispatch {
 	struct ce_event ce;
 	int pending;           /* deliveries not finished yet */
 	bool unrecorded;       /* an outcome could not be written: redeliver */
-	todod_publish_cb done;
+	int max_attempts;
+	/* A transport dead-letters on its broker: a subscriber that gives up
+	 * makes the dispatch end in DROP instead of a database dead letter. */
+	bool hand_back_dead_letters;
+	char *dead_reason;     /* the first subscriber's reason for giving up */
+	int dead_attempts;
+	todod_inbound_cb done;
 	void *done_arg;
 };
 
@@ -163,7 +169,29 @@ const char *const *bus_topics(struct bus *bus) { return bus->topics; }
 static void dispatch_free(struct dispatch *dsp)
 {
 	ce_event_free(&dsp->ce);
+	free(dsp->dead_reason);
 	free(dsp);
+}
+
+/* Reports the dispatch's outcome to whoever handed the event over and
+ * frees it.  A failed inbox write outranks a dead letter: redelivery
+ * repeats the whole thing, and the inbox keeps what already succeeded. */
+static void dispatch_settle(struct dispatch *dsp)
+{
+	todod_inbound_cb done = dsp->done;
+	void *arg = dsp->done_arg;
+	int attempts = dsp->dead_attempts;
+	char reason[600] = "";
+	int result = TODOD_HANDLED_OK;
+	if (dsp->unrecorded) {
+		result = TODOD_HANDLED_RETRY;
+		snprintf(reason, sizeof reason, "an outcome could not be recorded");
+	} else if (dsp->dead_reason) {
+		result = TODOD_HANDLED_DROP;
+		snprintf(reason, sizeof reason, "%s", dsp->dead_reason);
+	}
+	dispatch_free(dsp);
+	done(result, result == TODOD_HANDLED_OK ? NULL : reason, attempts, arg);
 }
 
 static void delivery_finish(struct todod_delivery *d)
@@ -181,14 +209,8 @@ static void delivery_finish(struct todod_delivery *d)
 	free(d->consumer);
 	free(d->reason);
 	free(d);
-	if (--dsp->pending == 0) {
-		todod_publish_cb done = dsp->done;
-		void *arg = dsp->done_arg;
-		int result = dsp->unrecorded ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK;
-		dispatch_free(dsp);
-		done(result, result == TODOD_HANDLED_OK ? NULL : "an outcome could not be recorded",
-		     arg);
-	}
+	if (--dsp->pending == 0)
+		dispatch_settle(dsp);
 }
 
 static void outcome_recorded(PGresult *res, const char *error, void *arg)
@@ -208,6 +230,14 @@ static void dead_letter(struct todod_delivery *d, const char *reason)
 	log_warn("event %s (%s) dead-lettered for '%s' after %d attempt%s: %s", dsp->ce.ev.id,
 		 dsp->ce.ev.type, d->consumer, d->attempt, d->attempt == 1 ? "" : "s", reason);
 	count(d->consumer, "dead_letter");
+	if (dsp->hand_back_dead_letters) {
+		if (!dsp->dead_reason)
+			dsp->dead_reason = strdup(reason);
+		if (d->attempt > dsp->dead_attempts)
+			dsp->dead_attempts = d->attempt;
+		delivery_finish(d);
+		return;
+	}
 	store_dead_letter(dsp->bus->store, d->consumer, dsp->ce.ev.topic ? dsp->ce.ev.topic : "",
 			  dsp->ce.ev.id, dsp->ce.raw, reason, d->attempt, outcome_recorded, d);
 }
@@ -260,7 +290,7 @@ void bus_answer(struct todod_delivery *d, enum todod_handler_result result, cons
 		count(d->consumer, "retry");
 		free(d->reason);
 		d->reason = strdup(reason ? reason : "no reason given");
-		if (d->attempt < bus->conf.max_attempts) {
+		if (d->attempt < d->dsp->max_attempts) {
 			if (!d->retry_timer)
 				d->retry_timer = evtimer_new(bus->base, retry_due, d);
 			struct timeval tv;
@@ -442,23 +472,26 @@ static void flush_inbox(evutil_socket_t fd, short what, void *arg)
 	flush_records(bus);
 }
 
-void bus_dispatch(struct bus *bus, const char *topic, const char *key, const char *raw,
-		  size_t len, todod_publish_cb done, void *arg)
+void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, bool hand_back_dead_letters)
 {
+	const char *topic = msg->topic;
 	struct dispatch *dsp = calloc(1, sizeof *dsp);
 	if (!dsp) {
-		done(TODOD_HANDLED_RETRY, "out of memory", arg);
+		msg->done(TODOD_HANDLED_RETRY, "out of memory", 0, msg->arg);
 		return;
 	}
 	struct todod_err err = { "" };
-	if (ce_parse(raw, len, bus->conf.max_event_size, topic, key, &dsp->ce, &err) != 0) {
+	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, topic, msg->key, &dsp->ce,
+		     &err) != 0) {
 		free(dsp);
-		done(TODOD_HANDLED_DROP, err.text, arg);
+		msg->done(TODOD_HANDLED_DROP, err.text, 0, msg->arg);
 		return;
 	}
 	dsp->bus = bus;
-	dsp->done = done;
-	dsp->done_arg = arg;
+	dsp->done = msg->done;
+	dsp->done_arg = msg->arg;
+	dsp->max_attempts = msg->max_attempts > 0 ? msg->max_attempts : bus->conf.max_attempts;
+	dsp->hand_back_dead_letters = hand_back_dead_letters;
 	/* Count first, start after: a delivery that finishes at once must not
 	 * see the count reach zero while others are still to be created. */
 	dsp->pending = 1;
@@ -484,11 +517,8 @@ void bus_dispatch(struct bus *bus, const char *topic, const char *key, const cha
 		}
 	}
 	/* Drop the guard count; with no subscriber this completes now. */
-	if (--dsp->pending == 0) {
-		int result = dsp->unrecorded ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK;
-		dispatch_free(dsp);
-		done(result, NULL, arg);
-	}
+	if (--dsp->pending == 0)
+		dispatch_settle(dsp);
 }
 
 void bus_unsubscribe_owner(struct bus *bus, void *owner)

@@ -30,12 +30,13 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner);
  * next subscribe. */
 const char *const *bus_topics(struct bus *bus);
 
-/* Deliver one wire-format event to the local subscribers of `topic`.
- * `done` fires once: OK when every subscriber finished (handled, already
- * handled, or dead-lettered), RETRY when the database could not record
- * the outcome, DROP with the reason when `raw` is not a valid CloudEvent. */
-void bus_dispatch(struct bus *bus, const char *topic, const char *key, const char *raw,
-		  size_t len, todod_publish_cb done, void *arg);
+/* Deliver one wire-format event to the local subscribers of its topic.
+ * `msg->done` fires once: OK when every subscriber finished (handled or
+ * already handled; or given up on, with dead letters kept in the
+ * database), RETRY when the database could not record an outcome, DROP
+ * with the reason when the message is not a valid CloudEvent or, with
+ * `hand_back_dead_letters`, when a subscriber gave up on it. */
+void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, bool hand_back_dead_letters);
 
 void bus_answer(struct todod_delivery *d, enum todod_handler_result result, const char *reason);
 const char *bus_delivery_consumer(struct todod_delivery *d);

@@ -666,6 +666,7 @@ static const struct {
 	[TODOD_OPT_ENUM] = { "enum", NULL },
 	[TODOD_OPT_LIST] = { "list", NULL },
 	[TODOD_OPT_SECRET] = { "secret", NULL },
+	[TODOD_OPT_PREFIX] = { "prefix", NULL },
 };
 
 static const char *type_name(enum todod_opt_type type)
@@ -741,9 +742,26 @@ static int store_list(struct todod_list *list, const char *value)
 	return 0;
 }
 
-/* Converts `value` for `opt` into `conf`; `why` gets the reason alone. */
-static int store_value(const struct todod_opt *opt, const char *value, void *conf,
-		       struct todod_err *why)
+/* A PREFIX family keeps "name=value" per line, `name` being the key
+ * without the family's prefix. */
+static int store_prefixed(struct todod_list *list, const char *name, const char *value)
+{
+	char **items = realloc(list->items, (list->n + 2) * sizeof *items);
+	if (!items)
+		return -1;
+	list->items = items;
+	size_t len = strlen(name) + strlen(value) + 2;
+	if (!(items[list->n] = malloc(len)))
+		return -1;
+	snprintf(items[list->n], len, "%s=%s", name, value);
+	items[++list->n] = NULL;
+	return 0;
+}
+
+/* Converts `value` of `key` for `opt` into `conf`; `why` gets the reason
+ * alone. */
+static int store_value(const struct todod_opt *opt, const char *key, const char *value,
+		       void *conf, struct todod_err *why)
 {
 	void *field = field_of(opt, conf);
 	char choices[400], lo[32], hi[32];
@@ -784,16 +802,26 @@ static int store_value(const struct todod_opt *opt, const char *value, void *con
 		return todod_err_set(why, "expected one of: %s, got '%s'", choices, value);
 	case TODOD_OPT_LIST:
 		return store_list(field, value) ? todod_err_set(why, "out of memory") : 0;
+	case TODOD_OPT_PREFIX:
+		return store_prefixed(field, key + strlen(opt->key), value)
+			       ? todod_err_set(why, "out of memory")
+			       : 0;
 	}
 	return todod_err_set(why, "unsupported option type %d", (int)opt->type);
 }
 
 static const struct todod_opt *find_opt(const struct todod_opt *schema, const char *key)
 {
-	for (; schema->key; schema++)
-		if (strcmp(schema->key, key) == 0)
+	const struct todod_opt *family = NULL;
+	for (; schema->key; schema++) {
+		size_t n = strlen(schema->key);
+		if (strcmp(schema->key, key) == 0 && schema->type != TODOD_OPT_PREFIX)
 			return schema;
-	return NULL;
+		if (schema->type == TODOD_OPT_PREFIX && strncmp(schema->key, key, n) == 0 &&
+		    key[n] != '\0')
+			family = schema;
+	}
+	return family;
 }
 
 static bool section_has(const struct cfg_section *sec, const char *key)
@@ -820,7 +848,7 @@ int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
 			located_fail(err, path, e->line, section, "unknown key '%s'", e->key);
 			goto fail;
 		}
-		if (store_value(opt, e->value, conf, &why)) {
+		if (store_value(opt, e->key, e->value, conf, &why)) {
 			located_fail(err, path, e->line, section, "key '%s': %s", e->key, why.text);
 			goto fail;
 		}
@@ -833,7 +861,9 @@ int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
 				     opt->key);
 			goto fail;
 		}
-		if (opt->default_value && store_value(opt, opt->default_value, conf, &why)) {
+		if (opt->type == TODOD_OPT_PREFIX)
+			continue;
+		if (opt->default_value && store_value(opt, opt->key, opt->default_value, conf, &why)) {
 			located_fail(err, path, header_line, section, "key '%s' (default): %s",
 				     opt->key, why.text);
 			goto fail;
@@ -864,6 +894,7 @@ void cfg_conf_free(const struct todod_opt *schema, void *conf)
 			*str = NULL;
 			break;
 		case TODOD_OPT_LIST:
+		case TODOD_OPT_PREFIX:
 			for (size_t i = 0; i < list->n; i++)
 				free(list->items[i]);
 			free(list->items);
@@ -898,6 +929,7 @@ bool cfg_opt_equal(const struct todod_opt *opt, const void *a, const void *b)
 	case TODOD_OPT_ENUM:
 		return *(const int *)fa == *(const int *)fb;
 	case TODOD_OPT_LIST:
+	case TODOD_OPT_PREFIX:
 		if (la->n != lb->n)
 			return false;
 		for (size_t i = 0; i < la->n; i++)
@@ -928,6 +960,26 @@ static void print_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* Pass-through values may carry credentials (sasl.password, ...): those
+ * whose name says so are not printed. */
+static void print_prefixed(FILE *out, const struct todod_opt *opt, const struct todod_list *list)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		const char *eq = strchr(list->items[i], '=');
+		int name_len = (int)(eq - list->items[i]);
+		char name[256];
+		snprintf(name, sizeof name, "%.*s", name_len, list->items[i]);
+		bool hidden = strstr(name, "password") || strstr(name, "secret") ||
+			      strstr(name, "key");
+		fprintf(out, "%s%s = ", opt->key, name);
+		if (hidden)
+			fputs("(secret)", out);
+		else
+			print_string(out, eq + 1);
+		fputc('\n', out);
+	}
+}
+
 static void print_opt(FILE *out, const struct todod_opt *opt, const void *conf)
 {
 	const void *field = const_field_of(opt, conf);
@@ -938,6 +990,10 @@ static void print_opt(FILE *out, const struct todod_opt *opt, const void *conf)
 
 	if (is_text && !str) {
 		fprintf(out, "# %s is not set\n", opt->key);
+		return;
+	}
+	if (opt->type == TODOD_OPT_PREFIX) {
+		print_prefixed(out, opt, list);
 		return;
 	}
 	fprintf(out, "%s = ", opt->key);
@@ -964,6 +1020,8 @@ static void print_opt(FILE *out, const struct todod_opt *opt, const void *conf)
 		for (size_t i = 0; i < list->n; i++)
 			fprintf(out, "%s%s", i ? ", " : "", list->items[i]);
 		break;
+	case TODOD_OPT_PREFIX:
+		break;
 	}
 	fputc('\n', out);
 }
@@ -988,7 +1046,7 @@ void cfg_print_help(FILE *out, const struct todod_opt *schema)
 	int key_width = 3, default_width = 7;
 
 	for (const struct todod_opt *opt = schema; opt->key; opt++) {
-		int k = (int)strlen(opt->key);
+		int k = (int)strlen(opt->key) + (opt->type == TODOD_OPT_PREFIX ? 6 : 0);
 		int d = opt->default_value ? (int)strlen(opt->default_value) : 1;
 		key_width = k > key_width ? k : key_width;
 		default_width = d > default_width ? d : default_width;
@@ -1008,7 +1066,10 @@ void cfg_print_help(FILE *out, const struct todod_opt *schema)
 			format_number(opt->type, opt->max, hi, sizeof hi);
 			snprintf(extra, sizeof extra, " (range %s..%s)", lo, hi);
 		}
-		fprintf(out, "%-*s  %-8s  %-*s  %-18s  %s%s\n", key_width, opt->key,
+		char key[300];
+		snprintf(key, sizeof key, "%s%s", opt->key,
+			 opt->type == TODOD_OPT_PREFIX ? "<name>" : "");
+		fprintf(out, "%-*s  %-8s  %-*s  %-18s  %s%s\n", key_width, key,
 			type_name(opt->type), default_width,
 			opt->default_value ? opt->default_value : "-", flags_text(opt->flags),
 			opt->description ? opt->description : "", extra);

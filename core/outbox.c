@@ -224,12 +224,20 @@ static void published(int result, const char *reason, void *arg)
 		settle_batch(r);
 }
 
+/* The in-process transport: the local bus answered for the event. */
+static void dispatched(int result, const char *reason, int attempts, void *arg)
+{
+	published(result, reason, arg);
+}
+
 static void publish_item(struct item *it)
 {
 	struct outbox_relay *r = it->relay;
 	it->state = ITEM_SENDING;
 	if (!r->transport) {
-		bus_dispatch(r->bus, it->topic, it->key, it->raw, it->raw_len, published, it);
+		struct todod_inbound msg = { .topic = it->topic, .key = it->key, .raw = it->raw,
+					     .len = it->raw_len, .done = dispatched, .arg = it };
+		bus_dispatch(r->bus, &msg, false);
 		return;
 	}
 	struct ce_event ce;

@@ -39,7 +39,7 @@ extern "C" {
  * the end of a struct bumps MINOR.  The loader accepts a plugin whose
  * major equals the core's and whose minor is not newer than the core's. */
 #define TODOD_ABI_MAJOR 1
-#define TODOD_ABI_MINOR 0
+#define TODOD_ABI_MINOR 1
 
 /* Things that change the binary layout of what crosses the ABI. */
 #define TODOD_STR2(x) #x
@@ -98,6 +98,11 @@ static inline int todod_err_set(struct todod_err *err, const char *fmt, ...)
  *   SIZE            int64_t       bytes ("512", "64k", "1M", "2G")
  *   ENUM            int           index into `choices`
  *   LIST            struct todod_list  (comma- or blank-separated words)
+ *   PREFIX          struct todod_list  one "name=value" item per line whose
+ *                                      key starts with `key` (which ends in
+ *                                      '.'); `name` is the rest of the key.
+ *                                      For pass-through settings, e.g.
+ *                                      `librdkafka.` (since ABI 1.1).
  *
  * A SECRET value may be given literally, as `env:NAME` or as
  * `file:/path` (first line, trailing newline removed).  Secrets are never
@@ -112,6 +117,7 @@ enum todod_opt_type {
 	TODOD_OPT_ENUM,
 	TODOD_OPT_LIST,
 	TODOD_OPT_SECRET,
+	TODOD_OPT_PREFIX,
 };
 
 #define TODOD_OPT_REQUIRED  0x1u /* no default; the key must be present */
@@ -142,6 +148,7 @@ struct todod_timer;
 struct todod_watch;
 struct todod_http_req; /* an inbound request, valid until replied to */
 struct todod_delivery; /* one event delivered to one subscriber */
+struct todod_metric;   /* one Prometheus series */
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
@@ -152,6 +159,12 @@ enum todod_log_level {
 	TODOD_LOG_WARN,
 	TODOD_LOG_INFO,
 	TODOD_LOG_DEBUG,
+};
+
+enum todod_metric_kind {
+	TODOD_METRIC_COUNTER = 1,
+	TODOD_METRIC_GAUGE,
+	TODOD_METRIC_HISTOGRAM,
 };
 
 /* ------------------------------------------------------------------ */
@@ -258,6 +271,28 @@ typedef void (*todod_event_handler)(const struct todod_event *ev,
  */
 typedef void (*todod_publish_cb)(int result /* TODOD_HANDLED_* */,
 				 const char *reason, void *arg);
+
+/*
+ * A message a transport received, handed to bus_inbound().  `done` fires
+ * exactly once with:
+ *   OK     every subscriber handled it (or had before): commit the offset;
+ *   RETRY  an outcome could not be recorded: deliver it again later;
+ *   DROP   it can never be handled: `reason` says why (not a valid
+ *          CloudEvent, or a subscriber gave up after `attempts` tries or
+ *          answered DROP).  The transport dead-letters it, then commits.
+ */
+typedef void (*todod_inbound_cb)(int result /* TODOD_HANDLED_* */, const char *reason,
+				 int attempts, void *arg);
+
+struct todod_inbound {
+	const char *topic;         /* the logical topic, e.g. "task-events" */
+	const char *key;           /* may be NULL */
+	const void *raw;           /* the message value; copied */
+	size_t len;
+	int max_attempts;          /* tries per subscriber; 0: [core] max_attempts */
+	todod_inbound_cb done;
+	void *arg;
+};
 
 struct todod_transport {
 	uint32_t struct_size;
@@ -377,11 +412,11 @@ struct todod_api {
 	void (*bus_answer)(struct todod_delivery *d, enum todod_handler_result result,
 			   const char *reason);
 	/* For transports: hand a message received from the broker to the local
-	 * subscribers of `topic`.  `done` fires once: OK when every subscriber
-	 * answered OK or the event was dead-lettered (commit the offset), DROP
-	 * with the parse error when `raw` is not a valid CloudEvent. */
-	int (*bus_inbound)(struct todod_ctx *ctx, const char *topic, const char *key,
-			   const void *raw, size_t len, todod_publish_cb done, void *arg);
+	 * subscribers of its topic.  Retries (RETRY answers) happen inside the
+	 * core with backoff, without holding up other messages; `msg->done`
+	 * fires once when the message is settled (see todod_inbound_cb). */
+	int (*bus_inbound)(struct todod_ctx *ctx, const struct todod_inbound *msg,
+			   struct todod_err *err);
 	/* The delivery's inbox key, for store operations that must take effect
 	 * at most once per event (see store_call). */
 	const char *(*delivery_consumer)(struct todod_delivery *d);
@@ -409,6 +444,18 @@ struct todod_api {
 	/* -- identity -- */
 	const char *(*instance_id)(void);        /* [core] instance, else the host name */
 	int64_t (*now_ms)(void);                 /* wall clock, milliseconds */
+
+	/* -- metrics (ABI 1.1) --
+	 * One series of family `name` per distinct `labels` (already formatted:
+	 * `topic="task-events",partition="0"`, or "" for none); asking again
+	 * returns the same handle.  Histogram buckets are in seconds, 0.5 ms to
+	 * 10 s.  Series live as long as the process (/metrics keeps counting
+	 * across a reload). */
+	struct todod_metric *(*metric)(struct todod_ctx *ctx, enum todod_metric_kind kind,
+				       const char *name, const char *help, const char *labels);
+	void (*metric_add)(struct todod_metric *m, double v);        /* counter, gauge */
+	void (*metric_set)(struct todod_metric *m, double v);        /* gauge */
+	void (*metric_observe)(struct todod_metric *m, double secs); /* histogram */
 };
 
 /* ------------------------------------------------------------------ */

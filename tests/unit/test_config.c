@@ -18,6 +18,7 @@ struct test_conf {
 	struct todod_list brokers;
 	char *password;
 	int64_t socket_timeout;
+	struct todod_list passthrough;
 };
 
 static const char *const modes[] = { "plain", "starttls", "tls", NULL };
@@ -38,6 +39,8 @@ static const struct todod_opt schema[] = {
 	{ "password", TODOD_OPT_SECRET, NULL, 0, FIELD(password), 0, 0, NULL, "SMTP password" },
 	{ "librdkafka.socket.timeout.ms", TODOD_OPT_INT, NULL, 0, FIELD(socket_timeout), 0, 0,
 	  NULL, "passed through" },
+	{ "librdkafka.", TODOD_OPT_PREFIX, NULL, 0, FIELD(passthrough), 0, 0, NULL,
+	  "any librdkafka property" },
 	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
 };
 
@@ -182,6 +185,8 @@ static const char good_text[] =
 	"name = \"hash # inside \\\"quoted\\\" \\\\ done\"   # trailing\n"
 	"password = env:TODOD_TEST_PASSWORD\n"
 	"librdkafka.socket.timeout.ms = 1500\n"
+	"librdkafka.linger.ms = 7\n"
+	"librdkafka.client.rack = \" rack a\"\n"
 	"[plugin.defaults]\n"
 	"brokers = solo\n";
 
@@ -218,7 +223,12 @@ static void test_parse_good(void)
 		ok(conf.mode == 2, "enum index");
 		is_str(conf.name, "hash # inside \"quoted\" \\ done", "quoted value with escapes");
 		is_str(conf.password, "hunter2-from-env", "secret from env:");
-		ok(conf.socket_timeout == 1500, "dotted key");
+		ok(conf.socket_timeout == 1500, "dotted key: an exact key wins over a prefix");
+		if (ok(conf.passthrough.n == 2, "prefix family collects its lines")) {
+			is_str(conf.passthrough.items[0], "linger.ms=7", "name=value, prefix cut");
+			is_str(conf.passthrough.items[1], "client.rack= rack a", "quoted value kept");
+			ok(conf.passthrough.items[2] == NULL, "prefix list is NULL-terminated");
+		}
 
 		char *printed = NULL;
 		size_t size = 0;
@@ -234,6 +244,8 @@ static void test_parse_good(void)
 		   "cfg_print renders typed values");
 		ok(strstr(printed, "name = \"hash # inside \\\"quoted\\\" \\\\ done\"\n") != NULL,
 		   "cfg_print quotes a string that needs it");
+		ok(strstr(printed, "librdkafka.linger.ms = 7\n") != NULL,
+		   "cfg_print writes a prefix family one line per name");
 
 		/* What cfg_print writes reads back as the same conf, but for
 		 * the masked secret. */
@@ -386,6 +398,34 @@ static void test_single_values(void)
 	ok(cfg_parse_bool("y", &b) != 0 && cfg_parse_bool("", &b) != 0, "no other spellings");
 }
 
+/* Pass-through values named like credentials are never printed. */
+static void test_prefix_secrets(void)
+{
+	static const char text[] = "[plugin.x]\nbrokers = k\n"
+				   "librdkafka.sasl.password = hunter3\n"
+				   "librdkafka.ssl.key.password = hunter4\n"
+				   "librdkafka.debug = cgrp\n";
+	struct todod_err err = { "" };
+	struct cfg_file *cf;
+	struct test_conf conf = { 0 };
+	if (!ok(cfg_parse_buffer("p.conf", text, strlen(text), &cf, &err) == 0 &&
+			cfg_bind(schema, cf, &cf->sections[0], &conf, &err) == 0,
+		"pass-through secrets bind (%s)", err.text))
+		return;
+	char *printed = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&printed, &size);
+	cfg_print(out, NULL, schema, &conf);
+	fclose(out);
+	ok(strstr(printed, "hunter") == NULL, "no pass-through password is printed");
+	ok(strstr(printed, "librdkafka.sasl.password = (secret)\n") != NULL,
+	   "a hidden pass-through value is named");
+	ok(strstr(printed, "librdkafka.debug = cgrp\n") != NULL, "others are printed");
+	free(printed);
+	cfg_conf_free(schema, &conf);
+	cfg_free(cf);
+}
+
 static void test_help(void)
 {
 	char *text = NULL;
@@ -398,6 +438,8 @@ static void test_help(void)
 	ok(strstr(text, "required,no-reload") && strstr(text, "bootstrap servers"),
 	   "help shows flags and descriptions");
 	ok(strstr(text, "(one of: plain, starttls, tls)"), "help lists enum choices");
+	ok(strstr(text, "librdkafka.<name>") && strstr(text, "prefix"),
+	   "help shows a prefix family as such");
 	ok(strstr(text, "(range 1s..1h)") && strstr(text, "(range 1k..1G)") &&
 		   strstr(text, "(range 1..65535)"),
 	   "help shows readable ranges");
@@ -413,6 +455,7 @@ int main(void)
 	test_secret_file();
 	test_files();
 	test_single_values();
+	test_prefix_secrets();
 	test_help();
 	return tap_done();
 }
