@@ -960,8 +960,19 @@ static void print_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-/* Pass-through values may carry credentials (sasl.password, ...): those
- * whose name says so are not printed. */
+/* Pass-through values may carry credentials (sasl.password,
+ * sasl.oauthbearer.config, ...): those whose name says so are not
+ * printed. */
+static bool names_credential(const char *name)
+{
+	static const char *const words[] = { "password", "secret", "key", "token",
+					     "credential", "oauthbearer", "jaas" };
+	for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+		if (strstr(name, words[i]))
+			return true;
+	return false;
+}
+
 static void print_prefixed(FILE *out, const struct todod_opt *opt, const struct todod_list *list)
 {
 	for (size_t i = 0; i < list->n; i++) {
@@ -969,10 +980,8 @@ static void print_prefixed(FILE *out, const struct todod_opt *opt, const struct 
 		int name_len = (int)(eq - list->items[i]);
 		char name[256];
 		snprintf(name, sizeof name, "%.*s", name_len, list->items[i]);
-		bool hidden = strstr(name, "password") || strstr(name, "secret") ||
-			      strstr(name, "key");
 		fprintf(out, "%s%s = ", opt->key, name);
-		if (hidden)
+		if (names_credential(name))
 			fputs("(secret)", out);
 		else
 			print_string(out, eq + 1);
