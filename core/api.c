@@ -367,7 +367,7 @@ static int api_bus_inbound(struct todod_ctx *ctx, const struct todod_inbound *ms
 {
 	if (!msg || !msg->topic || !msg->raw || !msg->done)
 		return todod_err_set(err, "bus_inbound: topic, raw and done are required");
-	bus_dispatch(ctx->core->bus, msg, true);
+	bus_dispatch(ctx->core->bus, msg, ctx);
 	return 0;
 }
 

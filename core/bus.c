@@ -35,9 +35,11 @@ struct dispatch {
 	int pending;           /* deliveries not finished yet */
 	bool unrecorded;       /* an outcome could not be written: redeliver */
 	int max_attempts;
-	/* A transport dead-letters on its broker: a subscriber that gives up
-	 * makes the dispatch end in DROP instead of a database dead letter. */
-	bool hand_back_dead_letters;
+	/* The transport plugin that handed the message over, NULL for the
+	 * relay.  A transport dead-letters on its broker: a subscriber that
+	 * gives up makes the dispatch end in DROP instead of a database dead
+	 * letter. */
+	void *transport;
 	char *dead_reason;     /* the first subscriber's reason for giving up */
 	int dead_attempts;
 	todod_inbound_cb done;
@@ -181,6 +183,11 @@ static void dispatch_settle(struct dispatch *dsp)
 	todod_inbound_cb done = dsp->done;
 	void *arg = dsp->done_arg;
 	int attempts = dsp->dead_attempts;
+	if (!done) {
+		/* The transport was unloaded: nobody left to tell. */
+		dispatch_free(dsp);
+		return;
+	}
 	char reason[600] = "";
 	int result = TODOD_HANDLED_OK;
 	if (dsp->unrecorded) {
@@ -230,7 +237,7 @@ static void dead_letter(struct todod_delivery *d, const char *reason)
 	log_warn("event %s (%s) dead-lettered for '%s' after %d attempt%s: %s", dsp->ce.ev.id,
 		 dsp->ce.ev.type, d->consumer, d->attempt, d->attempt == 1 ? "" : "s", reason);
 	count(d->consumer, "dead_letter");
-	if (dsp->hand_back_dead_letters) {
+	if (dsp->transport) {
 		if (!dsp->dead_reason)
 			dsp->dead_reason = strdup(reason);
 		if (d->attempt > dsp->dead_attempts)
@@ -472,7 +479,7 @@ static void flush_inbox(evutil_socket_t fd, short what, void *arg)
 	flush_records(bus);
 }
 
-void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, bool hand_back_dead_letters)
+void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport)
 {
 	const char *topic = msg->topic;
 	struct dispatch *dsp = calloc(1, sizeof *dsp);
@@ -491,7 +498,7 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, bool hand_ba
 	dsp->done = msg->done;
 	dsp->done_arg = msg->arg;
 	dsp->max_attempts = msg->max_attempts > 0 ? msg->max_attempts : bus->conf.max_attempts;
-	dsp->hand_back_dead_letters = hand_back_dead_letters;
+	dsp->transport = transport;
 	/* Count first, start after: a delivery that finishes at once must not
 	 * see the count reach zero while others are still to be created. */
 	dsp->pending = 1;
@@ -525,6 +532,8 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 {
 	for (struct todod_delivery *d = bus->deliveries, *next; d; d = next) {
 		next = d->next;
+		if (d->dsp->transport == owner)
+			d->dsp->done = NULL;
 		if (!d->sub || d->sub->owner != owner)
 			continue;
 		d->sub = NULL;

@@ -34,9 +34,11 @@ const char *const *bus_topics(struct bus *bus);
  * `msg->done` fires once: OK when every subscriber finished (handled or
  * already handled; or given up on, with dead letters kept in the
  * database), RETRY when the database could not record an outcome, DROP
- * with the reason when the message is not a valid CloudEvent or, with
- * `hand_back_dead_letters`, when a subscriber gave up on it. */
-void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, bool hand_back_dead_letters);
+ * with the reason when the message is not a valid CloudEvent or, when a
+ * `transport` (its owner, e.g. the plugin's ctx) handed it over, when a
+ * subscriber gave up on it.  bus_unsubscribe_owner(transport) silences
+ * `done` for what is still in flight. */
+void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport);
 
 void bus_answer(struct todod_delivery *d, enum todod_handler_result result, const char *reason);
 const char *bus_delivery_consumer(struct todod_delivery *d);

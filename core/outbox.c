@@ -237,7 +237,7 @@ static void publish_item(struct item *it)
 	if (!r->transport) {
 		struct todod_inbound msg = { .topic = it->topic, .key = it->key, .raw = it->raw,
 					     .len = it->raw_len, .done = dispatched, .arg = it };
-		bus_dispatch(r->bus, &msg, false);
+		bus_dispatch(r->bus, &msg, NULL);
 		return;
 	}
 	struct ce_event ce;

@@ -164,16 +164,46 @@ static int set_consumer(rd_kafka_conf_t *rk, const struct kafka_conf *c, struct 
 	    set(rk, "kafka-direct", "auto.offset.reset", "earliest", false, err) != 0 ||
 	    set(rk, "kafka-direct", "enable.partition.eof", "false", false, err) != 0)
 		return -1;
+	/* librdkafka's 45 s default holds a shutdown while the broker is away
+	 * (the final commit waits for the session), and leaves the partitions
+	 * of a killed replica idle that long. */
+	if (set(rk, "kafka-direct", "session.timeout.ms", "10000", false, err) != 0)
+		return -1;
 	rd_kafka_conf_set_events(rk, RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_REBALANCE |
 					     RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_STATS |
 					     RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_OFFSET_COMMIT);
 	return 0;
 }
 
-static int set_passthrough(rd_kafka_conf_t *rk, const struct kafka_conf *c, struct todod_err *err)
+/* Properties whose value the plugin's guarantees rest on. */
+static bool is_managed(const char *property)
+{
+	return strcmp(property, "enable.auto.offset.store") == 0 || /* stored once settled */
+	       strcmp(property, "log.queue") == 0;                  /* logs served from the loop */
+}
+
+/* `librdkafka.producer.<property>` and `librdkafka.consumer.<property>`
+ * reach one handle only, so a consumer setting does not make the producer
+ * warn about it on every start. */
+static const char *for_role(const char *item, enum kafka_role role)
+{
+	static const char *const scopes[] = { [KAFKA_PRODUCER] = "producer.",
+					      [KAFKA_CONSUMER] = "consumer." };
+	for (size_t r = 0; r < sizeof scopes / sizeof *scopes; r++) {
+		size_t n = strlen(scopes[r]);
+		if (strncmp(item, scopes[r], n) == 0)
+			return r == role ? item + n : NULL;
+	}
+	return item;
+}
+
+static int set_passthrough(rd_kafka_conf_t *rk, const struct kafka_conf *c, enum kafka_role role,
+			   struct todod_err *err)
 {
 	for (size_t i = 0; i < c->librdkafka.n; i++) {
-		const char *item = c->librdkafka.items[i];
+		const char *item = for_role(c->librdkafka.items[i], role);
+		if (!item)
+			continue;
 		const char *eq = strchr(item, '=');
 		size_t name_len = eq ? (size_t)(eq - item) : strlen(item);
 		char property[256], label[300];
@@ -181,7 +211,12 @@ static int set_passthrough(rd_kafka_conf_t *rk, const struct kafka_conf *c, stru
 			return todod_err_set(err, "librdkafka.%.40s...: property name too long", item);
 		memcpy(property, item, name_len);
 		property[name_len] = '\0';
-		snprintf(label, sizeof label, "librdkafka.%s", property);
+		/* The key as the operator wrote it, scope included. */
+		snprintf(label, sizeof label, "librdkafka.%.*s",
+			 (int)(item - c->librdkafka.items[i] + name_len), c->librdkafka.items[i]);
+		if (is_managed(property))
+			return todod_err_set(err, "%s: set by kafka-direct itself and cannot be changed",
+					     label);
 		if (set(rk, label, property, eq ? eq + 1 : "", is_sensitive(property), err) != 0)
 			return -1;
 	}
@@ -198,7 +233,7 @@ rd_kafka_conf_t *kafka_conf_build(const struct kafka_conf *c, enum kafka_role ro
 	}
 	if (set_common(rk, c, client_id, err) != 0 ||
 	    (role == KAFKA_PRODUCER ? set_producer(rk, c, err) : set_consumer(rk, c, err)) != 0 ||
-	    set_passthrough(rk, c, err) != 0) {
+	    set_passthrough(rk, c, role, err) != 0) {
 		rd_kafka_conf_destroy(rk);
 		return NULL;
 	}

@@ -382,13 +382,6 @@ static int transport_ready(void *self, struct todod_err *why)
 
 /* ---- options ------------------------------------------------------------- */
 
-/* Properties whose value the plugin's guarantees rest on. */
-static const char *const managed_properties[] = {
-	"enable.auto.offset.store", /* stored only once a message is settled */
-	"log.queue",                /* logs are served from the loop */
-	NULL,
-};
-
 static int validate_topics(const struct kafka_conf *c, struct todod_err *err)
 {
 	for (size_t i = 0; i < c->topics.n; i++) {
@@ -447,14 +440,6 @@ static int kafka_validate(const void *conf, struct todod_err *err)
 				     "for the broker's default");
 	if (validate_topics(c, err) != 0)
 		return -1;
-	for (size_t i = 0; i < c->librdkafka.n; i++)
-		for (const char *const *m = managed_properties; *m; m++) {
-			size_t len = strlen(*m);
-			if (strncmp(c->librdkafka.items[i], *m, len) == 0 &&
-			    c->librdkafka.items[i][len] == '=')
-				return todod_err_set(err, "librdkafka.%s: set by kafka-direct itself and "
-						     "cannot be changed", *m);
-		}
 	/* Builds both configurations, which checks every property without
 	 * connecting anywhere. */
 	for (int role = KAFKA_PRODUCER; role <= KAFKA_CONSUMER; role++) {
@@ -640,7 +625,8 @@ static const struct todod_opt kafka_options[] = {
 	  "Kafka name of a topic: topic.task-events = prod.task-events" },
 	{ "librdkafka.", TODOD_OPT_PREFIX, NULL, TODOD_OPT_NO_RELOAD, OPT(librdkafka), 0, 0, NULL,
 	  "Any librdkafka property for both clients, e.g. librdkafka.socket.keepalive.enable = "
-	  "true; wins over the options above (except enable.auto.offset.store and log.queue)" },
+	  "true (librdkafka.producer.<property> or librdkafka.consumer.<property> for one); wins "
+	  "over the options above, except enable.auto.offset.store and log.queue" },
 	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
 };
 

@@ -152,14 +152,33 @@ static void test_passthrough_wins(void)
 	is_str(get(rk, "socket.keepalive.enable"), "true", "other property set");
 	rd_kafka_conf_destroy(rk);
 
-	/* Consumer-only and producer-only properties go to both handles;
-	 * librdkafka itself ignores what does not apply. */
-	char *fetch[] = { "fetch.wait.max.ms=20" };
-	c.librdkafka = (struct todod_list){ 1, fetch };
+	/* An unscoped property goes to both handles; a scoped one to its
+	 * role only, named as written when refused. */
+	char *scoped[] = { "fetch.wait.max.ms=20", "consumer.session.timeout.ms=7000",
+			   "producer.linger.ms=9" };
+	c.librdkafka = (struct todod_list){ 3, scoped };
 	rk = kafka_conf_build(&c, KAFKA_PRODUCER, "node-1", &err);
-	ok(rk != NULL, "a consumer property does not break the producer");
-	if (rk)
+	if (ok(rk != NULL, "scoped pass-through builds the producer (%s)", err.text)) {
+		is_str(get(rk, "linger.ms"), "9", "producer.<property> reaches the producer");
+		is_str(get(rk, "session.timeout.ms"), "45000", "consumer.<property> does not");
 		rd_kafka_conf_destroy(rk);
+	}
+	rk = kafka_conf_build(&c, KAFKA_CONSUMER, "node-1", &err);
+	if (ok(rk != NULL, "scoped pass-through builds the consumer (%s)", err.text)) {
+		is_str(get(rk, "session.timeout.ms"), "7000", "consumer.<property> reaches the consumer");
+		is_str(get(rk, "fetch.wait.max.ms"), "20", "an unscoped one reaches it too");
+		rd_kafka_conf_destroy(rk);
+	}
+	char *managed[] = { "consumer.enable.auto.offset.store=true" };
+	c.librdkafka = (struct todod_list){ 1, managed };
+	ok(kafka_conf_build(&c, KAFKA_CONSUMER, "x", &err) == NULL &&
+		   strstr(err.text, "set by kafka-direct itself"),
+	   "a property the guarantees rest on is refused, scoped or not: %s", err.text);
+	char *bad_scoped[] = { "consumer.no.such.property=1" };
+	c.librdkafka = (struct todod_list){ 1, bad_scoped };
+	ok(kafka_conf_build(&c, KAFKA_CONSUMER, "x", &err) == NULL &&
+		   strncmp(err.text, "librdkafka.consumer.no.such.property: ", 38) == 0,
+	   "a refused scoped property is named as written: %s", err.text);
 }
 
 static void test_bad_passthrough(void)
