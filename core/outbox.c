@@ -51,6 +51,7 @@ struct outbox_relay {
 
 	struct event *wake;       /* next claim */
 	struct event *depth_timer;
+	struct event *renew;      /* keeps the lease while a batch waits for answers */
 	bool running, busy, kicked, stopping, closed;
 	int64_t backoff_ms;
 	bool complained;          /* the outage is logged once, not per retry */
@@ -68,6 +69,7 @@ struct outbox_relay {
 
 static void claim(struct outbox_relay *r);
 static void release_lease(struct outbox_relay *r);
+static void renew_lease(evutil_socket_t fd, short what, void *arg);
 
 static int64_t wall_ms(void)
 {
@@ -99,6 +101,7 @@ static void free_items(struct outbox_relay *r)
 
 static void batch_over(struct outbox_relay *r, bool failed)
 {
+	event_del(r->renew);
 	free_items(r);
 	r->busy = false;
 	if (r->stopping) {
@@ -334,6 +337,11 @@ static void claimed(PGresult *res, const char *error, void *arg)
 		batch_over(r, true);
 		return;
 	}
+	/* A transport that waits for a broker can hold a batch longer than the
+	 * lease; another replica must not take over the same events then. */
+	struct timeval tv = { .tv_sec = r->conf.lease_ms / 3000,
+			      .tv_usec = (r->conf.lease_ms / 3 % 1000) * 1000 };
+	event_add(r->renew, &tv);
 	/* Start the first event of every key; the rest follow in order. */
 	size_t n = r->n_items;
 	for (size_t i = 0; i < n && r->items; i++) {
@@ -346,6 +354,20 @@ static void claimed(PGresult *res, const char *error, void *arg)
 		if (first)
 			publish_item(it);
 	}
+}
+
+static void lease_renewed(PGresult *res, const char *error, void *arg)
+{
+	struct outbox_relay *r = arg;
+	if (!r->closed && error)
+		log_debug("outbox: could not renew the relay lease: %s", error);
+}
+
+/* A claim of no rows only takes or renews the lease. */
+static void renew_lease(evutil_socket_t fd, short what, void *arg)
+{
+	struct outbox_relay *r = arg;
+	store_outbox_claim(r->store, r->owner, (int)r->conf.lease_ms, 0, lease_renewed, r);
 }
 
 static void cleaned(PGresult *res, const char *error, void *arg)
@@ -408,7 +430,8 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 	r->source = strdup(buf);
 	r->wake = evtimer_new(base, wake_cb, r);
 	r->depth_timer = event_new(base, -1, EV_PERSIST, depth_tick, r);
-	if (!r->owner || !r->source || !r->wake || !r->depth_timer) {
+	r->renew = event_new(base, -1, EV_PERSIST, renew_lease, r);
+	if (!r->owner || !r->source || !r->wake || !r->depth_timer || !r->renew) {
 		outbox_relay_free(r);
 		return NULL;
 	}
@@ -487,6 +510,7 @@ void outbox_relay_close(struct outbox_relay *r)
 	r->closed = r->stopping = true;
 	event_del(r->wake);
 	event_del(r->depth_timer);
+	event_del(r->renew);
 }
 
 void outbox_relay_free(struct outbox_relay *r)
@@ -498,6 +522,8 @@ void outbox_relay_free(struct outbox_relay *r)
 		event_free(r->wake);
 	if (r->depth_timer)
 		event_free(r->depth_timer);
+	if (r->renew)
+		event_free(r->renew);
 	free_items(r);
 	free(r->owner);
 	free(r->source);

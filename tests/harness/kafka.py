@@ -15,11 +15,21 @@ metadata when the storage is formatted, so it exists before any client
 connects.  Clients on librdkafka older than 2.6.1 (Debian 12 has 2.0.2)
 fail SCRAM against every Kafka 4.x ("invalid credentials": they send a
 doubled nonce, librdkafka #4895); PLAIN works with any version.
+
+Topics are read and written with kcat over PLAINTEXT (Debian's kcat links
+librdkafka 2.0.2, which is fine without SCRAM), consumer groups are
+described with Kafka's own admin tool:
+
+    kafka.produce("task-events", b"not json", key="42")
+    kafka.read_topic("task-events")      # -> [Record(partition, offset, key, value, headers)]
+    kafka.group_members("todod")         # -> [Member(consumer_id, client_id, partitions)]
 """
 
 import base64
 import contextlib
+import ctypes
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -27,6 +37,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from dataclasses import dataclass, field
 
 from .util import ServiceUnavailable, free_port, tail, wait_until
 
@@ -78,6 +89,41 @@ _STARTED = "Kafka Server started"
 
 JVM_OPTS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true"]
+
+
+GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+
+# The topics todod uses (DESIGN §6), by their logical names.
+LOGICAL_TOPICS = ("task-events", "task-recurrence", "task-reminders")
+
+
+@dataclass
+class Record:
+    """One message read back from a topic."""
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes | None
+    headers: dict = field(default_factory=dict)   # name -> last value (str)
+
+    def json(self):
+        return json.loads(self.value)
+
+
+@dataclass
+class Member:
+    """One member of a consumer group as the admin tool describes it."""
+    consumer_id: str
+    client_id: str
+    partitions: int
+
+
+def kcat():
+    path = shutil.which("kcat") or shutil.which("kafkacat")
+    if not path:
+        raise ServiceUnavailable("kcat is not installed (apt-get install kcat)")
+    return path
 
 
 def cache_dir(version=KAFKA_VERSION):
@@ -208,6 +254,11 @@ class KafkaServer:
             "share.coordinator.state.topic.min.isr": "1",
             # A lone test consumer should not wait 3 s for others to join.
             "group.initial.rebalance.delay.ms": "0",
+            # After a kill -9 the controller keeps the broker fenced until
+            # its old session expires (9 s by default): restarts in the
+            # outage tests take 5 s instead of 13.
+            "broker.session.timeout.ms": "2000",
+            "broker.heartbeat.interval.ms": "500",
         }
         with open(self.config, "w") as f:
             f.writelines(f"{k}={v}\n" for k, v in props.items())
@@ -327,8 +378,170 @@ class KafkaServer:
                    "--partitions", str(partitions), "--replication-factor", "1")
         return name
 
+    def _kcat(self, *args, timeout=30):
+        return subprocess.run([kcat(), "-b", self.bootstrap, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout)
+
+    def read_topic(self, topic, timeout=30):
+        """Every message on `topic`, from the beginning to the current end
+        of each partition, in partition then offset order.  A topic that
+        does not exist yet reads as empty."""
+        res = self._kcat("-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J",
+                         timeout=timeout)
+        err = res.stderr.decode(errors="replace")
+        if res.returncode != 0:
+            if "Unknown topic" in err:
+                return []
+            raise AssertionError(f"kcat -C -t {topic} exited {res.returncode}: {err}")
+        out = []
+        for line in res.stdout.decode().splitlines():
+            if not line.strip():
+                continue
+            m = json.loads(line)
+            names = m.get("headers") or []
+            payload = m.get("payload")
+            out.append(Record(topic=m["topic"], partition=m["partition"], offset=m["offset"],
+                              key=m.get("key"),
+                              value=None if payload is None else payload.encode(),
+                              headers=dict(zip(names[0::2], names[1::2]))))
+        out.sort(key=lambda r: (r.partition, r.offset))
+        return out
+
+    def wait_records(self, topic, predicate, timeout=30, what=None):
+        """Read `topic` until predicate(records) is truthy; returns the records."""
+        seen = []
+
+        def check():
+            seen[:] = self.read_topic(topic)
+            return predicate(seen)
+        wait_until(check, timeout, interval=0.3,
+                   what=what or f"the expected messages on {topic} ({len(seen)} seen)")
+        return list(seen)
+
+    def produce(self, topic, value, key=None, partition=None, headers=None):
+        """Produce one message (bytes or str, as is) and wait until the
+        broker has it."""
+        if isinstance(value, str):
+            value = value.encode()
+        with tempfile.NamedTemporaryFile(prefix="kcat-", dir=self.tmp) as f:
+            # kcat sends each file named on its command line as one
+            # message, byte for byte (stdin would be split at newlines).
+            f.write(value)
+            f.flush()
+            args = ["-P", "-t", topic]
+            if key is not None:
+                args += ["-k", str(key)]
+            if partition is not None:
+                args += ["-p", str(partition)]
+            for name, val in (headers or {}).items():
+                args += ["-H", f"{name}={val}"]
+            res = self._kcat(*args, f.name)
+        if res.returncode != 0:
+            raise AssertionError(f"kcat -P -t {topic} exited {res.returncode}: "
+                                 f"{res.stderr.decode(errors='replace')}")
+
+    def partitions(self, topic):
+        """The number of partitions of `topic` (0 when it does not exist)."""
+        res = self._kcat("-L", "-t", topic, "-J")
+        if res.returncode != 0:
+            return 0
+        [meta] = json.loads(res.stdout)["topics"]
+        return 0 if meta.get("error") else len(meta["partitions"])
+
+    def group_members(self, group):
+        """The members of consumer group `group` with how many partitions
+        each owns; [] when the group has no active member."""
+        out = self.admin(GROUP_COMMAND, "--describe", "--group", group, "--members",
+                         "--verbose", timeout=60)
+        members = []
+        header = None
+        for line in out.splitlines():
+            cols = line.split()
+            if not cols:
+                continue
+            if cols[0] == "GROUP":
+                header = cols
+                continue
+            if header and cols[0] == group and len(cols) >= 5:
+                info = dict(zip(header, cols))
+                members.append(Member(consumer_id=info["CONSUMER-ID"],
+                                      client_id=info["CLIENT-ID"],
+                                      partitions=int(info["#PARTITIONS"])))
+        return members
+
+    def group_offsets(self, group):
+        """{(topic, partition): (committed offset or None, log end offset)}."""
+        out = self.admin(GROUP_COMMAND, "--describe", "--group", group, "--offsets",
+                         timeout=60)
+        offsets = {}
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) >= 5 and cols[0] == group and cols[2].isdigit():
+                current = int(cols[3]) if cols[3].isdigit() else None
+                end = int(cols[4]) if cols[4].isdigit() else None
+                offsets[(cols[1], int(cols[2]))] = (current, end)
+        return offsets
+
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.destroy()
+
+
+@dataclass
+class KafkaNames:
+    """The topic prefix and consumer group of one test, so tests sharing
+    one broker never see each other's events.  An empty prefix means
+    DESIGN's default topic names."""
+    prefix: str
+    group: str
+
+    def topic(self, logical):
+        return f"{self.prefix}-{logical}" if self.prefix else logical
+
+    def dlq(self, logical):
+        return self.topic(logical) + "-dlq"
+
+
+def todod_options(kafka, names, sasl=None, **extra):
+    """The [plugin.kafka-direct] options for a todod on `kafka`.
+
+    Every logical topic is mapped to names.topic(logical) (topic.<logical>
+    options) and created by the plugin (create_topics) with one partition
+    unless extra says otherwise.  `sasl` = (mechanism, username, password
+    or secret reference) logs in on the SASL_PLAINTEXT listener.  `extra`
+    adds or overrides options, e.g. topic_partitions=4 or
+    **{"librdkafka.session.timeout.ms": 6000}."""
+    opts = {
+        "brokers": kafka.sasl_bootstrap if sasl else kafka.bootstrap,
+        "group_id": names.group,
+        "create_topics": "true",
+        "topic_partitions": "1",
+        "topic_replication": "1",
+        "max_attempts": "3",
+        "retry_backoff": "100ms",
+        "linger": "5ms",
+    }
+    if sasl:
+        mechanism, username, password = sasl
+        opts.update(security_protocol="sasl_plaintext", sasl_mechanism=mechanism,
+                    username=username, password=password)
+    if names.prefix:
+        for logical in LOGICAL_TOPICS:
+            opts[f"topic.{logical}"] = names.topic(logical)
+    opts.update({k: str(v) for k, v in extra.items()})
+    return opts
+
+
+def librdkafka_version(shared_object):
+    """The version of the librdkafka that `shared_object` (a plugin .so)
+    loads, e.g. "2.12.1"; None when it does not link librdkafka."""
+    res = subprocess.run(["ldd", shared_object], stdout=subprocess.PIPE, text=True)
+    for line in res.stdout.splitlines():
+        name, _, rest = line.strip().partition(" => ")
+        if name.startswith("librdkafka.so") and rest.startswith("/"):
+            lib = ctypes.CDLL(rest.split()[0])
+            lib.rd_kafka_version_str.restype = ctypes.c_char_p
+            return lib.rd_kafka_version_str().decode()
+    return None

@@ -280,6 +280,34 @@ class Todod:
     def post(self, path, body, **kw):
         return self.request("POST", path, body=body, **kw)
 
+    def readiness(self):
+        """(ready, checks) as /readyz reports them; checks maps each
+        component ("database", "transport", plugins) to "ok" or why not."""
+        resp = self.get("/readyz", timeout=5)
+        return resp.status == 200, resp.json().get("checks", {})
+
+    def wait_ready(self, ready=True, timeout=30):
+        """Wait until /readyz says `ready`; returns its checks."""
+        def check():
+            state, checks = self.readiness()
+            return checks if state == ready else None
+        try:
+            return wait_until(check, timeout, interval=0.1,
+                              what=f"/readyz to say ready={ready}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}: {self.readiness()}\n{self.log_tail(30)}") from exc
+
+    def metric(self, name, **labels):
+        """The value of one series on /metrics (labels must match
+        exactly); None when it is not there."""
+        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        series = f"{name}{{{want}}}" if want else name
+        for line in self.get("/metrics").text.splitlines():
+            got, _, value = line.rpartition(" ")
+            if got == series:
+                return float(value)
+        return None
+
     def vmrss_kib(self):
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:

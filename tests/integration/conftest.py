@@ -1,4 +1,5 @@
-"""Fixtures for todod's integration tests: real PostgreSQL, the real binary.
+"""Fixtures for todod's integration tests: real PostgreSQL, Apache Kafka,
+the real binary.
 
 Run from the source tree:
     TODOD_BUILDDIR=/path/to/build /usr/bin/python3 -m pytest -q tests/integration
@@ -10,13 +11,15 @@ otherwise.
 
 import itertools
 import os
+import re
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from harness import PostgresServer, ServiceUnavailable, Todod, in_ci  # noqa: E402
+from harness import KafkaServer, PostgresServer, ServiceUnavailable, Todod, in_ci  # noqa: E402
+from harness.kafka import KafkaNames, todod_options  # noqa: E402
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -69,6 +72,34 @@ def own_pg():
     server.destroy()
 
 
+# ---- Apache Kafka ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def kafka():
+    """One broker for the whole session: a JVM start costs seconds.  Tests
+    keep apart through kafka_names; a test that stops the broker starts
+    it again before it ends."""
+    try:
+        server = KafkaServer().start()
+    except ServiceUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"Kafka could not start (CI=true): {exc}", pytrace=False)
+        pytest.skip(f"Kafka could not start: {exc}")
+    yield server
+    server.destroy()
+
+
+_kafka_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def kafka_names(request):
+    """Topic prefix and consumer group of this test's own."""
+    n = next(_kafka_numbers)
+    name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:32].strip("-")
+    return KafkaNames(prefix=f"t{os.getpid()}-{n}-{name}", group=f"todod-{os.getpid()}-{n}")
+
+
 # ---- todod ------------------------------------------------------------------
 
 @pytest.fixture
@@ -109,3 +140,17 @@ def probe_todod(todod_factory, database):
                       core={"max_body_size": "4k", "request_timeout": "5s"})
     t.user_id, t.token = t.provision()
     return t.start()
+
+
+@pytest.fixture
+def kafka_todod(kafka, kafka_names, todod_factory):
+    """make(database, plugins=None, core=None, sasl=None, names=None, **options)
+    -> a Todod (not started) with `plugins` and kafka-direct on the
+    session's broker, under this test's topic names and group (or
+    `names`); `options` are further kafka-direct options."""
+    def make(database, plugins=None, core=None, sasl=None, names=None, **options):
+        everything = dict(plugins or {})
+        everything["kafka-direct"] = todod_options(kafka, names or kafka_names, sasl=sasl,
+                                                   **options)
+        return todod_factory(database, plugins=everything, core=core)
+    return make

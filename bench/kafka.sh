@@ -1,0 +1,17 @@
+#!/bin/sh
+# kafka.sh - the kafka-direct transport end to end against a real Apache
+# Kafka broker: publish latency from outbox commit to the broker's
+# delivery report, 1,000 concurrent task creations until every event is
+# acknowledged and on task-events, reminder latency remind_at -> SMTP 250
+# through Kafka, and todod's resident memory.  A throwaway PostgreSQL, a
+# Kafka 4.x broker (tests/harness/kafka.py), an SMTP server (aiosmtpd) and
+# a freshly started todod.  Not part of the test suite.
+#   TODOD_BUILDDIR=/path/to/build bench/kafka.sh
+# Needs Java 17+, the cached Kafka jars (or Maven to fetch them), kcat,
+# PostgreSQL's server binaries, python3-psycopg2 and python3-aiosmtpd.
+# PUBLISH_TASKS, PUBLISH_RATE, BURST_TASKS, BURST_CONNECTIONS,
+# REMINDER_TASKS, REMINDER_SPREAD (seconds), KAFKA_LINGER_MS, KAFKA_PARTITIONS and
+# DB_POOL_SIZE vary the load.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+exec /usr/bin/python3 "$here/kafka.py" "$@"

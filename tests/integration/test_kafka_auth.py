@@ -1,0 +1,86 @@
+"""SASL login: SCRAM-SHA-256 with the harness's user works end to end; a
+wrong password makes todod not ready, with a reason and a log line that
+say "authentication" and never show the password.
+
+SCRAM against Kafka 4.x needs librdkafka 2.6.1 or newer (tests/run builds
+2.12.1; Debian's 2.0.2 sends a nonce the broker refuses), so the tests
+check which librdkafka the plugin loads before blaming todod.
+"""
+
+import json
+
+import pytest
+
+from harness import ServiceUnavailable, find_plugin, query, scalar, task_id, wait_until
+from harness.kafka import SASL_PASSWORD, SASL_USER, librdkafka_version
+
+WRONG_PASSWORD = "not-the-Secret-42"
+
+
+@pytest.fixture
+def scram_capable():
+    version = librdkafka_version(find_plugin("kafka-direct"))
+    if version is None or tuple(map(int, version.split(".")[:3])) < (2, 6, 1):
+        raise ServiceUnavailable(f"kafka-direct loads librdkafka {version}; SCRAM against "
+                                 "Kafka 4 needs >= 2.6.1 (tests/run builds 2.12.1)")
+    return version
+
+
+def start(kafka_todod, database, tmp_path, password, core=None):
+    secret = tmp_path / "kafka-password"
+    secret.write_text(password + "\n")
+    t = kafka_todod(database, plugins={"recurrence": {}},
+                    core={"retry_backoff": "100ms", **(core or {})},
+                    sasl=("SCRAM-SHA-256", SASL_USER, f"file:{secret}"))
+    t.user_id, _ = t.provision("alice")
+    t.db = database
+    return t.start()
+
+
+def test_scram_sha_256_login_carries_events(scram_capable, kafka, kafka_names, kafka_todod,
+                                            database, tmp_path):
+    t = start(kafka_todod, database, tmp_path, SASL_PASSWORD)
+    assert t.plugins["kafka-direct"]["brokers"] == kafka.sasl_bootstrap
+    checks = t.wait_ready()
+    assert checks["transport"] == "ok"
+
+    # Produced and consumed over the SASL listener: a completion makes
+    # its successor.
+    first = task_id(scalar(database, "SELECT todod_task_create(%s, %s::jsonb, NULL, NULL)",
+                           t.user_id, json.dumps({"title": "rotate keys", "rrule": "FREQ=WEEKLY",
+                                                  "due_at": "2030-01-07T09:00:00Z"})))
+    scalar(database, "SELECT todod_task_complete(%s, %s::jsonb, NULL, NULL)", t.user_id,
+           json.dumps({"id": first}))
+    wait_until(lambda: query(database, "SELECT id FROM tasks WHERE series_id = %s "
+                                       "AND occurrence = 2", first), 20, what="the successor")
+    records = kafka.read_topic(kafka_names.topic("task-recurrence"))
+    assert [r.key for r in records] == [str(first)]
+    assert SASL_PASSWORD not in t.log()
+
+
+def test_wrong_password_is_an_authentication_error(scram_capable, kafka, kafka_names,
+                                                   kafka_todod, database, tmp_path):
+    # Nothing can be flushed at SIGTERM: do not wait the default 10 s for it.
+    t = start(kafka_todod, database, tmp_path, WRONG_PASSWORD, core={"drain_timeout": "2s"})
+
+    def refused():
+        ready, checks = t.readiness()
+        why = checks.get("transport", "")
+        return why if not ready and "authentication" in why.lower() else None
+    reason = wait_until(refused, 15, what="/readyz naming authentication as the reason")
+    print(f"\n[kafka] /readyz transport: {reason}")
+    assert WRONG_PASSWORD not in reason
+
+    # Still serving; the event waits in the outbox.
+    assert t.get("/healthz").status == 200
+    scalar(database, "SELECT todod_task_create(%s, %s::jsonb, NULL, NULL)", t.user_id,
+           json.dumps({"title": "waits"}))
+    t.wait_log("authentication", timeout=10)
+    log = t.log()
+    said = [line for line in log.splitlines()
+            if " error [kafka-direct] authentication failed" in line]
+    assert said, log[-3000:]
+    assert "SCRAM-SHA-256" in said[0] and SASL_USER in said[0], said[0]
+    assert WRONG_PASSWORD not in log
+    assert scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") >= 1
+    assert not t.readiness()[0]
