@@ -49,6 +49,7 @@ struct kafka_producer {
 	struct todod_timer *answer_refused;
 	void (*drained)(struct kafka *k);
 	struct todod_timer *drain_poll;
+	bool purged;                   /* drain gave up on an absent broker */
 };
 
 static int64_t monotonic_us(void)
@@ -400,17 +401,33 @@ int kafka_producer_pending(const struct kafka *k)
 /* Done when nothing waits for an answer, or when no answer can come:
  * with no broker reachable what is unacknowledged stays in the outbox,
  * and waiting out the drain deadline would only delay the exit. */
+/* After a purge only messages count: an admin request (topic creation)
+ * waiting for an absent broker is abandoned with it. */
 static bool producer_idle(const struct kafka *k)
 {
 	const struct kafka_producer *pr = k->producer;
-	return (!pr->in_flight.head && !pr->refused.head && rd_kafka_outq_len(pr->rk) == 0) ||
-	       !k->broker_up || k->fatal;
+	if (pr->purged)
+		return pr->n_messages == 0 && !pr->refused.head;
+	return !pr->in_flight.head && !pr->refused.head && rd_kafka_outq_len(pr->rk) == 0;
 }
 
 static void on_drain_poll(void *arg)
 {
 	struct kafka *k = arg;
 	struct kafka_producer *pr = k->producer;
+	/* With no broker to take them, waiting for delivery reports would
+	 * only hold the shutdown until its deadline: purged messages are
+	 * reported at once (RETRY), so the relay settles its batch and the
+	 * events stay in the outbox for the next start. */
+	if (!pr->purged && (!k->broker_up || k->fatal) && !producer_idle(k)) {
+		pr->purged = true;
+		if (pr->n_messages)
+			k->api->log(k->ctx, TODOD_LOG_INFO,
+				    "no broker reachable: %d event(s) not delivered stay in the outbox",
+				    pr->n_messages);
+		rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+					       RD_KAFKA_PURGE_F_NON_BLOCKING);
+	}
 	kafka_queue_serve(pr->kq);
 	if (!pr->drained || !producer_idle(k))
 		return;

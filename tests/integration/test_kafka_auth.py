@@ -60,8 +60,7 @@ def test_scram_sha_256_login_carries_events(scram_capable, kafka, kafka_names, k
 
 def test_wrong_password_is_an_authentication_error(scram_capable, kafka, kafka_names,
                                                    kafka_todod, database, tmp_path):
-    # Nothing can be flushed at SIGTERM: do not wait the default 10 s for it.
-    t = start(kafka_todod, database, tmp_path, WRONG_PASSWORD, core={"drain_timeout": "2s"})
+    t = start(kafka_todod, database, tmp_path, WRONG_PASSWORD)
 
     def refused():
         ready, checks = t.readiness()
@@ -84,3 +83,11 @@ def test_wrong_password_is_an_authentication_error(scram_capable, kafka, kafka_n
     assert WRONG_PASSWORD not in log
     assert scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") >= 1
     assert not t.readiness()[0]
+
+    # Nothing can be delivered: SIGTERM does not wait for the drain
+    # deadline, and the event stays in the outbox for the next start.
+    code, _ = t.stop()
+    assert code == 0, t.log_tail()
+    log = t.log()
+    assert "drain_timeout reached" not in log, log[-3000:]
+    assert scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") >= 1
