@@ -51,6 +51,7 @@ from harness.kafka import kcat, librdkafka_version  # noqa: E402
 from harness.smtp import SmtpServer  # noqa: E402
 
 import reminders  # noqa: E402  (bench/reminders.py: the reminder latency run)
+from summary import print_checks, sanitized  # noqa: E402
 
 PUBLISH_TASKS = int(os.environ.get("PUBLISH_TASKS", "2000"))
 PUBLISH_RATE = float(os.environ.get("PUBLISH_RATE", "200"))
@@ -62,7 +63,7 @@ SETTLE_TIMEOUT = 30.0   # seconds to wait for events to be sent / consumed
 TOPIC = "task-events"
 DUE_TOPIC = "task-reminders"
 
-sanitized, vm_kib, percentile = reminders.sanitized, reminders.vm_kib, reminders.percentile
+vm_kib, percentile = reminders.vm_kib, reminders.percentile
 
 
 class KeepAlive:
@@ -397,12 +398,7 @@ def main():
         ("outbox empty, no dead letters, alive", unsent == 0 and dead == 0 and alive,
          f"{unsent} unsent, {dead} dead letters"),
     ]
-    print("\n==== kafka-direct benchmark summary ====")
-    if warn:
-        print("WARNING: this todod was built with sanitizers; build without "
-              "--enable-sanitizers for figures worth comparing")
-    for name, good, got in checks:
-        print(f"{'ok  ' if good else 'MISS'} {name:38} {got}")
+    print_checks("kafka-direct", checks, warn)
     print(f"publish latency, outbox created_at -> sent_at (per event): {pub['sent_q']}")
     print(f"  (the relay's /metrics histogram, commit -> delivery report: {pub['outbox_hist']};"
           f" produce() -> delivery report: {pub['produce_hist']})")

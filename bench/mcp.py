@@ -19,16 +19,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from harness import PostgresServer, Todod, builddir  # noqa: E402
+from summary import print_checks, sanitized  # noqa: E402
 
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "50"))
 THREADS = 2
 ACCEPT = "application/json, text/event-stream"
-
-
-def sanitized(pid):
-    with open(f"/proc/{pid}/maps") as f:
-        return any("libasan" in line or "libubsan" in line for line in f)
 
 
 class RssSampler:
@@ -170,12 +166,7 @@ def main():
         ("no failures", not any(f["failures"] or f["errors"] for f in (ping, get, add, loop)),
          ", ".join(str(int(f["failures"] + f["errors"])) for f in (ping, get, add, loop))),
     ]
-    print("\n==== mcp-tools benchmark summary ====")
-    if warn:
-        print("WARNING: this todod was built with sanitizers; build without "
-              "--enable-sanitizers for figures worth comparing")
-    for name, good, got in checks:
-        print(f"{'ok  ' if good else 'MISS'} {name:28} {got}")
+    print_checks("mcp-tools", checks, warn)
     print(f"memory (VmRSS): idle {rss_idle} KiB, end {rss_end} KiB, peak {rss_peak} KiB")
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} bench/mcp.sh   "
           f"(DURATION, CONNECTIONS, DB_POOL_SIZE to vary)")

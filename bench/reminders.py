@@ -29,17 +29,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from harness import PostgresServer, Todod, builddir, query, scalar  # noqa: E402
 from harness.smtp import SmtpServer  # noqa: E402
+from summary import print_checks, sanitized  # noqa: E402
 
 LATENCY_TASKS = int(os.environ.get("LATENCY_TASKS", "1000"))
 SPREAD = float(os.environ.get("SPREAD", "15"))
 THROUGHPUT_TASKS = int(os.environ.get("THROUGHPUT_TASKS", "2000"))
 LEAD = 5.0          # seconds from the end of task creation to the first remind_at
 PATIENCE = 60.0     # seconds without a new message before a run gives up
-
-
-def sanitized(pid):
-    with open(f"/proc/{pid}/maps") as f:
-        return any("libasan" in line or "libubsan" in line for line in f)
 
 
 def vm_kib(pid, field):
@@ -217,12 +213,7 @@ def main():
          f"{tput['count']} received, {tput['missing']} missing, {tput['dups']} duplicates"),
         ("no dead letters, todod alive", dead == 0 and alive, f"{dead} dead letters"),
     ]
-    print("\n==== reminders benchmark summary ====")
-    if warn:
-        print("WARNING: this todod was built with sanitizers; build without "
-              "--enable-sanitizers for figures worth comparing")
-    for name, good, got in checks:
-        print(f"{'ok  ' if good else 'MISS'} {name:32} {got}")
+    print_checks("reminders", checks, warn)
     print(f"latency remind_at -> 250: p50 {lat['p50']:.3f}s  p95 {lat['p95']:.3f}s  "
           f"p99 {lat['p99']:.3f}s  max {lat['max']:.3f}s  count {lat['count']}")
     print(f"email throughput: {tput['rate']:,.0f} msg/s ({tput['count']} due at once, "

@@ -86,6 +86,15 @@ static void schedule(struct outbox_relay *r, int64_t ms)
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg) { claim(arg); }
 
+/* A drain hands a transport everything committed so far (until the
+ * drain's deadline, or an outage), so other instances see it without
+ * waiting for this one to come back.  In process there is nobody else
+ * to hand it to: the rest waits in the outbox for the next start. */
+static bool flushes_at_drain(const struct outbox_relay *r)
+{
+	return r->transport != NULL;
+}
+
 static void free_items(struct outbox_relay *r)
 {
 	for (size_t i = 0; i < r->n_items; i++) {
@@ -105,7 +114,10 @@ static void batch_over(struct outbox_relay *r, bool failed)
 	free_items(r);
 	r->busy = false;
 	if (r->stopping) {
-		release_lease(r);
+		if (failed || !flushes_at_drain(r))
+			release_lease(r);
+		else
+			claim(r);
 		return;
 	}
 	if (failed) {
@@ -212,7 +224,7 @@ static void published(int result, const char *reason, void *arg)
 		}
 		next = NULL;
 	}
-	if (next && r->stopping) {
+	if (next && r->stopping && !flushes_at_drain(r)) {
 		for (struct item *n = next; n; n = next_of_key(r, n)) {
 			n->state = ITEM_SKIPPED;
 			r->unanswered--;
@@ -308,7 +320,7 @@ static void claimed(PGresult *res, const char *error, void *arg)
 		r->busy = false;
 		r->backoff_ms = 0;
 		if (r->stopping)
-			batch_over(r, false);
+			release_lease(r);
 		else if (r->kicked)
 			schedule(r, 0);
 		else
@@ -378,7 +390,7 @@ static void cleaned(PGresult *res, const char *error, void *arg)
 
 static void claim(struct outbox_relay *r)
 {
-	if (r->busy || r->stopping)
+	if (r->busy || r->closed)
 		return;
 	r->busy = true;
 	r->kicked = false;
@@ -501,7 +513,11 @@ void outbox_relay_drain(struct outbox_relay *r, void (*done)(void *arg), void *a
 	event_del(r->depth_timer);
 	r->drained = done;
 	r->drained_arg = arg;
-	if (!r->busy)
+	if (r->busy)
+		return;
+	if (flushes_at_drain(r) && r->backoff_ms == 0)
+		claim(r);
+	else
 		release_lease(r);
 }
 

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from harness import KafkaServer, PostgresServer, ServiceUnavailable, Todod, in_ci  # noqa: E402
 from harness.kafka import KafkaNames, todod_options  # noqa: E402
+from harness.smtp import SmtpServer  # noqa: E402
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -38,17 +39,23 @@ def pytest_runtest_makereport(item, call):
                                f"Skipped: service unavailable: {call.excinfo.value}")
 
 
+def started(what, service):
+    """A started `service()`; one that cannot start fails the run with
+    CI=true and skips the test elsewhere."""
+    try:
+        return service().start()
+    except ServiceUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"{what} could not start (CI=true): {exc}", pytrace=False)
+        pytest.skip(f"{what} could not start: {exc}")
+
+
 # ---- PostgreSQL -----------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def pg_server():
     """One server shared by the tests that do not stop it."""
-    try:
-        server = PostgresServer().start()
-    except ServiceUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"PostgreSQL could not start (CI=true): {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL could not start: {exc}")
+    server = started("PostgreSQL", PostgresServer)
     yield server
     server.destroy()
 
@@ -72,6 +79,16 @@ def own_pg():
     server.destroy()
 
 
+# ---- SMTP -------------------------------------------------------------------
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) that keeps what it receives."""
+    server = started("the SMTP server", SmtpServer)
+    yield server
+    server.destroy()
+
+
 # ---- Apache Kafka ----------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -79,12 +96,7 @@ def kafka():
     """One broker for the whole session: a JVM start costs seconds.  Tests
     keep apart through kafka_names; a test that stops the broker starts
     it again before it ends."""
-    try:
-        server = KafkaServer().start()
-    except ServiceUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"Kafka could not start (CI=true): {exc}", pytrace=False)
-        pytest.skip(f"Kafka could not start: {exc}")
+    server = started("Kafka", KafkaServer)
     yield server
     server.destroy()
 

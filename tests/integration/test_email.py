@@ -19,7 +19,6 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from harness import ServiceUnavailable, find_plugin, query, scalar, task_id, wait_until  # noqa: E402
-from harness.smtp import SmtpServer  # noqa: E402
 
 TITLE = 'Pay <b>rent</b> & "bills" — Grüße'
 DESCRIPTION = "<script>alert('x')</script>\nFrom the landlord"
@@ -47,13 +46,6 @@ def have_reminders():
         return True
     except ServiceUnavailable:
         return False
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.destroy()
 
 
 def start(todod_factory, database, server, reminders=False):

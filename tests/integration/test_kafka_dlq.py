@@ -11,23 +11,13 @@ import json
 import time
 from datetime import datetime, timezone
 
-import pytest
-
 from harness import query, scalar, task_id, wait_until
-from harness.smtp import SmtpServer
 
 CORE = {"retry_backoff": "100ms"}
 RECIPIENT = "alice@example.com"
 POISON = b"this is not JSON {\n"
 HEADERS = ("todod-dlq-reason", "todod-dlq-attempts", "todod-dlq-topic", "todod-dlq-partition",
            "todod-dlq-offset", "todod-dlq-group")
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.destroy()
 
 
 def start(kafka, kafka_names, kafka_todod, database, plugins, **options):

@@ -13,24 +13,14 @@ import json
 import time
 from datetime import datetime, timezone
 
-import pytest
-
 from harness import mcp_sdk, query, scalar, wait_until
 from harness.e2e import McpHttp
 from harness.kafka import KafkaNames
 from harness.mcp_sdk import call, ok, ref, task
-from harness.smtp import SmtpServer
 
 INSTANCE = "kafka-e2e"
 CORE = {"instance": INSTANCE, "retry_backoff": "100ms"}
 RECIPIENT = "alice@example.com"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.destroy()
 
 
 def start(kafka_todod, database, plugins, names=None):

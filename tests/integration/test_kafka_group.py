@@ -11,23 +11,13 @@ with SIGKILL in the middle of a stream.
 import re
 import time
 
-import pytest
-
 from harness import query, scalar, task_id, wait_until
-from harness.smtp import SmtpServer
 
 PARTITIONS = 4
 CORE = {"retry_backoff": "100ms", "log_level": "info"}
 # A killed member's partitions move on after its session times out; 6 s
 # is the smallest session the broker accepts (group.min.session.timeout.ms).
 FAST_FAILOVER = {"librdkafka.session.timeout.ms": 6000, "librdkafka.heartbeat.interval.ms": 1000}
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.destroy()
 
 
 def pair(kafka, kafka_names, kafka_todod, database, plugins, **options):

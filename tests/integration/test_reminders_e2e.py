@@ -14,23 +14,13 @@ from datetime import datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from harness import mcp_sdk, query, scalar, task_id, wait_until
 from harness.e2e import McpHttp, received_with_times
 from harness.mcp_sdk import call, ok, ref, task
-from harness.smtp import SmtpServer
 
 TZ = ZoneInfo("Europe/Berlin")
 SENDER = "todod@example.org"
 RECIPIENT = "alice@example.com"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.destroy()
 
 
 def plugins(smtp_url):
