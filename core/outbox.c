@@ -86,13 +86,15 @@ static void schedule(struct outbox_relay *r, int64_t ms)
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg) { claim(arg); }
 
-/* A drain hands a transport everything committed so far (until the
- * drain's deadline, or an outage), so other instances see it without
- * waiting for this one to come back.  In process there is nobody else
- * to hand it to: the rest waits in the outbox for the next start. */
+/* A drain hands a ready transport everything committed so far (until
+ * the drain's deadline), so other instances see it without waiting for
+ * this one to come back.  In process there is nobody else to hand it to,
+ * and a transport that is down would only hold the drain until its
+ * deadline: the rest waits in the outbox for the next start. */
 static bool flushes_at_drain(const struct outbox_relay *r)
 {
-	return r->transport != NULL;
+	struct todod_err why;
+	return r->transport && r->transport->ready(r->transport->self, &why) == 0;
 }
 
 static void free_items(struct outbox_relay *r)

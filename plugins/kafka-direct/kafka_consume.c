@@ -263,6 +263,15 @@ int kafka_consumer_start(struct kafka *k, struct todod_err *err)
 static void begin_close(struct kafka_consumer *kc)
 {
 	kc->closing = true;
+	/* Leaving needs the group coordinator: with no broker reachable (or
+	 * none that lets us log in) the close would only wait out the drain's
+	 * deadline.  The broker drops the member when its session times out;
+	 * what was not committed is delivered again. */
+	if (!kc->k->broker_up || kc->k->fatal) {
+		KC_LOG(kc, INFO, "no broker reachable: not waiting to leave the consumer group");
+		close_done(kc);
+		return;
+	}
 	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(kc->rk);
 	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(kc->rk, q);
 	rd_kafka_queue_destroy(q);

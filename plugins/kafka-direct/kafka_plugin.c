@@ -42,7 +42,7 @@ static const char *const sasl_choices[] = { "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA
 static const char *const core_topics[] = { "task-events", "task-recurrence", "task-reminders" };
 
 /* What was last said about the connection, so each change is said once. */
-enum outage { OUTAGE_NONE, OUTAGE_DOWN, OUTAGE_AUTH };
+enum outage { OUTAGE_NONE, OUTAGE_DOWN, OUTAGE_REFUSED };
 
 struct kafka_plugin {
 	struct kafka k; /* first: the parts get &plugin->k and come back here */
@@ -182,8 +182,23 @@ static void suspect_outage(struct kafka *k, const char *fmt, ...)
 						     kp);
 }
 
+/* The broker answered and turned us away (login, certificate): only the
+ * operator can fix that, so it is said at once, without the grace an
+ * outage gets, and once. */
+static void refused(struct kafka *k, const char *what, const char *who, const char *text)
+{
+	struct kafka_plugin *kp = plugin_of(k);
+	k->broker_up = false;
+	snprintf(k->why, sizeof k->why, "%s: %s", what, text);
+	if (kp->said != OUTAGE_REFUSED)
+		k->api->log(k->ctx, TODOD_LOG_ERROR, "%s (%s): %s; events wait in the outbox", what,
+			    who, text);
+	kp->said = OUTAGE_REFUSED;
+}
+
 void kafka_note_error(struct kafka *k, rd_kafka_resp_err_t code, const char *text, bool fatal)
 {
+	char who[300];
 	struct kafka_plugin *kp = plugin_of(k);
 	const struct kafka_conf *c = k->conf;
 	if (fatal) {
@@ -206,20 +221,19 @@ void kafka_note_error(struct kafka *k, rd_kafka_resp_err_t code, const char *tex
 	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
 		/* A failed login also leaves no broker connected; keep the reason
 		 * that tells the operator what to fix. */
-		if (kp->said != OUTAGE_AUTH)
+		if (kp->said != OUTAGE_REFUSED)
 			suspect_outage(k, "%s%s%s", text, kp->last_failure[0] ? "; " : "",
 				       kp->last_failure);
 		break;
 	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-		/* Definite: no grace. */
-		k->broker_up = false;
-		snprintf(k->why, sizeof k->why, "authentication failed: %s", text);
-		if (kp->said != OUTAGE_AUTH)
-			k->api->log(k->ctx, TODOD_LOG_ERROR,
-				    "authentication failed (SASL %s as user \"%s\"): %s; "
-				    "events wait in the outbox",
-				    sasl_choices[c->sasl_mechanism], c->username ? c->username : "", text);
-		kp->said = OUTAGE_AUTH;
+		snprintf(who, sizeof who, "SASL %s as user \"%s\"", sasl_choices[c->sasl_mechanism],
+			 c->username ? c->username : "");
+		refused(k, "authentication failed", who, text);
+		break;
+	case RD_KAFKA_RESP_ERR__SSL:
+		snprintf(who, sizeof who, "brokers' certificates checked against %s",
+			 c->ssl_ca ? c->ssl_ca : "the system's CA certificates (no ssl_ca)");
+		refused(k, "TLS handshake failed", who, text);
 		break;
 	default:
 		log_librdkafka(k, TODOD_LOG_WARN, "%s: %s", rd_kafka_err2name(code), text);

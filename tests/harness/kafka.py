@@ -6,9 +6,15 @@ log4j2 backend its POM leaves out) that Maven resolves once into
 ${XDG_CACHE_HOME:-~/.cache}/todod-tests/kafka-<version>/libs; later runs
 only start a JVM.  Each server formats its own log dir and listens on:
 
-  PLAINTEXT      127.0.0.1:<port>       no auth
-  SASL_PLAINTEXT 127.0.0.1:<sasl_port>  SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
-  CONTROLLER     127.0.0.1:<free port>  KRaft quorum, not for clients
+  PLAINTEXT      127.0.0.1:<port>           no auth
+  SASL_PLAINTEXT 127.0.0.1:<sasl_port>      SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
+  SSL            127.0.0.1:<ssl_port>       TLS, no auth
+  SASL_SSL       127.0.0.1:<sasl_ssl_port>  TLS + the same SASL mechanisms
+  CONTROLLER     127.0.0.1:<free port>      KRaft quorum, not for clients
+
+The TLS listeners present a certificate for IP:127.0.0.1 and
+DNS:localhost signed by a CA made for this broker alone (ca_file, PEM),
+generated with openssl into the broker's temp dir when it is created.
 
 The SASL user (SASL_USER / SASL_PASSWORD) is written into the cluster
 metadata when the storage is formatted, so it exists before any client
@@ -39,6 +45,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 
+from .tls import make_ca, make_server_cert
 from .util import ServiceUnavailable, free_port, tail, wait_until
 
 # Debian's librdkafka 2.0.2 only enables its group consumer when the broker
@@ -211,7 +218,12 @@ class KafkaServer:
         self.stdout = os.path.join(self.tmp, "stdout.log")
         self.port = free_port()
         self.sasl_port = self._another_port(self.port)
-        self.controller_port = self._another_port(self.port, self.sasl_port)
+        self.ssl_port = self._another_port(self.port, self.sasl_port)
+        self.sasl_ssl_port = self._another_port(self.port, self.sasl_port, self.ssl_port)
+        self.controller_port = self._another_port(self.port, self.sasl_port, self.ssl_port,
+                                                  self.sasl_ssl_port)
+        self.ca = make_ca(self.tmp, "kafka-ca")
+        self.keystore = make_server_cert(self.tmp, self.ca, "kafka-server")
         self.proc = None
         self._write_config()
 
@@ -225,25 +237,32 @@ class KafkaServer:
     def _write_config(self):
         plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        listeners = ",".join(f"{name}://127.0.0.1:{port}" for name, port in (
+            ("PLAINTEXT", self.port), ("SASL_PLAINTEXT", self.sasl_port),
+            ("SSL", self.ssl_port), ("SASL_SSL", self.sasl_ssl_port),
+            ("CONTROLLER", self.controller_port)))
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                         f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
-                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                                    f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
-                                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "listeners": listeners,
+            "advertised.listeners": listeners,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
-                                              "SASL_PLAINTEXT:SASL_PLAINTEXT",
+                                              "SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,"
+                                              "SASL_SSL:SASL_SSL",
+            # A PEM file with the key and then the certificate; the key is
+            # not encrypted, so no password is set at all.
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": self.keystore,
             "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN",
-            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": f"{scram} required;",
-            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": f"{scram} required;",
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
-                f'{plain} required user_{SASL_USER}="{SASL_PASSWORD}";',
+            **{f"listener.name.{listener}.{mech}.sasl.jaas.config": config
+               for listener in ("sasl_plaintext", "sasl_ssl")
+               for mech, config in (
+                   ("scram-sha-256", f"{scram} required;"),
+                   ("scram-sha-512", f"{scram} required;"),
+                   ("plain", f'{plain} required user_{SASL_USER}="{SASL_PASSWORD}";'))},
             "log.dirs": self.logdir,
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -366,6 +385,20 @@ class KafkaServer:
     @property
     def sasl_bootstrap(self):
         return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self):
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self):
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ca_file(self):
+        """The PEM certificate of the CA that signed the TLS listeners'
+        certificate: what a client trusts."""
+        return self.ca.cert
 
     def admin(self, main, *args, timeout=120):
         """Run one of Kafka's admin tools (a class from kafka-tools, e.g.
@@ -504,17 +537,21 @@ class KafkaNames:
         return self.topic(logical) + "-dlq"
 
 
-def todod_options(kafka, names, sasl=None, **extra):
+def todod_options(kafka, names, sasl=None, tls=None, **extra):
     """The [plugin.kafka-direct] options for a todod on `kafka`.
 
     Every logical topic is mapped to names.topic(logical) (topic.<logical>
     options) and created by the plugin (create_topics) with one partition
     unless extra says otherwise.  `sasl` = (mechanism, username, password
-    or secret reference) logs in on the SASL_PLAINTEXT listener.  `extra`
-    adds or overrides options, e.g. topic_partitions=4 or
+    or secret reference) logs in on the SASL_PLAINTEXT listener.  `tls`
+    talks TLS instead, to the SSL listener (SASL_SSL with `sasl`),
+    trusting kafka.ca_file when it is True or the CA file it names.
+    `extra` adds or overrides options, e.g. topic_partitions=4 or
     **{"librdkafka.session.timeout.ms": 6000}."""
+    brokers = {(False, False): kafka.bootstrap, (True, False): kafka.sasl_bootstrap,
+               (False, True): kafka.ssl_bootstrap, (True, True): kafka.sasl_ssl_bootstrap}
     opts = {
-        "brokers": kafka.sasl_bootstrap if sasl else kafka.bootstrap,
+        "brokers": brokers[(bool(sasl), bool(tls))],
         "group_id": names.group,
         "create_topics": "true",
         "topic_partitions": "1",
@@ -523,10 +560,13 @@ def todod_options(kafka, names, sasl=None, **extra):
         "retry_backoff": "100ms",
         "linger": "5ms",
     }
+    if sasl or tls:
+        opts["security_protocol"] = ("sasl_" if sasl else "") + ("ssl" if tls else "plaintext")
     if sasl:
         mechanism, username, password = sasl
-        opts.update(security_protocol="sasl_plaintext", sasl_mechanism=mechanism,
-                    username=username, password=password)
+        opts.update(sasl_mechanism=mechanism, username=username, password=password)
+    if tls:
+        opts["ssl_ca"] = kafka.ca_file if tls is True else str(tls)
     if names.prefix:
         for logical in LOGICAL_TOPICS:
             opts[f"topic.{logical}"] = names.topic(logical)
