@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "todod-plugin.h"
 
@@ -61,6 +62,15 @@ int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err);
 int cfg_parse_duration_ms(const char *s, int64_t *out);
 int cfg_parse_size(const char *s, int64_t *out);
 int cfg_parse_bool(const char *s, bool *out);
+
+/* Shared by the reader (config_parse.c) and the binder (config.c). */
+/* "PATH:LINE: [SECTION] message"; LINE is left out when 0, SECTION when NULL. */
+int cfg_located_fail(struct todod_err *err, const char *path, int line, const char *section,
+		     const char *fmt, ...) TODOD_PRINTF(5, 6);
+/* Up to `cap` bytes, retrying short reads; with `stop_at_newline` it
+ * returns as soon as a '\n' has arrived.  -1 with errno on failure. */
+ssize_t cfg_read_fd(int fd, char *buf, size_t cap, bool stop_at_newline);
+static inline bool cfg_is_blank(char c) { return c == ' ' || c == '\t'; }
 
 /* `todod -t`: "key = value" per option, secrets shown as "(secret)". */
 void cfg_print(FILE *out, const char *section, const struct todod_opt *schema,
