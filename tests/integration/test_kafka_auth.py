@@ -71,6 +71,16 @@ def test_scram_sha_256_login_carries_events(scram_capable, kafka, kafka_names, k
     assert SASL_PASSWORD not in t.log()
 
 
+def test_plain_login_carries_events(kafka, kafka_names, kafka_todod, database, monkeypatch):
+    # PLAIN works with every librdkafka, Debian's 2.0.2 included.
+    monkeypatch.setenv("TODOD_TEST_KAFKA_PLAIN", SASL_PASSWORD)
+    t = start(kafka_todod, database, None,
+              sasl=("PLAIN", SASL_USER, "env:TODOD_TEST_KAFKA_PLAIN"))
+    assert t.plugins["kafka-direct"]["sasl_mechanism"] == "PLAIN"
+    assert_events_flow(t, kafka, kafka_names, database)
+    assert SASL_PASSWORD not in t.log()
+
+
 def test_wrong_password_is_an_authentication_error(scram_capable, kafka, kafka_names,
                                                    kafka_todod, database, tmp_path):
     t = start(kafka_todod, database, tmp_path, WRONG_PASSWORD)

@@ -92,3 +92,29 @@ def test_events_created_during_an_outage_all_arrive_once_it_ends(kafka, kafka_na
     warnings = [line for line in log.splitlines()
                 if re.search(r" (warn|error) \[kafka-direct\]", line)]
     assert len(warnings) <= 25, "\n".join(warnings[-30:])
+
+
+def test_todod_starts_and_serves_while_the_broker_is_down(kafka, kafka_names, kafka_todod,
+                                                          database):
+    """No broker at start: MCP works, readiness says why, the topics are
+    created and the waiting event is delivered once a broker appears."""
+    kafka.stop(mode="immediate")
+    try:
+        t = kafka_todod(database, plugins={"mcp-tools": {"auth": "token"}},
+                        **{"librdkafka.reconnect.backoff.max.ms": 1000})
+        t.user_id, t.token = t.provision("alice")
+        t.start()
+        assert t.get("/healthz").status == 200
+        checks = t.wait_ready(False, timeout=15)
+        assert "broker" in checks["transport"], checks
+        tid = McpHttp(t, t.token).call("add_task", title="before the broker")["task"]["id"]
+        assert scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+    finally:
+        kafka.start()
+    t.wait_ready(timeout=30)
+    wait_until(lambda: scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
+               30, interval=0.2, what="the waiting event delivered")
+    [record] = kafka.wait_records(kafka_names.topic("task-events"), lambda rs: len(rs) >= 1,
+                                  what="the event on task-events")
+    assert record.key == str(tid)
+    assert len(re.findall(r"brokers unreachable", t.log())) == 1, t.log_tail()
