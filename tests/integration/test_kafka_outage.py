@@ -109,6 +109,8 @@ def test_todod_starts_and_serves_while_the_broker_is_down(kafka, kafka_names, ka
         assert "broker" in checks["transport"], checks
         tid = McpHttp(t, t.token).call("add_task", title="before the broker")["task"]["id"]
         assert scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+        # Said once the connection attempts have failed for a while.
+        t.wait_log("brokers unreachable", timeout=20)
     finally:
         kafka.start()
     t.wait_ready(timeout=30)
