@@ -90,7 +90,6 @@ struct kafka {
 	bool broker_up;
 	bool fatal;
 	char why[512];            /* why not ready; "" when ready */
-	bool said_down;           /* "unreachable" logged once per outage */
 
 	bool draining;
 
@@ -143,8 +142,6 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
  * when the core's drain deadline stops the loop first. */
 void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k));
 void kafka_producer_free(struct kafka *k);
-/* Messages handed to librdkafka and not yet reported. */
-int kafka_producer_pending(const struct kafka *k);
 
 /* ---- kafka_consume.c ---- */
 int kafka_consumer_start(struct kafka *k, struct todod_err *err);

@@ -164,7 +164,6 @@ static void on_outage_check(void *arg)
 	snprintf(k->why, sizeof k->why, "brokers unreachable: %s", kp->outage_reason);
 	k->api->log(k->ctx, TODOD_LOG_WARN, "%s; events wait in the outbox", k->why);
 	kp->said = OUTAGE_DOWN;
-	k->said_down = true;
 }
 
 /* No broker is connected now: an outage unless one is back within the
@@ -239,7 +238,6 @@ void kafka_note_error(struct kafka *k, rd_kafka_resp_err_t code, const char *tex
 		log_librdkafka(k, TODOD_LOG_WARN, "%s: %s", rd_kafka_err2name(code), text);
 		break;
 	}
-	k->said_down = kp->said != OUTAGE_NONE;
 }
 
 static void set_broker_up(struct kafka *k, bool up, const char *state)
@@ -257,7 +255,6 @@ static void set_broker_up(struct kafka *k, bool up, const char *state)
 		k->api->log(k->ctx, TODOD_LOG_INFO, "brokers reachable again");
 	kp->said = OUTAGE_NONE;
 	kp->last_failure[0] = '\0';
-	k->said_down = false;
 	k->broker_up = true;
 	if (!k->fatal)
 		k->why[0] = '\0';

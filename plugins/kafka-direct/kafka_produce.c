@@ -31,7 +31,7 @@ struct pending {
 	todod_publish_cb done;
 	void *arg;
 	int64_t started_us;
-	bool is_message;                  /* counts in kafka_producer_pending() */
+	bool is_message;                  /* counts in n_messages */
 	struct todod_metric *dead_letters; /* counted once the broker has it */
 	char *refusal;                    /* refused on the spot: the reason */
 };
@@ -391,11 +391,6 @@ int kafka_producer_start(struct kafka *k, struct todod_err *err)
 		return -1;
 	}
 	return 0;
-}
-
-int kafka_producer_pending(const struct kafka *k)
-{
-	return k->producer ? k->producer->n_messages : 0;
 }
 
 /* Done when nothing waits for an answer, or when no answer can come:
