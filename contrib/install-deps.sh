@@ -2,6 +2,9 @@
 # Installs the Debian packages todod needs, only when some are missing.
 #   contrib/install-deps.sh          build and run
 #   contrib/install-deps.sh test     also the test suite's tools and services:
+#     clang and its runtime libraries (libclang-rt-dev: libFuzzer and the
+#     sanitizer runtimes, a Recommends that --no-install-recommends drops)
+#     build the fuzz targets;
 #     Java and Maven run the Kafka broker the harness assembles from Maven
 #     Central; kcat reads and writes its topics; openssl makes its TLS
 #     certificates; libssl, zlib, zstd and lz4 headers build the librdkafka
@@ -10,7 +13,7 @@ set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
       libcurl4-openssl-dev libpq-dev postgresql"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs clang python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd postgresql-client wrk
+	pkgs="$pkgs clang libclang-rt-dev python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd postgresql-client wrk
 	      librdkafka-dev kcat openjdk-17-jre-headless maven openssl
 	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev"
 fi
