@@ -51,5 +51,13 @@ const struct todod_opt core_options[] = {
 	  "How long delivered events stay in the outbox table" },
 	{ "pg_bindir", TODOD_OPT_STRING, PG_BINDIR, TODOD_OPT_NO_RELOAD, OFF(pg_bindir), 0, 0, NULL,
 	  "Where initdb and pg_ctl are, for the private cluster" },
+	/* Core, not a plugin's: the store enforces them for every caller, and
+	 * task.create and task.update, open to every plugin, create tags. */
+	{ "max_categories_per_user", TODOD_OPT_INT, "500", 0, OFF(max_categories_per_user), 1,
+	  1000000, NULL,
+	  "Categories one user may have; creating one more fails with QUOTA_EXCEEDED" },
+	{ "max_tags_per_user", TODOD_OPT_INT, "1000", 0, OFF(max_tags_per_user), 1, 1000000, NULL,
+	  "Tags one user may have, those that tasks create by name included; one more fails "
+	  "with QUOTA_EXCEEDED" },
 	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
 };

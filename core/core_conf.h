@@ -25,6 +25,8 @@ struct core_conf {
 	int64_t outbox_poll_interval; /* ms: how often other replicas' commits are looked for */
 	int64_t outbox_retention;     /* ms sent events are kept */
 	char *pg_bindir;         /* initdb/pg_ctl for the private cluster */
+	int64_t max_categories_per_user;
+	int64_t max_tags_per_user;
 };
 
 extern const struct todod_opt core_options[];

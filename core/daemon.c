@@ -379,6 +379,9 @@ static void reload(struct core *core)
 	core->conf.outbox_batch = conf.outbox_batch;
 	core->conf.outbox_poll_interval = conf.outbox_poll_interval;
 	core->conf.outbox_retention = conf.outbox_retention;
+	core->conf.max_categories_per_user = conf.max_categories_per_user;
+	core->conf.max_tags_per_user = conf.max_tags_per_user;
+	store_set_label_quotas(core->store, conf.max_categories_per_user, conf.max_tags_per_user);
 	log_set_level((enum todod_log_level)conf.log_level);
 	struct http_limits limits = limits_of(&core->conf);
 	http_server_set_limits(core->http, &limits);
@@ -528,6 +531,8 @@ static int start_core(struct core *core, struct todod_err *err)
 	explicit_bzero(conninfo, strlen(conninfo));
 	free(conninfo);
 	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
+	store_set_label_quotas(core->store, core->conf.max_categories_per_user,
+			       core->conf.max_tags_per_user);
 	db_pool_start(core->db);
 	if (add_core_routes(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
 	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0 ||

@@ -18,6 +18,16 @@
 struct store {
 	struct event_base *base;
 	struct db_pool *pool;
+	/* [core] max_categories_per_user and max_tags_per_user, as the
+	 * statements that may create labels hand them to SQL */
+	char max_categories[24], max_tags[24];
+};
+
+/* The operations that may create a category or a tag: they run with the
+ * quotas set (005_label_quotas.sql).  Recurrence copies a task's tags by
+ * id and creates none. */
+static const char *const label_creating_ops[] = {
+	"category.create", "tag.create", "task.create", "task.update", "task.tag_add", NULL,
 };
 
 static const char *const op_names[] = {
@@ -53,6 +63,20 @@ struct store *store_new(struct event_base *base, struct db_pool *pool)
 void store_free(struct store *st)
 {
 	free(st);
+}
+
+void store_set_label_quotas(struct store *st, int64_t max_categories, int64_t max_tags)
+{
+	snprintf(st->max_categories, sizeof st->max_categories, "%" PRId64, max_categories);
+	snprintf(st->max_tags, sizeof st->max_tags, "%" PRId64, max_tags);
+}
+
+static bool creates_labels(const char *op)
+{
+	for (const char *const *name = label_creating_ops; *name; name++)
+		if (strcmp(*name, op) == 0)
+			return true;
+	return false;
 }
 
 struct db_pool *store_pool(struct store *st)
@@ -367,9 +391,13 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	}
 
 	/* The name was checked against op_names, so it is safe to splice:
-	 * "task.tag_add" -> todod_task_tag_add. */
-	char sql[96];
-	int n = snprintf(sql, sizeof sql, "SELECT todod_%s($1::bigint, $2::jsonb, $3, $4)", name);
+	 * "task.tag_add" -> todod_task_tag_add.  The quotas are set in the
+	 * FROM clause, which runs before the function, in the same
+	 * transaction. */
+	bool quotas = creates_labels(name);
+	char sql[160];
+	int n = snprintf(sql, sizeof sql, "SELECT todod_%s($1::bigint, $2::jsonb, $3, $4)%s", name,
+			 quotas ? " FROM todod_label_quotas_set($5, $6)" : "");
 	for (char *p = sql + strlen("SELECT todod_"); p < sql + n && *p != '('; p++)
 		if (*p == '.')
 			*p = '_';
@@ -381,6 +409,8 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 		send ? json_object_to_json_string_ext(send, JSON_C_TO_STRING_PLAIN) : "{}",
 		once_consumer,
 		once_event_id,
+		st->max_categories,
+		st->max_tags,
 	};
 	struct store_request *rq = calloc(1, sizeof *rq);
 	if (!rq)
@@ -388,7 +418,7 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	rq->cb = cb;
 	rq->arg = arg;
 	rq->op = name;
-	db_query(st->pool, sql, 4, params, on_result, rq);
+	db_query(st->pool, sql, quotas ? 6 : 4, params, on_result, rq);
 	json_object_put(send);
 	return 0;
 }

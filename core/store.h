@@ -16,6 +16,10 @@ struct store;
 
 struct store *store_new(struct event_base *base, struct db_pool *pool);
 void store_free(struct store *st);
+/* How many categories and tags one user may have; enforced by the SQL of
+ * every operation that may create one (QUOTA_EXCEEDED).  Until this is
+ * called there is no quota. */
+void store_set_label_quotas(struct store *st, int64_t max_categories, int64_t max_tags);
 struct db_pool *store_pool(struct store *st);
 
 /* See todod_api.store_call. */
