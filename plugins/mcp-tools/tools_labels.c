@@ -20,6 +20,19 @@
 	"\"name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":" #max "," \
 	"\"description\":\"" what " (1-" #max " characters, unique among the user's own).\"}"
 
+/* Pages as list_tasks pages: limit and cursor in, next_cursor out. */
+#define LABEL_PAGE_INPUT(kinds) \
+	"{\"type\":\"object\",\"properties\":{" \
+	"\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100," \
+	"\"description\":\"" #kinds " per page, 1-100; default 20.\"}," \
+	"\"cursor\":{\"type\":\"string\",\"description\":\"next_cursor of the previous page, " \
+	"unchanged; omit for the first page.\"}},\"additionalProperties\":false}"
+#define LABEL_PAGE_RESULT(kinds) \
+	"{\"type\":\"object\",\"properties\":{\"" #kinds "\":{\"type\":\"array\",\"items\":" \
+	SCHEMA_LABEL "},\"next_cursor\":{\"type\":[\"string\",\"null\"],\"description\":" \
+	"\"pass as cursor for the next page; null on the last page\"}}," \
+	"\"required\":[\"" #kinds "\",\"next_cursor\"]}"
+
 #define LABEL_RESULT(kind) \
 	"{\"type\":\"object\",\"properties\":{\"" #kind "\":" SCHEMA_LABEL "},\"required\":[\"" #kind "\"]}"
 
@@ -31,7 +44,8 @@
 		.title = "Create a " #kind, \
 		.description = "Creates a " #kind " and returns it with its id. " about \
 			" Fails with " #Kind "_EXISTS when the user already has a " #kind \
-			" of that name.", \
+			" of that name, and with QUOTA_EXCEEDED when the user has as many " #kinds \
+			" as the server allows.", \
 		.input_schema = "{\"type\":\"object\",\"properties\":{" \
 			P_LABEL_NAME(max, "The " #kind "'s name") "," \
 			"\"color\":{\"type\":\"string\",\"pattern\":\"^#[0-9A-Fa-f]{6}$\"," \
@@ -43,11 +57,12 @@
 	{ \
 		.name = "list_" #kinds, \
 		.title = "List " #kinds, \
-		.description = "Lists all the user's " #kinds " in name order, each with its id (the " \
-			#id " of update_" #kind " and delete_" #kind "), name and color. " about, \
-		.input_schema = "{\"type\":\"object\",\"additionalProperties\":false}", \
-		.output_schema = "{\"type\":\"object\",\"properties\":{\"" #kinds "\":{\"type\":" \
-			"\"array\",\"items\":" SCHEMA_LABEL "}},\"required\":[\"" #kinds "\"]}", \
+		.description = "Lists the user's " #kinds " in name order, each with its id (the " \
+			#id " of update_" #kind " and delete_" #kind "), name and color, a page at " \
+			"a time: when next_cursor is not null there are more; call again with " \
+			"cursor = next_cursor. " about, \
+		.input_schema = LABEL_PAGE_INPUT(kinds), \
+		.output_schema = LABEL_PAGE_RESULT(kinds), \
 		.read_only = true, \
 		.idempotent = true, \
 		.run = run_list_##kind, \
@@ -132,8 +147,9 @@ const struct tool label_tools[] = {
 		.title = "Tag a task",
 		.description =
 			"Adds one or more tags (by name) to a task, keeping its other tags, and returns "
-			"the task. Tags the user does not have yet are created. Adding a tag the task "
-			"already has changes nothing. A task has at most 10 tags (TOO_MANY_TAGS).",
+			"the task. Tags the user does not have yet are created (QUOTA_EXCEEDED when the "
+			"user has as many tags as the server allows). Adding a tag the task already has "
+			"changes nothing. A task has at most 10 tags (TOO_MANY_TAGS).",
 		.input_schema = TAGS_OF_TASK_INPUT("Tag names to add (1-30 characters each)."),
 		.output_schema = SCHEMA_TASK_RESULT,
 		.idempotent = true,
