@@ -11,7 +11,19 @@
  * one store call per 30 s) and bound to the session; later requests only
  * compare their token with the session's, in constant time.  So a revoked
  * token keeps working for the sessions it already opened until they end
- * or idle out, and for new sessions for at most the cache's 30 seconds. */
+ * or idle out, and for new sessions for at most the cache's 30 seconds.
+ *
+ * A bad token must cost little, or a flood of them starves everyone's tool
+ * calls of database connections: a token not shaped like the ones `todod
+ * user add` makes is refused without a lookup, and at most
+ * TOKEN_LOOKUPS_AT_ONCE lookups run at a time, the next few waiting in
+ * line and the rest refused with 503.  Bad tokens are not remembered: a
+ * flood of random ones would only churn such a memory, and they never
+ * enter the cache of good ones.
+ *
+ * A reload that changes how clients are authenticated (auth, or
+ * default_user under auth = none) ends every session: each was opened
+ * under the old rule and acts for the user that rule gave it. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,6 +33,14 @@
 
 #define TOKEN_CACHE_SLOTS 64
 #define TOKEN_CACHE_TTL_MS 30000
+/* Half the default pool of 4: tool calls keep the other connections. */
+#define TOKEN_LOOKUPS_AT_ONCE 2
+/* Each lookup takes well under a millisecond, so the last in line still
+ * waits only a few milliseconds. */
+#define TOKEN_LOOKUP_LINE 64
+/* "tdd_" and 43 characters of base64url: 256 random bits (store_admin.c). */
+#define TOKEN_PREFIX "tdd_"
+#define TOKEN_LEN 47
 #define BEARER_CHALLENGE "Bearer realm=\"todod\""
 
 struct cached_token {
@@ -38,7 +58,7 @@ struct exchange {
 	json_object *msg;             /* an initialize waiting for its user */
 	char *token;                  /* its bearer token (wiped) */
 	size_t token_len;
-	struct exchange *next_waiter; /* waiting for the default user */
+	struct exchange *next_waiter; /* waiting for the default user or a lookup slot */
 };
 
 enum default_user_state { USER_UNKNOWN, USER_RESOLVING, USER_RESOLVED };
@@ -51,6 +71,9 @@ struct mcp_http {
 	struct mcp_sessions *sessions;
 	struct cached_token cache[TOKEN_CACHE_SLOTS];
 	unsigned lookups; /* user lookups in flight */
+	/* auth = token: initializes waiting for a lookup slot, oldest first */
+	struct exchange *line_head, *line_tail;
+	unsigned line_length;
 	/* auth = none */
 	enum default_user_state user_state;
 	bool user_stale; /* the options changed while a lookup ran */
@@ -293,13 +316,46 @@ static int64_t user_id_of(json_object *user)
 	return json_object_get_int64(id);
 }
 
+static bool token_well_formed(const char *token, size_t len)
+{
+	static const char base64url[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const size_t prefix = strlen(TOKEN_PREFIX);
+	return len == TOKEN_LEN && strncmp(token, TOKEN_PREFIX, prefix) == 0 &&
+	       strspn(token + prefix, base64url) == len - prefix;
+}
+
+static void check_token(struct exchange *x);
+
+/* A lookup slot is free: the oldest initialize in line takes it. */
+static void serve_line(struct mcp_http *h)
+{
+	while (h->line_head && h->lookups < TOKEN_LOOKUPS_AT_ONCE) {
+		struct exchange *x = h->line_head;
+		h->line_head = x->next_waiter;
+		if (!h->line_head)
+			h->line_tail = NULL;
+		h->line_length--;
+		x->next_waiter = NULL;
+		if (h->conf->auth == MCP_AUTH_TOKEN)
+			check_token(x);
+		else
+			refuse(x, 503, MCP_INTERNAL_ERROR,
+			       "Service unavailable: the options changed; send initialize again");
+	}
+}
+
 static void token_resolved(json_object *res, const struct todod_store_error *err, void *arg)
 {
 	struct exchange *x = arg;
 	struct mcp_http *h = x->h;
 	h->lookups--;
 	int64_t user_id = err ? 0 : user_id_of(res);
-	if (user_id > 0) {
+	if (h->conf->auth != MCP_AUTH_TOKEN) {
+		/* A reload changed auth meanwhile: the token no longer decides. */
+		refuse(x, 503, MCP_INTERNAL_ERROR,
+		       "Service unavailable: the options changed; send initialize again");
+	} else if (user_id > 0) {
 		cache_put(h, x->token, x->token_len, user_id);
 		open_session(x, user_id);
 	} else if (!err || strcmp(err->code, "USER_NOT_FOUND") == 0 ||
@@ -311,16 +367,12 @@ static void token_resolved(json_object *res, const struct todod_store_error *err
 		refuse(x, 503, MCP_INTERNAL_ERROR,
 		       "Service unavailable: cannot check the token now; try again");
 	}
+	serve_line(h);
 }
 
-static void lookup_token(struct exchange *x)
+static void start_lookup(struct exchange *x)
 {
 	struct mcp_http *h = x->h;
-	struct cached_token *hit = cache_find(h, x->token, x->token_len);
-	if (hit) {
-		open_session(x, hit->user_id);
-		return;
-	}
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "token", json_object_new_string_len(x->token, (int)x->token_len));
 	struct todod_err err = { "" };
@@ -334,6 +386,46 @@ static void lookup_token(struct exchange *x)
 		return;
 	}
 	h->lookups++;
+}
+
+/* The cache again, here too: the lookup of an earlier initialize in
+ * line may have just put this very token there. */
+static void check_token(struct exchange *x)
+{
+	struct cached_token *hit = cache_find(x->h, x->token, x->token_len);
+	if (hit)
+		open_session(x, hit->user_id);
+	else
+		start_lookup(x);
+}
+
+static void wait_in_line(struct exchange *x)
+{
+	struct mcp_http *h = x->h;
+	if (h->line_length >= TOKEN_LOOKUP_LINE) {
+		h->api->http_add_header(x->req, "Retry-After", "1");
+		refuse(x, 503, MCP_INTERNAL_ERROR,
+		       "Service unavailable: too many tokens are being checked; try again in a "
+		       "second");
+		return;
+	}
+	if (h->line_tail)
+		h->line_tail->next_waiter = x;
+	else
+		h->line_head = x;
+	h->line_tail = x;
+	h->line_length++;
+}
+
+static void lookup_token(struct exchange *x)
+{
+	struct mcp_http *h = x->h;
+	if (!token_well_formed(x->token, x->token_len))
+		refuse(x, 401, MCP_TRANSPORT_ERROR, "Unauthorized: the bearer token is not valid");
+	else if (h->lookups < TOKEN_LOOKUPS_AT_ONCE || cache_find(h, x->token, x->token_len))
+		check_token(x);
+	else
+		wait_in_line(x);
 }
 
 static void default_user_resolved(json_object *res, const struct todod_store_error *err,
@@ -522,7 +614,8 @@ struct mcp_http *mcp_http_new(const struct todod_api *api, struct todod_ctx *ctx
 		return NULL;
 	}
 	*h = (struct mcp_http){ .api = api, .ctx = ctx, .srv = srv, .conf = conf };
-	h->sessions = mcp_sessions_new(api, ctx, conf->session_timeout_ms, err);
+	h->sessions = mcp_sessions_new(api, ctx, conf->session_timeout_ms,
+				       (size_t)conf->max_sessions_per_user, err);
 	if (!h->sessions ||
 	    api->http_route(ctx, TODOD_HTTP_GET | TODOD_HTTP_POST | TODOD_HTTP_DELETE, conf->path,
 			    on_endpoint, h, err) != 0 ||
@@ -543,16 +636,27 @@ int mcp_http_start(struct mcp_http *h, struct todod_err *err)
 	return resolve_default_user(h, err);
 }
 
+static bool same_text(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
 int mcp_http_reconfigure(struct mcp_http *h, const struct mcp_conf *conf, struct todod_err *err)
 {
 	if (conf->session_timeout_ms != h->conf->session_timeout_ms &&
 	    mcp_sessions_set_timeout(h->sessions, conf->session_timeout_ms, err) != 0)
 		return -1;
-	bool user_changed = conf->auth != h->conf->auth ||
-			    (conf->default_user && h->conf->default_user
-				     ? strcmp(conf->default_user, h->conf->default_user) != 0
-				     : conf->default_user != h->conf->default_user);
+	mcp_sessions_set_user_cap(h->sessions, (size_t)conf->max_sessions_per_user);
+	bool auth_changed = conf->auth != h->conf->auth;
+	bool user_changed = auth_changed || !same_text(conf->default_user, h->conf->default_user);
 	h->conf = conf;
+	if (auth_changed || (user_changed && conf->auth == MCP_AUTH_NONE)) {
+		size_t ended = mcp_sessions_count(h->sessions);
+		mcp_sessions_end_all(h->sessions);
+		h->api->log(h->ctx, TODOD_LOG_INFO,
+			    "reload: authentication changed; %zu MCP sessions ended (their clients "
+			    "initialize again)", ended);
+	}
 	if (user_changed) {
 		/* A lookup still running answers for the old name: redo it. */
 		if (h->user_state == USER_RESOLVING)
@@ -565,7 +669,7 @@ int mcp_http_reconfigure(struct mcp_http *h, const struct mcp_conf *conf, struct
 
 bool mcp_http_busy(const struct mcp_http *h)
 {
-	return h->lookups > 0;
+	return h->lookups > 0 || h->line_head;
 }
 
 void mcp_http_free(struct mcp_http *h)
@@ -574,10 +678,13 @@ void mcp_http_free(struct mcp_http *h)
 		return;
 	for (size_t i = 0; i < TOKEN_CACHE_SLOTS; i++)
 		cache_drop(&h->cache[i]);
-	while (h->waiters) {
-		struct exchange *x = h->waiters;
-		h->waiters = x->next_waiter;
-		exchange_free(x);
+	struct exchange *lists[] = { h->waiters, h->line_head };
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+		while (lists[i]) {
+			struct exchange *x = lists[i];
+			lists[i] = x->next_waiter;
+			exchange_free(x);
+		}
 	}
 	mcp_sessions_free(h->sessions);
 	free(h);

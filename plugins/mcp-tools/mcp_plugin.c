@@ -128,6 +128,10 @@ static const struct todod_opt mcp_options[] = {
 	{ "session_timeout", TODOD_OPT_DURATION, "30m", 0,
 	  offsetof(struct mcp_conf, session_timeout_ms), 1000, 7 * 86400000LL, NULL,
 	  "An MCP session without a request for this long ends (clients then initialize again)" },
+	{ "max_sessions_per_user", TODOD_OPT_INT, "100", 0,
+	  offsetof(struct mcp_conf, max_sessions_per_user), 1, 65536, NULL,
+	  "Open MCP sessions one user may have; a new one past this ends that user's least "
+	  "recently used session, never another user's" },
 	{ "path", TODOD_OPT_STRING, "/mcp", TODOD_OPT_NO_RELOAD, offsetof(struct mcp_conf, path),
 	  0, 0, NULL, "The HTTP path of the MCP endpoint" },
 	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },

@@ -83,6 +83,7 @@ struct mcp_conf {
 	char *default_user;
 	struct todod_list allowed_origins;
 	int64_t session_timeout_ms;
+	int64_t max_sessions_per_user;
 	char *path;
 };
 

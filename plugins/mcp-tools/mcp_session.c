@@ -12,6 +12,18 @@
  * that never send DELETE do. */
 #define MAX_SESSIONS 65536
 #define MIN_BUCKETS 64
+/* Users with sessions, by id.  A fixed table: even with every one of
+ * MAX_SESSIONS held by another user a chain averages 64 entries, walked
+ * only at initialize and when a user's last session ends. */
+#define OWNER_BUCKETS 1024
+
+/* One user's sessions, so that one user cannot crowd out the others. */
+struct session_owner {
+	int64_t user_id;
+	size_t count;
+	struct mcp_session *oldest, *newest;
+	struct session_owner *chain;
+};
 
 struct mcp_sessions {
 	const struct todod_api *api;
@@ -20,6 +32,8 @@ struct mcp_sessions {
 	size_t n_buckets; /* a power of two */
 	size_t count;
 	struct mcp_session *oldest, *newest;
+	struct session_owner *owners[OWNER_BUCKETS];
+	size_t per_user_cap;
 	int64_t timeout_ms;
 	struct todod_timer *sweep;
 	/* getrandom() is asked for a batch at a time, not once per session. */
@@ -99,7 +113,80 @@ static void recency_append(struct mcp_sessions *set, struct mcp_session *s)
 	set->newest = s;
 }
 
-void mcp_session_end(struct mcp_sessions *set, struct mcp_session *s)
+static struct session_owner **owner_bucket(struct mcp_sessions *set, int64_t user_id)
+{
+	return &set->owners[(uint64_t)user_id % OWNER_BUCKETS];
+}
+
+/* The user's entry, made when missing; NULL when out of memory. */
+static struct session_owner *owner_of(struct mcp_sessions *set, int64_t user_id)
+{
+	struct session_owner **b = owner_bucket(set, user_id);
+	for (struct session_owner *o = *b; o; o = o->chain)
+		if (o->user_id == user_id)
+			return o;
+	struct session_owner *o = calloc(1, sizeof *o);
+	if (!o)
+		return NULL;
+	o->user_id = user_id;
+	o->chain = *b;
+	*b = o;
+	return o;
+}
+
+/* Takes `s` out of its user's recency list; the count is the caller's. */
+static void owner_list_remove(struct mcp_session *s)
+{
+	struct session_owner *o = s->owner;
+	if (s->user_older)
+		s->user_older->user_newer = s->user_newer;
+	else
+		o->oldest = s->user_newer;
+	if (s->user_newer)
+		s->user_newer->user_older = s->user_older;
+	else
+		o->newest = s->user_older;
+	s->user_older = s->user_newer = NULL;
+}
+
+static void owner_list_append(struct session_owner *o, struct mcp_session *s)
+{
+	s->owner = o;
+	s->user_older = o->newest;
+	s->user_newer = NULL;
+	if (o->newest)
+		o->newest->user_newer = s;
+	else
+		o->oldest = s;
+	o->newest = s;
+}
+
+/* A user without sessions is not remembered. */
+static void owner_forget_if_empty(struct mcp_sessions *set, struct session_owner *o)
+{
+	if (o->count > 0)
+		return;
+	for (struct session_owner **p = owner_bucket(set, o->user_id); *p; p = &(*p)->chain) {
+		if (*p == o) {
+			*p = o->chain;
+			break;
+		}
+	}
+	free(o);
+}
+
+/* The session was just used: it becomes the newest of both lists. */
+static void mark_used(struct mcp_sessions *set, struct mcp_session *s, int64_t now)
+{
+	s->last_used_ms = now;
+	recency_unlink(set, s);
+	recency_append(set, s);
+	owner_list_remove(s);
+	owner_list_append(s->owner, s);
+}
+
+/* Ends a session but keeps its user's entry, even when it is now empty. */
+static void session_discard(struct mcp_sessions *set, struct mcp_session *s)
 {
 	for (struct mcp_session **p = bucket_of(set, s->id); *p; p = &(*p)->chain) {
 		if (*p == s) {
@@ -108,11 +195,20 @@ void mcp_session_end(struct mcp_sessions *set, struct mcp_session *s)
 		}
 	}
 	recency_unlink(set, s);
+	owner_list_remove(s);
+	s->owner->count--;
 	set->count--;
 	explicit_bzero(s->token, s->token_len);
 	free(s->token);
 	explicit_bzero(s->id, sizeof s->id);
 	free(s);
+}
+
+void mcp_session_end(struct mcp_sessions *set, struct mcp_session *s)
+{
+	struct session_owner *o = s->owner;
+	session_discard(set, s);
+	owner_forget_if_empty(set, o);
 }
 
 static bool expired(const struct mcp_sessions *set, const struct mcp_session *s, int64_t now)
@@ -153,9 +249,12 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	unsigned char raw[MCP_SESSION_ID_LEN / 2];
 	if (random_bytes(set, raw, sizeof raw, err) != 0)
 		return NULL;
+	struct session_owner *owner = owner_of(set, user_id);
 	struct mcp_session *s = calloc(1, sizeof *s);
 	char *copy = malloc(token_len + 1);
-	if (!s || !copy) {
+	if (!owner || !s || !copy) {
+		if (owner)
+			owner_forget_if_empty(set, owner);
 		free(s);
 		free(copy);
 		todod_err_set(err, "out of memory");
@@ -174,14 +273,25 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	s->peer.user_id = user_id;
 	s->last_used_ms = monotonic_ms();
 
-	if (set->count >= MAX_SESSIONS)
-		mcp_session_end(set, set->oldest);
+	/* A user past the cap makes room from their own sessions, so that
+	 * only the table-wide cap, far beyond any one user's, can touch
+	 * another user's session. */
+	while (owner->count >= set->per_user_cap)
+		session_discard(set, owner->oldest);
+	if (set->count >= MAX_SESSIONS) {
+		struct session_owner *victim = set->oldest->owner;
+		session_discard(set, set->oldest);
+		if (victim != owner)
+			owner_forget_if_empty(set, victim);
+	}
 	if (set->count >= set->n_buckets)
 		grow(set);
 	struct mcp_session **b = bucket_of(set, s->id);
 	s->chain = *b;
 	*b = s;
 	recency_append(set, s);
+	owner_list_append(owner, s);
+	owner->count++;
 	set->count++;
 	return s;
 }
@@ -199,12 +309,21 @@ struct mcp_session *mcp_session_find(struct mcp_sessions *set, const char *id)
 			mcp_session_end(set, s);
 			return NULL;
 		}
-		s->last_used_ms = now;
-		recency_unlink(set, s);
-		recency_append(set, s);
+		mark_used(set, s, now);
 		return s;
 	}
 	return NULL;
+}
+
+void mcp_sessions_set_user_cap(struct mcp_sessions *set, size_t per_user_cap)
+{
+	set->per_user_cap = per_user_cap > 0 ? per_user_cap : 1;
+}
+
+void mcp_sessions_end_all(struct mcp_sessions *set)
+{
+	while (set->oldest)
+		mcp_session_end(set, set->oldest);
 }
 
 size_t mcp_sessions_count(const struct mcp_sessions *set)
@@ -235,7 +354,8 @@ int mcp_sessions_set_timeout(struct mcp_sessions *set, int64_t idle_timeout_ms,
 }
 
 struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_ctx *ctx,
-				      int64_t idle_timeout_ms, struct todod_err *err)
+				      int64_t idle_timeout_ms, size_t per_user_cap,
+				      struct todod_err *err)
 {
 	struct mcp_sessions *set = calloc(1, sizeof *set);
 	if (set)
@@ -248,6 +368,7 @@ struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_
 	set->api = api;
 	set->ctx = ctx;
 	set->n_buckets = MIN_BUCKETS;
+	mcp_sessions_set_user_cap(set, per_user_cap);
 	if (mcp_sessions_set_timeout(set, idle_timeout_ms, err) != 0) {
 		free(set->buckets);
 		free(set);
@@ -261,8 +382,7 @@ void mcp_sessions_free(struct mcp_sessions *set)
 {
 	if (!set)
 		return;
-	while (set->oldest)
-		mcp_session_end(set, set->oldest);
+	mcp_sessions_end_all(set);
 	explicit_bzero(set->entropy, sizeof set->entropy);
 	free(set->buckets);
 	free(set);
