@@ -117,7 +117,8 @@ static const char *const auth_choices[] = { "token", "none", NULL };
 static const struct todod_opt mcp_options[] = {
 	{ "auth", TODOD_OPT_ENUM, "token", 0, offsetof(struct mcp_conf, auth), 0, 0, auth_choices,
 	  "token: every client sends Authorization: Bearer <token> (see `todod user add`); "
-	  "none: every client acts as default_user, and only loopback peers are served" },
+	  "none: every client acts as default_user, and only loopback peers are served. A reload "
+	  "that changes it (or default_user) ends every open session" },
 	{ "default_user", TODOD_OPT_STRING, NULL, 0, offsetof(struct mcp_conf, default_user), 0, 0,
 	  NULL, "With auth = none: the name of the user every client acts as" },
 	{ "allowed_origins", TODOD_OPT_LIST, "http://localhost http://127.0.0.1 http://[::1]", 0,
