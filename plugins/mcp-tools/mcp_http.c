@@ -184,6 +184,15 @@ static const char *bearer_token(const char *header, size_t *len)
 	return t;
 }
 
+static bool token_well_formed(const char *token, size_t len)
+{
+	static const char base64url[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const size_t prefix = strlen(TOKEN_PREFIX);
+	return len == TOKEN_LEN && strncmp(token, TOKEN_PREFIX, prefix) == 0 &&
+	       strspn(token + prefix, base64url) == len - prefix;
+}
+
 /* Origin, peer and credentials: what every method of the endpoint needs.
  * Returns false after refusing the exchange. */
 static bool admit(struct exchange *x, const char **token, size_t *token_len)
@@ -210,6 +219,11 @@ static bool admit(struct exchange *x, const char **token, size_t *token_len)
 	if (!*token) {
 		refuse(x, 401, MCP_TRANSPORT_ERROR,
 		       "Unauthorized: send Authorization: Bearer <token> (see `todod user add`)");
+		return false;
+	}
+	/* Before the body is even parsed: the cheapest refusal there is. */
+	if (!token_well_formed(*token, *token_len)) {
+		refuse(x, 401, MCP_TRANSPORT_ERROR, "Unauthorized: the bearer token is not valid");
 		return false;
 	}
 	return true;
@@ -316,15 +330,6 @@ static int64_t user_id_of(json_object *user)
 	return json_object_get_int64(id);
 }
 
-static bool token_well_formed(const char *token, size_t len)
-{
-	static const char base64url[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const size_t prefix = strlen(TOKEN_PREFIX);
-	return len == TOKEN_LEN && strncmp(token, TOKEN_PREFIX, prefix) == 0 &&
-	       strspn(token + prefix, base64url) == len - prefix;
-}
-
 static void check_token(struct exchange *x);
 
 /* A lookup slot is free: the oldest initialize in line takes it. */
@@ -420,9 +425,7 @@ static void wait_in_line(struct exchange *x)
 static void lookup_token(struct exchange *x)
 {
 	struct mcp_http *h = x->h;
-	if (!token_well_formed(x->token, x->token_len))
-		refuse(x, 401, MCP_TRANSPORT_ERROR, "Unauthorized: the bearer token is not valid");
-	else if (h->lookups < TOKEN_LOOKUPS_AT_ONCE || cache_find(h, x->token, x->token_len))
+	if (h->lookups < TOKEN_LOOKUPS_AT_ONCE || cache_find(h, x->token, x->token_len))
 		check_token(x);
 	else
 		wait_in_line(x);
