@@ -3,6 +3,8 @@
 --   MCP_BAD_TOKEN  "shaped": each request a fresh token shaped like a real
 --                  one (tdd_ and 43 base64url characters), so no cache can
 --                  answer it; "garbage": one short token that is no token
+--   MCP_FLOOD_DELAY_MS  each connection's pause between requests, which
+--                  sets the flood's rate (0: as fast as answers come)
 -- done() prints one "flood:" line: requests and how they were answered.
 local threads = {}
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -17,6 +19,7 @@ end
 function init(args)
 	math.randomseed(os.time() * 100 + tid)
 	shaped = os.getenv("MCP_BAD_TOKEN") ~= "garbage"
+	pause = tonumber(os.getenv("MCP_FLOOD_DELAY_MS") or "0")
 	refused_401 = 0
 	refused_503 = 0
 	other = 0
@@ -38,6 +41,10 @@ function request()
 		["Authorization"] = "Bearer " .. (shaped and shaped_token() or "wrong-token"),
 	}
 	return wrk.format("POST", nil, headers, body)
+end
+
+function delay()
+	return pause
 end
 
 function response(status, headers, body)

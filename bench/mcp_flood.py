@@ -4,7 +4,9 @@ Started by bench/mcp_flood.sh.  The client (wrk, CONNECTIONS keep-alive
 connections, default 10) calls get_task in its sessions for DURATION
 seconds: alone, then while another wrk (FLOOD_CONNECTIONS, default 50)
 sends initialize with a fresh well-shaped bad token each time, then while
-it sends one garbage token.  Prints the client's p50/p95/p99, the flood's
+it sends one garbage token.  The flood aims at FLOOD_RATE requests a
+second (default 5400, the rate of the report this answers; 0: as fast as
+todod answers, so a cheaper refusal makes a faster flood).  Prints the client's p50/p95/p99, the flood's
 rate and how it was answered, and the command that reproduces it all.
 """
 
@@ -24,6 +26,7 @@ from summary import sanitized  # noqa: E402
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "10"))
 FLOOD_CONNECTIONS = int(os.environ.get("FLOOD_CONNECTIONS", "50"))
+FLOOD_RATE = int(os.environ.get("FLOOD_RATE", "5400"))
 POOL = os.environ.get("DB_POOL_SIZE", "4")
 
 
@@ -47,8 +50,11 @@ def legit_run(t, env, flood_kind=None):
     flood = {}
     if flood_kind:
         def run():
+            # Each connection waits its share of the target rate's interval.
+            pause = FLOOD_CONNECTIONS * 1000 // FLOOD_RATE if FLOOD_RATE else 0
             flood.update(run_wrk(t, "mcp_bad_token.lua", FLOOD_CONNECTIONS,
-                                 {"MCP_BAD_TOKEN": flood_kind}, "flood: "))
+                                 {"MCP_BAD_TOKEN": flood_kind,
+                                  "MCP_FLOOD_DELAY_MS": str(pause)}, "flood: "))
         flooder = threading.Thread(target=run)
         flooder.start()
     client = run_wrk(t, "mcp_call.lua", CONNECTIONS, env, "mcp: ")
@@ -84,7 +90,8 @@ def main():
             task_id = added["result"]["structuredContent"]["task"]["id"]
             print(f"todod pid {t.pid}, build {builddir()}, {os.cpu_count()} cores, "
                   f"db_pool_size {POOL}, client {CONNECTIONS} connections, flood "
-                  f"{FLOOD_CONNECTIONS} connections, {DURATION}s each", flush=True)
+                  f"{FLOOD_CONNECTIONS} connections aiming at {FLOOD_RATE or 'unlimited'}/s, "
+                  f"{DURATION}s each", flush=True)
             env = {"MCP_TOKEN": token, "MCP_SESSIONS": sessions, "MCP_METHOD": "tools/call",
                    "MCP_PARAMS": json.dumps({"name": "get_task",
                                              "arguments": {"task_id": task_id}})}
@@ -97,7 +104,7 @@ def main():
         print("WARNING: this todod was built with sanitizers; build without "
               "--enable-sanitizers for figures worth comparing")
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} bench/mcp_flood.sh   "
-          f"(DURATION, CONNECTIONS, FLOOD_CONNECTIONS, DB_POOL_SIZE to vary)")
+          f"(DURATION, CONNECTIONS, FLOOD_CONNECTIONS, FLOOD_RATE, DB_POOL_SIZE to vary)")
     return 0
 
 

@@ -6,8 +6,9 @@
 # Not part of the test suite.
 #   TODOD_BUILDDIR=/path/to/build bench/mcp_flood.sh
 # Needs wrk, PostgreSQL's server binaries and python3-psycopg2.
-# DURATION (seconds), CONNECTIONS (the legitimate client's), FLOOD_CONNECTIONS
-# and DB_POOL_SIZE vary the load.
+# DURATION (seconds), CONNECTIONS (the legitimate client's), FLOOD_CONNECTIONS,
+# FLOOD_RATE (initialize/s the flood aims at; 0: unlimited) and DB_POOL_SIZE
+# vary the load.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 export DURATION="${DURATION:-10}"
