@@ -9,7 +9,8 @@
 
 /* Every authenticated client may create sessions; past this many the least
  * recently used one makes room, so memory stays bounded whatever clients
- * that never send DELETE do. */
+ * that never send DELETE do.  Each user has a smaller cap of their own
+ * (max_sessions_per_user), so that no one user can fill the table. */
 #define MAX_SESSIONS 65536
 #define MIN_BUCKETS 64
 /* Users with sessions, by id.  A fixed table: even with every one of
