@@ -586,16 +586,14 @@ static int until_last_day(const struct rrule *r, const char *tz, int64_t *last_d
 	return 0;
 }
 
-/* rrule_next once the arguments are checked. */
-static int next_in_zone(const struct rrule *rule, int64_t series_start, const char *tz,
+/* rrule_next once the arguments are checked; `local` is the series start
+ * on the zone's wall clock (seconds since 1970-01-01 local). */
+static int next_in_zone(const struct rrule *rule, int64_t local, const char *tz,
 			int occurrence, int64_t *next, struct todod_err *err)
 {
-	long start_offset;
 	int64_t last_allowed;
-	if (utc_offset_at(tz, series_start, &start_offset, err) != 0 ||
-	    until_last_day(rule, tz, &last_allowed, err) != 0)
+	if (until_last_day(rule, tz, &last_allowed, err) != 0)
 		return -1;
-	int64_t local = series_start + start_offset;
 	int64_t start_day = floor_div(local, 86400);
 	long time_of_day = (long)(local - start_day * 86400);
 	struct series s = series_of(rule, start_day);
@@ -638,10 +636,10 @@ int rrule_next(const struct rrule *rule, int64_t series_start, const char *tz,
 {
 	if (occurrence < 1)
 		return todod_err_set(err, "occurrence numbers start at 1, got %d", occurrence);
-	struct todod_local_time start;
-	if (tz_to_local(tz, series_start, &start, err) != 0)
+	long start_offset;
+	if (utc_offset_at(tz, series_start, &start_offset, err) != 0)
 		return -1;
 	if (rule->count && occurrence >= rule->count)
 		return 1;
-	return next_in_zone(rule, series_start, tz, occurrence, next, err);
+	return next_in_zone(rule, series_start + start_offset, tz, occurrence, next, err);
 }
