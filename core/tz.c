@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tz_zone.h"
 
@@ -38,16 +39,20 @@ static int unknown_zone(const char *name, struct todod_err *err)
 
 /* ---- loading -------------------------------------------------------------------- */
 
-/* The whole file, or NULL when it cannot be read (missing, a directory,
- * too large). */
+/* The whole file, or NULL when it is no regular file of a plausible size
+ * or cannot be read. */
 static unsigned char *read_file(const char *path, size_t *size)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
-	unsigned char *data = malloc(ZONE_FILE_MAX + 1);
-	size_t n = data ? fread(data, 1, ZONE_FILE_MAX + 1, f) : 0;
-	bool ok = data && !ferror(f) && n <= ZONE_FILE_MAX;
+	struct stat st;
+	unsigned char *data = NULL;
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= ZONE_FILE_MAX)
+		data = malloc((size_t)st.st_size + 1);
+	/* One byte more than expected tells a file that grew meanwhile. */
+	size_t n = data ? fread(data, 1, (size_t)st.st_size + 1, f) : 0;
+	bool ok = data && !ferror(f) && n == (size_t)st.st_size;
 	fclose(f);
 	if (!ok) {
 		free(data);
