@@ -97,8 +97,8 @@ static int read_transitions(struct reader *r, const struct counts *c, size_t tim
 		if (i && z->transition_at[i] <= z->transition_at[i - 1])
 			return todod_err_set(err, "its transitions are out of order");
 		if (indices[i] >= c->type)
-			return todod_err_set(err, "a transition names time type %u of %u", indices[i],
-					     c->type);
+			return todod_err_set(err, "a transition names time type %u of %u",
+					     indices[i], c->type);
 	}
 	z->n_transitions = c->time;
 	return 0;
@@ -115,8 +115,8 @@ static int read_types(struct reader *r, const struct counts *c, struct tz_zone *
 	for (size_t i = 0; i < c->type; i++) {
 		const unsigned char *rec = records + i * TYPE_RECORD_SIZE;
 		int32_t offset = (int32_t)be32(rec);
-		if (offset < -OFFSET_MAX || offset > OFFSET_MAX || rec[4] > 1 || rec[5] >= c->chars ||
-		    strlen(z->abbrevs + rec[5]) > TZ_ABBREV_LEN_MAX)
+		if (offset < -OFFSET_MAX || offset > OFFSET_MAX || rec[4] > 1 ||
+		    rec[5] >= c->chars || strlen(z->abbrevs + rec[5]) > TZ_ABBREV_LEN_MAX)
 			return todod_err_set(err, "time type %zu is not valid", i);
 		z->types[i] = (struct tz_type){ offset, rec[4] == 1, rec[5] };
 	}
@@ -405,13 +405,14 @@ static struct tz_type rule_type_at(const struct tz_rule *r, int64_t instant, int
 	gmtime_r(&local, &tm);
 	int64_t year = tm.tm_year + INT64_C(1900);
 
-	struct rule_change last = { INT64_MIN, INT64_MIN, false }, first_after = { INT64_MAX, 0, 0 };
+	struct rule_change last = { INT64_MIN, INT64_MIN, false };
+	struct rule_change first_after = { INT64_MAX, 0, false };
 	for (int64_t y = year - 2; y <= year + 2; y++) {
+		int64_t start = rule_day(&r->dst_start, y) * 86400 + r->dst_start.time;
+		int64_t end = rule_day(&r->dst_end, y) * 86400 + r->dst_end.time;
 		struct rule_change changes[2] = {
-			{ rule_day(&r->dst_start, y) * 86400 + r->dst_start.time - r->std.utc_offset,
-			  y, true },
-			{ rule_day(&r->dst_end, y) * 86400 + r->dst_end.time - r->dst.utc_offset,
-			  y, false },
+			{ start - r->std.utc_offset, y, true },
+			{ end - r->dst.utc_offset, y, false },
 		};
 		for (int i = 0; i < 2; i++) {
 			if (changes[i].at <= instant && change_before(&last, &changes[i]))

@@ -43,8 +43,10 @@ static void test_times(void)
 	is_str(buf, "Fri 03 Jul 2026 04:30 EDT", "New York summer is EDT");
 	email_local_time(&api, WINTER, NULL, buf, sizeof buf);
 	is_str(buf, "Fri 27 Nov 2026 09:00 UTC", "no zone means UTC");
-	ok(email_local_time(&api, WINTER, "Mars/Olympus", buf, sizeof buf) == -1, "unknown zone refused");
-	ok(email_local_time(&api, WINTER, "../../etc/passwd", buf, sizeof buf) == -1, "path refused");
+	ok(email_local_time(&api, WINTER, "Mars/Olympus", buf, sizeof buf) == -1,
+	   "unknown zone refused");
+	ok(email_local_time(&api, WINTER, "../../etc/passwd", buf, sizeof buf) == -1,
+	   "path refused");
 
 	setenv("TZ", "Asia/Tokyo", 1);
 	email_local_time(&api, WINTER, "Europe/Berlin", buf, sizeof buf);

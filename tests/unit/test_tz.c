@@ -181,7 +181,8 @@ static void test_gaps_and_overlaps(void)
 		  "a 30-minute gap moves 30 minutes" },
 		{ "Australia/Lord_Howe", "2026-04-05 01:45", "2026-04-05T01:45+1100",
 		  "a 30-minute overlap: first" },
-		{ "Pacific/Chatham", "2026-09-27 03:00", "2026-09-27T04:00+1345", "skipped at 2:45" },
+		{ "Pacific/Chatham", "2026-09-27 03:00", "2026-09-27T04:00+1345",
+		  "skipped at 2:45" },
 		{ "Europe/Berlin", "2100-03-28 02:30", "2100-03-28T03:30+0200",
 		  "skipped, footer rule" },
 		{ "Europe/Berlin", "2100-10-31 02:30", "2100-10-31T02:30+0200",
@@ -194,7 +195,8 @@ static void test_gaps_and_overlaps(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char got[64];
 		from_local_text(cases[i].zone, cases[i].local, got, sizeof got);
-		is_str(got, cases[i].want, "%s %s: %s", cases[i].zone, cases[i].local, cases[i].why);
+		is_str(got, cases[i].want, "%s %s: %s", cases[i].zone, cases[i].local,
+		       cases[i].why);
 	}
 }
 
@@ -255,7 +257,8 @@ static void write_footer_zone(const char *name, int32_t offset, const char *abbr
 		memcpy(p, "TZif2", 5);
 		memset(p + 5, 0, 15);
 		p += 20;
-		uint32_t counts[6] = { 0, 0, 0, 0, header ? 1 : 0, header ? (uint32_t)abbrev_size : 0 };
+		uint32_t types = header ? 1 : 0, chars = header ? (uint32_t)abbrev_size : 0;
+		uint32_t counts[6] = { 0, 0, 0, 0, types, chars };
 		for (int i = 0; i < 6; i++)
 			put32(&p, counts[i]);
 	}
@@ -395,8 +398,8 @@ static void test_version1(void)
 			  strcmp(out.abbrev, "TWO") == 0 && out.is_dst && out.utc_offset == 7200;
 	bool ok_after = tz_to_local("Version1", YEAR_2099, &out, &err) == 0 &&
 			strcmp(out.abbrev, "ONE") == 0 && out.tm.tm_hour == 1;
-	ok(ok_before && ok_between && ok_after, "a version 1 file: type 0 first, the last for ever %s",
-	   err.text);
+	ok(ok_before && ok_between && ok_after,
+	   "a version 1 file: type 0 first, the last for ever %s", err.text);
 }
 
 static void remove_tzdir(void)
