@@ -76,8 +76,6 @@ static size_t block_size(const struct counts *c, size_t time_size)
 
 static int check_counts(const struct counts *c, struct todod_err *err)
 {
-	if (c->leap)
-		return todod_err_set(err, "it counts leap seconds, which POSIX time does not");
 	if (c->type == 0 || c->type > 256 || c->chars == 0 || c->chars > UINT16_MAX / 2)
 		return todod_err_set(err, "it has %u time types and %u abbreviation bytes", c->type,
 				     c->chars);
@@ -329,7 +327,11 @@ struct tz_zone *tz_zone_parse(const unsigned char *data, size_t size, struct tod
 	}
 	if (read_transitions(&r, &c, time_size, z, err) != 0 || read_types(&r, &c, z, err) != 0)
 		goto fail;
-	take(&r, (size_t)c.isstd + c.isut); /* standard/UT indicators: only for POSIX TZ */
+	/* Leap seconds ("right/" zones) are left out: todod's instants are
+	 * POSIX seconds, which do not count them, so such a zone reads as its
+	 * POSIX twin, its changes some 30 seconds late.  The standard/UT
+	 * indicators only matter to POSIX TZ strings without rules. */
+	take(&r, (size_t)c.leap * (time_size + 4) + c.isstd + c.isut);
 	if (time_size == 8 && read_footer(&r, z, c.chars, err) != 0)
 		goto fail;
 	return z;

@@ -52,8 +52,8 @@ struct tz_zone {
 #define TZ_ABBREV_LEN_MAX (TODOD_TZ_ABBREV_MAX - 1)
 
 /* The zone in a TZif file's bytes (versions 1 to 4), or NULL with `err`
- * (a sentence without the file's name).  Files with leap-second records
- * ("right/...") are refused: todod's instants are POSIX seconds. */
+ * (a sentence without the file's name).  Leap-second records ("right/"
+ * zones) are skipped: todod's instants are POSIX seconds. */
 struct tz_zone *tz_zone_parse(const unsigned char *data, size_t size, struct todod_err *err);
 
 void tz_zone_free(struct tz_zone *zone);
