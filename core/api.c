@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "store.h"
+#include "tz.h"
 
 struct todod_timer {
 	struct todod_timer *next, *prev;
@@ -533,6 +534,8 @@ const struct todod_api core_api = {
 	.metric_add = api_metric_add,
 	.metric_set = api_metric_set,
 	.metric_observe = api_metric_observe,
+	.tz_to_local = tz_to_local,
+	.tz_from_local = tz_from_local,
 };
 
 /* The instance name is process-wide; the daemon sets it at start-up. */

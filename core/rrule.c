@@ -19,6 +19,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "tz.h"
+
 static const char *const weekday_names[] = { "MO", "TU", "WE", "TH", "FR", "SA", "SU" };
 static const char *const freq_names[] = { "DAILY", "WEEKLY", "MONTHLY", "YEARLY" };
 
@@ -439,71 +441,15 @@ int rrule_format(const struct rrule *rule, char *buf, size_t size)
 
 /* ---- the task's time zone ----------------------------------------------------------- */
 
-/* An IANA name of a compiled zone file: anything else would make glibc
- * fall back to UTC without a word. */
-static int check_zone(const char *tz, struct todod_err *err)
+/* Conversions read the zone database themselves (tz.h): switching the
+ * process's TZ would not be thread-safe. */
+static int utc_offset_at(const char *tz, int64_t instant, long *offset, struct todod_err *err)
 {
-	bool plausible = tz && *tz && *tz != '/' &&
-			 strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				    "0123456789/_+-") == strlen(tz);
-	char path[512], magic[4] = { 0 };
-	const char *dir = getenv("TZDIR");
-	if (plausible) {
-		snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
-		FILE *f = fopen(path, "rb");
-		plausible = f && fread(magic, 1, sizeof magic, f) == sizeof magic &&
-			    memcmp(magic, "TZif", 4) == 0;
-		if (f)
-			fclose(f);
-	}
-	return plausible ? 0 : todod_err_set(err, "'%s' is not a known time zone",
-					     tz ? tz : "(null)");
-}
-
-/* Switches the process to zone `tz`; returns what to give zone_leave. */
-static char *zone_enter(const char *tz)
-{
-	const char *old = getenv("TZ");
-	char *saved = old ? strdup(old) : NULL;
-	if (old && !saved)
-		abort();
-	setenv("TZ", tz, 1);
-	tzset();
-	return saved;
-}
-
-static void zone_leave(char *saved)
-{
-	if (saved)
-		setenv("TZ", saved, 1);
-	else
-		unsetenv("TZ");
-	tzset();
-	free(saved);
-}
-
-static long utc_offset_at(int64_t instant)
-{
-	time_t t = (time_t)instant;
-	struct tm tm;
-	localtime_r(&t, &tm);
-	return tm.tm_gmtoff;
-}
-
-/* The instant a local wall-clock time (seconds since 1970-01-01 on the
- * local calendar) names.  The offsets a day either side are the only ones
- * that can apply; when both do (a fall-back repeats the hour) the earlier
- * instant wins; when neither does (a spring-forward skipped it) the
- * offset from before the change moves the time forward by the gap. */
-static int64_t instant_of(int64_t wall)
-{
-	long before = utc_offset_at(wall - 86400), after = utc_offset_at(wall + 86400);
-	int64_t first = wall - before, second = wall - after;
-	bool first_fits = first + utc_offset_at(first) == wall;
-	bool second_fits = second + utc_offset_at(second) == wall;
-	if (first_fits && second_fits)
-		return first < second ? first : second;
-	return second_fits ? second : first;
+	struct todod_local_time local;
+	if (tz_to_local(tz, instant, &local, err) != 0)
+		return -1;
+	*offset = local.utc_offset;
+	return 0;
 }
 
 /* ---- expansion ------------------------------------------------------------------------- */
@@ -621,27 +567,36 @@ static bool after_until(const struct rrule *r, int64_t day, long time_of_day, in
 }
 
 /* Last local day an occurrence may fall on, so the walk stops there. */
-static int64_t until_last_day(const struct rrule *r)
+static int until_last_day(const struct rrule *r, const char *tz, int64_t *last_day,
+			  struct todod_err *err)
 {
+	*last_day = INT64_MAX;
 	if (r->until_kind == RRULE_UNTIL_NONE)
-		return INT64_MAX;
+		return 0;
 	int64_t day = day_number(r->until.year, r->until.month, r->until.day);
+	*last_day = day;
 	if (r->until_kind != RRULE_UNTIL_UTC)
-		return day;
+		return 0;
 	int64_t instant = day * 86400 + r->until.hour * 3600L + r->until.minute * 60L +
 			  r->until.second;
-	return floor_div(instant + utc_offset_at(instant), 86400);
+	long offset;
+	if (utc_offset_at(tz, instant, &offset, err) != 0)
+		return -1;
+	*last_day = floor_div(instant + offset, 86400);
+	return 0;
 }
 
-/* rrule_next with the zone already in force. */
-static int next_in_zone(const struct rrule *rule, int64_t series_start, int occurrence,
-			int64_t *next, struct todod_err *err)
+/* rrule_next once the arguments are checked; `local` is the series start
+ * on the zone's wall clock (seconds since 1970-01-01 local). */
+static int next_in_zone(const struct rrule *rule, int64_t local, const char *tz,
+			int occurrence, int64_t *next, struct todod_err *err)
 {
-	int64_t local = series_start + utc_offset_at(series_start);
+	int64_t last_allowed;
+	if (until_last_day(rule, tz, &last_allowed, err) != 0)
+		return -1;
 	int64_t start_day = floor_div(local, 86400);
 	long time_of_day = (long)(local - start_day * 86400);
 	struct series s = series_of(rule, start_day);
-	int64_t last_allowed = until_last_day(rule);
 
 	int64_t latest = start_day; /* the last occurrence found */
 	int number = 1;
@@ -665,7 +620,9 @@ static int next_in_zone(const struct rrule *rule, int64_t series_start, int occu
 			latest = day;
 			if (++number <= occurrence)
 				continue;
-			int64_t instant = instant_of(day * 86400 + time_of_day);
+			int64_t instant;
+			if (tz_from_wall(tz, day * 86400 + time_of_day, &instant, err) != 0)
+				return -1;
 			if (after_until(rule, day, time_of_day, instant))
 				return 1;
 			*next = instant;
@@ -679,12 +636,10 @@ int rrule_next(const struct rrule *rule, int64_t series_start, const char *tz,
 {
 	if (occurrence < 1)
 		return todod_err_set(err, "occurrence numbers start at 1, got %d", occurrence);
-	if (check_zone(tz, err) != 0)
+	long start_offset;
+	if (utc_offset_at(tz, series_start, &start_offset, err) != 0)
 		return -1;
 	if (rule->count && occurrence >= rule->count)
 		return 1;
-	char *saved = zone_enter(tz);
-	int rc = next_in_zone(rule, series_start, occurrence, next, err);
-	zone_leave(saved);
-	return rc;
+	return next_in_zone(rule, series_start + start_offset, tz, occurrence, next, err);
 }

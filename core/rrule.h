@@ -97,8 +97,9 @@ int rrule_format(const struct rrule *rule, char *buf, size_t size);
  * or the next one would be after UNTIL); -1 with `err` for a bad
  * argument or a rule that yields nothing within 100 years.
  *
- * Not thread-safe: it switches the process's TZ (setenv + tzset) for the
- * call and restores it afterwards; todod runs on one thread. */
+ * The zone is read through tz.h, never by switching the process's TZ, so
+ * other threads are unaffected; the zone cache makes it a loop-thread
+ * function. */
 int rrule_next(const struct rrule *rule, int64_t series_start, const char *tz,
 	       int occurrence, int64_t *next, struct todod_err *err);
 

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -39,7 +40,7 @@ extern "C" {
  * the end of a struct bumps MINOR.  The loader accepts a plugin whose
  * major equals the core's and whose minor is not newer than the core's. */
 #define TODOD_ABI_MAJOR 1
-#define TODOD_ABI_MINOR 1
+#define TODOD_ABI_MINOR 2
 
 /* Things that change the binary layout of what crosses the ABI. */
 #define TODOD_STR2(x) #x
@@ -323,6 +324,24 @@ struct todod_stdio_service {
 };
 
 /* ------------------------------------------------------------------ */
+/* Time zones (ABI 1.2)                                                */
+/* ------------------------------------------------------------------ */
+
+/* Room for the longest abbreviation a zone may use, and its NUL. */
+#define TODOD_TZ_ABBREV_MAX 16
+
+/* An instant as the wall clock of one IANA zone shows it. */
+struct todod_local_time {
+	/* tm_year .. tm_sec, tm_wday, tm_yday and tm_isdst; on glibc also
+	 * tm_gmtoff, and tm_zone pointing at a string that lives as long as
+	 * the process (so strftime's %z and %Z work). */
+	struct tm tm;
+	int32_t utc_offset;                /* seconds east of UTC: 3600 in CET */
+	bool is_dst;
+	char abbrev[TODOD_TZ_ABBREV_MAX];  /* "CET", "EDT", "+0530" */
+};
+
+/* ------------------------------------------------------------------ */
 /* Store results                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -456,6 +475,23 @@ struct todod_api {
 	void (*metric_add)(struct todod_metric *m, double v);        /* counter, gauge */
 	void (*metric_set)(struct todod_metric *m, double v);        /* gauge */
 	void (*metric_observe)(struct todod_metric *m, double secs); /* histogram */
+
+	/* -- time zones (ABI 1.2) --
+	 * Conversions in any IANA zone ("Europe/Berlin"), read from the
+	 * system's zone database without changing the process's TZ (which
+	 * would not be thread-safe); -1 with `err` for a name that is no zone
+	 * ("'Mars/Olympus' is not a known time zone"; paths and ".." are
+	 * refused) or a time too far from 1970.  A zone's file is read once,
+	 * on first use, and kept. */
+	/* `instant` (Unix seconds) on the zone's wall clock. */
+	int (*tz_to_local)(const char *zone, int64_t instant, struct todod_local_time *out,
+			   struct todod_err *err);
+	/* The instant `local` names in the zone: tm_year .. tm_sec, normalised
+	 * as timegm does (tm_isdst, tm_wday, tm_yday are ignored).  A time a
+	 * change to DST skips moves forward by the gap (02:30 becomes 03:30);
+	 * a time a change back repeats means its first instant. */
+	int (*tz_from_local)(const char *zone, const struct tm *local, int64_t *instant,
+			     struct todod_err *err);
 };
 
 /* ------------------------------------------------------------------ */

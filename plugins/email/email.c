@@ -230,6 +230,7 @@ static void send_message(struct send *s, const char *tz)
 		return;
 	}
 	struct email_reminder r = {
+		.api = em->api,
 		.from = c->from,
 		.to = s->to,
 		.task = s->task,

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "email_message.h"
 
@@ -103,51 +102,19 @@ void email_rfc5322_date(time_t t, char *buf, size_t size)
 		 tm.tm_sec);
 }
 
-/* glibc quietly takes an unknown TZ for UTC named after it, which would
- * print a wrong time with a made-up abbreviation; so the zone must be a
- * file of the time zone database, and a name, not a path. */
-static bool zone_exists(const char *tz)
+/* The zone is read by the core (api->tz_to_local), which refuses names
+ * that are no zone and never switches the process's TZ: other threads
+ * (libcurl's resolver, librdkafka) read the environment. */
+int email_local_time(const struct todod_api *api, time_t t, const char *tz, char *buf,
+		     size_t size)
 {
-	if (tz[0] == '/' || strstr(tz, ".."))
-		return false;
-	for (const char *p = tz; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("/_+-", *p))
-			return false;
-	const char *dir = getenv("TZDIR");
-	char path[512];
-	int n = snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
-	return n > 0 && (size_t)n < sizeof path && access(path, R_OK) == 0;
-}
-
-/* libc converts to local time only through TZ, so TZ is swapped for the
- * call and put back; todod runs every plugin on one thread. */
-int email_local_time(time_t t, const char *tz, char *buf, size_t size)
-{
-	if (!tz || !*tz)
-		tz = "UTC";
-	if (!zone_exists(tz))
+	struct todod_local_time local;
+	if (api->tz_to_local(tz && *tz ? tz : "UTC", (int64_t)t, &local, NULL) != 0)
 		return -1;
-	const char *old = getenv("TZ");
-	char *saved = old ? strdup(old) : NULL;
-	if (old && !saved)
-		return -1;
-	setenv("TZ", tz, 1);
-	tzset();
-	struct tm tm;
-	int rc = -1;
-	if (localtime_r(&t, &tm)) {
-		snprintf(buf, size, "%s %02d %s %04d %02d:%02d %s", weekdays[tm.tm_wday], tm.tm_mday,
-			 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-			 tm.tm_zone ? tm.tm_zone : "");
-		rc = 0;
-	}
-	if (saved)
-		setenv("TZ", saved, 1);
-	else
-		unsetenv("TZ");
-	tzset();
-	free(saved);
-	return rc;
+	snprintf(buf, size, "%s %02d %s %04d %02d:%02d %s", weekdays[local.tm.tm_wday],
+		 local.tm.tm_mday, months[local.tm.tm_mon], local.tm.tm_year + 1900,
+		 local.tm.tm_hour, local.tm.tm_min, local.abbrev);
+	return 0;
 }
 
 int email_parse_rfc3339(const char *text, time_t *out)
@@ -348,10 +315,11 @@ static const char *task_string(json_object *task, const char *key)
 
 /* "Fri 27 Nov 2026 10:00 CET", or the RFC 3339 text when it cannot be
  * shown in the zone (better a UTC time than no time). */
-static void when_text(const char *rfc3339, const char *tz, char *out, size_t size)
+static void when_text(const struct todod_api *api, const char *rfc3339, const char *tz,
+		      char *out, size_t size)
 {
 	time_t t;
-	if (email_parse_rfc3339(rfc3339, &t) != 0 || email_local_time(t, tz, out, size) != 0)
+	if (email_parse_rfc3339(rfc3339, &t) != 0 || email_local_time(api, t, tz, out, size) != 0)
 		snprintf(out, size, "%s", rfc3339);
 }
 
@@ -432,8 +400,8 @@ char *email_message_build(const struct email_reminder *r, size_t *len)
 	t.priority = task_string(r->task, "priority");
 	const char *due_at = task_string(r->task, "due_at");
 	if (due_at)
-		when_text(due_at, r->tz, t.due, sizeof t.due);
-	when_text(r->remind_at, r->tz, t.remind, sizeof t.remind);
+		when_text(r->api, due_at, r->tz, t.due, sizeof t.due);
+	when_text(r->api, r->remind_at, r->tz, t.remind, sizeof t.remind);
 
 	struct buf b = { 0 };
 	char date[64];

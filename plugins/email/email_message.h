@@ -1,8 +1,9 @@
 /* email_message.h - the reminder e-mail as text.
  *
- * Pure functions: no daemon call, no I/O besides reading the time zone
- * database, so the unit test links this file alone.  Every returned
- * string is malloc'd (free it); NULL means out of memory or bad input. */
+ * Pure functions: the one daemon call is the time zone conversion, through
+ * the API table the caller passes, so the unit test links this file with
+ * the core's tz.c alone.  Every returned string is malloc'd (free it);
+ * NULL means out of memory or bad input. */
 #ifndef TODOD_EMAIL_MESSAGE_H
 #define TODOD_EMAIL_MESSAGE_H
 
@@ -11,8 +12,11 @@
 
 #include <json-c/json.h>
 
+#include "todod-plugin.h"
+
 /* What one todod.reminder.due event turns into. */
 struct email_reminder {
+	const struct todod_api *api; /* its tz_to_local shows the times */
 	const char *from;      /* header From: "addr" or "Name <addr>" */
 	const char *to;        /* the owner's address */
 	json_object *task;     /* the task snapshot from the event */
@@ -27,8 +31,10 @@ struct email_reminder {
 char *email_message_build(const struct email_reminder *r, size_t *len);
 
 /* "Fri 27 Nov 2026 10:00 CET": `t` in zone `tz` (NULL or "": UTC), with
- * English names whatever the locale.  -1 when `tz` is not a zone name. */
-int email_local_time(time_t t, const char *tz, char *buf, size_t size);
+ * English names whatever the locale, converted by api->tz_to_local.  -1
+ * when `tz` is not a zone name. */
+int email_local_time(const struct todod_api *api, time_t t, const char *tz, char *buf,
+		     size_t size);
 
 /* "Fri, 27 Nov 2026 09:00:00 +0000" (RFC 5322 date-time, in UTC). */
 void email_rfc5322_date(time_t t, char *buf, size_t size);

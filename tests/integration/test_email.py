@@ -176,6 +176,36 @@ def test_mbox_target(todod_factory, database, tmp_path):
     assert dead_letters(t) == []
 
 
+def plain_text(raw):
+    """The decoded text/plain part of an mbox message."""
+    [part] = [p for p in raw.walk() if p.get_content_type() == "text/plain"]
+    return part.get_payload(decode=True).decode()
+
+
+def test_times_in_the_owners_zone(todod_factory, database, tmp_path):
+    """The core's zone reader, through the plugin API, as Python's zoneinfo
+    shows the same instants: half-hour offsets and DST, and a due date
+    after the zone files' last listed change (their footer rule)."""
+    cases = [("Australia/Lord_Howe", datetime(2026, 10, 4, 15, 45, tzinfo=timezone.utc)),
+             ("Asia/Kolkata", datetime(2026, 12, 24, 17, 0, tzinfo=timezone.utc)),
+             ("America/New_York", datetime(2045, 3, 12, 7, 30, tzinfo=timezone.utc)),
+             ("Europe/Berlin", datetime(2045, 10, 29, 0, 30, tzinfo=timezone.utc))]
+    path = tmp_path / "reminders.mbox"
+    t = start(todod_factory, database, f"mbox:{path}")
+    remind_at = datetime.now(timezone.utc).replace(microsecond=0)
+    for n, (zone, due_at) in enumerate(cases, 1):
+        query(database, "UPDATE users SET tz = %s WHERE id = %s", zone, t.user_id)
+        tid = scalar(database, "SELECT todod_task_create(%s, %s::jsonb, NULL, NULL)", t.user_id,
+                     json.dumps({"title": zone, "due_at": rfc3339(due_at)}))
+        emit_reminder(t, task_id(tid), remind_at)
+        wait_until(lambda: path.exists() and len(mailbox.mbox(str(path))) == n, 20,
+                   what=f"the message for {zone}")
+    for raw, (zone, due_at) in zip(mailbox.mbox(str(path)), cases):
+        shown = due_at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y %H:%M %Z")
+        assert f"Due:       {shown}" in plain_text(raw), zone
+    assert dead_letters(t) == []
+
+
 @pytest.mark.parametrize("server, complaint", [
     ("http://mail.example.org", "is not an smtp://host:port, smtps://host:port or mbox:/path"),
     ("mbox:relative/path", "must name an absolute path"),

@@ -93,6 +93,13 @@ def test_daily_keeps_local_time_across_dst(rec):
     assert created == 4
 
 
+def test_daily_in_the_skipped_hour_moves_by_the_gap(rec):
+    """02:30 does not exist on 2026-03-29 in Berlin: that day's task is due
+    at 03:30, the next day's at 02:30 again."""
+    first = create(rec, title="night job", due_at="2026-03-28T02:30", rrule="FREQ=DAILY")
+    assert series_dues(rec, first, 2) == ["2026-03-29 03:30 Sun", "2026-03-30 02:30 Mon"]
+
+
 def test_weekly_byday(rec):
     first = create(rec, title="gym", due_at="2026-03-02T18:30",
                    rrule="FREQ=WEEKLY;BYDAY=MO,WE,FR")
