@@ -33,6 +33,10 @@ static const char *const unsupported_parts[] = { "BYSECOND",  "BYMINUTE", "BYHOU
 static const char *const unsupported_freqs[] = { "SECONDLY", "MINUTELY", "HOURLY" };
 
 #define DAYS_PER_100_YEARS 36525
+/* 9999-12-31, as a day number, and its last second: times go out as
+ * RFC 3339 with a four-digit year, so nothing later can be kept. */
+#define LAST_DAY INT64_C(2932896)
+#define LAST_INSTANT (LAST_DAY * 86400 + 86399)
 /* However many occurrences are asked for, the walk stays short. */
 #define MAX_SERIES_DAYS (10 * DAYS_PER_100_YEARS)
 /* Enough of a bad value to recognise it in a message. */
@@ -312,6 +316,24 @@ static int parse_named(struct span text, unsigned *seen, struct rrule *rule,
 	return parse_part((enum part)which, value, rule, err);
 }
 
+/* The walk in next_in_zone gives up when 100 years pass without an
+ * occurrence, so one step of a rule may be at most that long; a longer
+ * one would be accepted here and then never yield a successor. */
+static int check_interval(const struct rrule *rule, struct todod_err *err)
+{
+	static const int most[] = {
+		[RRULE_DAILY] = DAYS_PER_100_YEARS,
+		[RRULE_WEEKLY] = DAYS_PER_100_YEARS / 7,
+		[RRULE_MONTHLY] = 100 * 12,
+		[RRULE_YEARLY] = 100,
+	};
+	if (rule->interval <= most[rule->freq])
+		return 0;
+	return todod_err_set(err, "INTERVAL=%d is too large for FREQ=%s: the next occurrence "
+				  "must come within 100 years, so INTERVAL is at most %d",
+			     rule->interval, freq_names[rule->freq], most[rule->freq]);
+}
+
 static bool month_has_day(int month, int mday)
 {
 	/* A leap year: February 29th exists in some year. */
@@ -328,6 +350,8 @@ static int check_combination(const struct rrule *rule, unsigned seen, struct tod
 		return todod_err_set(err, "COUNT and UNTIL cannot both be given");
 	if (rule->freq == RRULE_WEEKLY && rule->n_bymonthday)
 		return todod_err_set(err, "BYMONTHDAY cannot be used with FREQ=WEEKLY");
+	if (check_interval(rule, err) != 0)
+		return -1;
 
 	bool within_month = rule->freq == RRULE_MONTHLY ||
 			    (rule->freq == RRULE_YEARLY && rule->n_bymonth);
@@ -650,6 +674,9 @@ static int next_in_zone(const struct rrule *rule, int64_t series_start, int occu
 		period_of(&s, k, &first, &last);
 		if (first > last_allowed)
 			return 1;
+		/* Local day 10000-01-02 is past 9999 in UTC in every zone. */
+		if (first - 1 > LAST_DAY)
+			return RRULE_END_OF_CALENDAR;
 		if (first - start_day > MAX_SERIES_DAYS)
 			return todod_err_set(err, "occurrence %d would be more than 1000 years after "
 						  "the series start", occurrence + 1);
@@ -668,6 +695,8 @@ static int next_in_zone(const struct rrule *rule, int64_t series_start, int occu
 			int64_t instant = instant_of(day * 86400 + time_of_day);
 			if (after_until(rule, day, time_of_day, instant))
 				return 1;
+			if (instant > LAST_INSTANT)
+				return RRULE_END_OF_CALENDAR;
 			*next = instant;
 			return 0;
 		}
