@@ -13,21 +13,23 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static json_object *tokenize(const char *text, size_t len, char *why, size_t why_size)
+/* 0 with *value set (NULL for a JSON null), or -1 with `why`. */
+static int tokenize(const char *text, size_t len, json_object **value, char *why,
+		    size_t why_size)
 {
 	json_tokener *tok = json_tokener_new();
 	if (!tok) {
 		snprintf(why, why_size, "out of memory");
-		return NULL;
+		return -1;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	json_object *value = json_tokener_parse_ex(tok, text, (int)len);
+	*value = json_tokener_parse_ex(tok, text, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t used = json_tokener_get_parse_end(tok);
 	/* json-c cannot tell that a number at the very end ("42") is whole:
 	 * it waits for more digits.  The text is complete, and a NUL says so. */
 	if (jerr == json_tokener_continue) {
-		value = json_tokener_parse_ex(tok, "", 1);
+		*value = json_tokener_parse_ex(tok, "", 1);
 		jerr = json_tokener_get_error(tok);
 		used = len;
 	}
@@ -36,13 +38,15 @@ static json_object *tokenize(const char *text, size_t len, char *why, size_t why
 	while (jerr == json_tokener_success && used < len && is_space(text[used]))
 		used++;
 	if (jerr == json_tokener_success && used == len)
-		return value;
-	json_object_put(value);
+		return 0;
+	json_object_put(*value);
+	*value = NULL;
 	snprintf(why, why_size, "%s",
 		 jerr == json_tokener_success ? "trailing data after the JSON value"
 		 : jerr == json_tokener_error_parse_eof ? "the JSON text is incomplete"
+		 : jerr == json_tokener_error_parse_utf8_string ? "a string is not valid UTF-8"
 		 : json_tokener_error_desc(jerr));
-	return NULL;
+	return -1;
 }
 
 /* NaN, Infinity and -Infinity are JavaScript, not JSON.  A number too
@@ -171,17 +175,17 @@ static void keep_id_text(json_object *msg, const char *text, size_t len)
 					   json_object_free_userdata);
 }
 
-json_object *mcp_json_read(const char *text, size_t len, char *why, size_t why_size)
+int mcp_json_read(const char *text, size_t len, json_object **value, char *why, size_t why_size)
 {
-	json_object *value = tokenize(text, len, why, why_size);
-	if (!value)
-		return NULL;
-	if (!only_json_numbers(value)) {
-		json_object_put(value);
+	if (tokenize(text, len, value, why, why_size) != 0)
+		return -1;
+	if (!only_json_numbers(*value)) {
+		json_object_put(*value);
+		*value = NULL;
 		snprintf(why, why_size, "NaN and Infinity are not JSON numbers");
-		return NULL;
+		return -1;
 	}
-	if (json_object_is_type(value, json_type_object))
-		keep_id_text(value, text, len);
-	return value;
+	if (json_object_is_type(*value, json_type_object))
+		keep_id_text(*value, text, len);
+	return 0;
 }

@@ -11,10 +11,11 @@
 
 #include <json-c/json.h>
 
-/* The value of `text` (the whole of it, white space around allowed), or
- * NULL with a sentence in `why` ("invalid UTF-8 in a string", ...).  A
- * top-level object's integer "id" serializes as the digits sent, so a
- * reply echoes it unchanged whatever its size. */
-json_object *mcp_json_read(const char *text, size_t len, char *why, size_t why_size);
+/* 0 with *value the value of `text` (the whole of it, white space around
+ * allowed; NULL for a JSON null), or -1 with a sentence in `why` ("a
+ * string is not valid UTF-8", ...).  A top-level object's integer "id"
+ * serializes as the digits sent, so a reply echoes it unchanged whatever
+ * its size. */
+int mcp_json_read(const char *text, size_t len, json_object **value, char *why, size_t why_size);
 
 #endif

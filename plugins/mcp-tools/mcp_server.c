@@ -130,8 +130,8 @@ json_object *mcp_parse(struct mcp_server *srv, const char *text, size_t len, mcp
 		       void *arg)
 {
 	char why[120];
-	json_object *msg = mcp_json_read(text, len, why, sizeof why);
-	if (!msg) {
+	json_object *msg;
+	if (mcp_json_read(text, len, &msg, why, sizeof why) != 0) {
 		char message[160];
 		snprintf(message, sizeof message, "Parse error: %s", why);
 		send_error(srv, 400, NULL, MCP_PARSE_ERROR, message, reply, arg);
