@@ -380,6 +380,8 @@ static int check_combination(const struct rrule *rule, unsigned seen, struct tod
 				  "such a day");
 }
 
+static int check_satisfiable(const struct rrule *rule, struct todod_err *err);
+
 int rrule_parse(const char *text, struct rrule *rule, struct todod_err *err)
 {
 	memset(rule, 0, sizeof *rule);
@@ -408,7 +410,9 @@ int rrule_parse(const char *text, struct rrule *rule, struct todod_err *err)
 			return -1;
 		p = part.p + part.n + 1;
 	}
-	return check_combination(rule, seen, err);
+	if (check_combination(rule, seen, err) != 0)
+		return -1;
+	return check_satisfiable(rule, err);
 }
 
 /* ---- normal form ------------------------------------------------------------------ */
@@ -623,6 +627,29 @@ static struct series series_of(const struct rrule *rule, int64_t start_day)
 	s.keep_month = open && rule->freq == RRULE_YEARLY && !rule->n_bymonth;
 	s.ordinal_in_month = rule->freq == RRULE_MONTHLY || rule->n_bymonth;
 	return s;
+}
+
+/* BYDAY and BYMONTHDAY can exclude each other (BYMONTHDAY=1;BYDAY=-1MO):
+ * such a rule would be kept and then never recur.  The Gregorian calendar
+ * repeats every 400 years, so one cycle of the month days tells. */
+static int check_satisfiable(const struct rrule *rule, struct todod_err *err)
+{
+	if (!rule->n_byday || !rule->n_bymonthday)
+		return 0;
+	struct series s = series_of(rule, 0);
+	for (int64_t year = 2000; year < 2400; year++) {
+		for (int month = 1; month <= 12; month++) {
+			int length = days_in_month(year, month);
+			for (int i = 0; i < rule->n_bymonthday; i++) {
+				int mday = rule->bymonthday[i] > 0 ? rule->bymonthday[i]
+								   : length + 1 + rule->bymonthday[i];
+				if (mday >= 1 && mday <= length &&
+				    day_matches(&s, day_number(year, month, mday)))
+					return 0;
+			}
+		}
+	}
+	return todod_err_set(err, "BYDAY and BYMONTHDAY never happen on the same date");
 }
 
 /* Whether the occurrence on local `day` at `time_of_day` (an `instant`)
