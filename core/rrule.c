@@ -35,6 +35,10 @@ static const char *const unsupported_parts[] = { "BYSECOND",  "BYMINUTE", "BYHOU
 static const char *const unsupported_freqs[] = { "SECONDLY", "MINUTELY", "HOURLY" };
 
 #define DAYS_PER_100_YEARS 36525
+/* 9999-12-31, as a day number, and its last second: times go out as
+ * RFC 3339 with a four-digit year, so nothing later can be kept. */
+#define LAST_DAY INT64_C(2932896)
+#define LAST_INSTANT (LAST_DAY * 86400 + 86399)
 /* However many occurrences are asked for, the walk stays short. */
 #define MAX_SERIES_DAYS (10 * DAYS_PER_100_YEARS)
 /* Enough of a bad value to recognise it in a message. */
@@ -314,6 +318,24 @@ static int parse_named(struct span text, unsigned *seen, struct rrule *rule,
 	return parse_part((enum part)which, value, rule, err);
 }
 
+/* The walk in next_in_zone gives up when 100 years pass without an
+ * occurrence, so one step of a rule may be at most that long; a longer
+ * one would be accepted here and then never yield a successor. */
+static int check_interval(const struct rrule *rule, struct todod_err *err)
+{
+	static const int most[] = {
+		[RRULE_DAILY] = DAYS_PER_100_YEARS,
+		[RRULE_WEEKLY] = DAYS_PER_100_YEARS / 7,
+		[RRULE_MONTHLY] = 100 * 12,
+		[RRULE_YEARLY] = 100,
+	};
+	if (rule->interval <= most[rule->freq])
+		return 0;
+	return todod_err_set(err, "INTERVAL=%d is too large for FREQ=%s: the next occurrence "
+				  "must come within 100 years, so INTERVAL is at most %d",
+			     rule->interval, freq_names[rule->freq], most[rule->freq]);
+}
+
 static bool month_has_day(int month, int mday)
 {
 	/* A leap year: February 29th exists in some year. */
@@ -330,6 +352,8 @@ static int check_combination(const struct rrule *rule, unsigned seen, struct tod
 		return todod_err_set(err, "COUNT and UNTIL cannot both be given");
 	if (rule->freq == RRULE_WEEKLY && rule->n_bymonthday)
 		return todod_err_set(err, "BYMONTHDAY cannot be used with FREQ=WEEKLY");
+	if (check_interval(rule, err) != 0)
+		return -1;
 
 	bool within_month = rule->freq == RRULE_MONTHLY ||
 			    (rule->freq == RRULE_YEARLY && rule->n_bymonth);
@@ -357,6 +381,8 @@ static int check_combination(const struct rrule *rule, unsigned seen, struct tod
 	return todod_err_set(err, "BYMONTHDAY never happens: none of the months in BYMONTH has "
 				  "such a day");
 }
+
+static int check_satisfiable(const struct rrule *rule, struct todod_err *err);
 
 int rrule_parse(const char *text, struct rrule *rule, struct todod_err *err)
 {
@@ -386,7 +412,9 @@ int rrule_parse(const char *text, struct rrule *rule, struct todod_err *err)
 			return -1;
 		p = part.p + part.n + 1;
 	}
-	return check_combination(rule, seen, err);
+	if (check_combination(rule, seen, err) != 0)
+		return -1;
+	return check_satisfiable(rule, err);
 }
 
 /* ---- normal form ------------------------------------------------------------------ */
@@ -547,6 +575,29 @@ static struct series series_of(const struct rrule *rule, int64_t start_day)
 	return s;
 }
 
+/* BYDAY and BYMONTHDAY can exclude each other (BYMONTHDAY=1;BYDAY=-1MO):
+ * such a rule would be kept and then never recur.  The Gregorian calendar
+ * repeats every 400 years, so one cycle of the month days tells. */
+static int check_satisfiable(const struct rrule *rule, struct todod_err *err)
+{
+	if (!rule->n_byday || !rule->n_bymonthday)
+		return 0;
+	struct series s = series_of(rule, 0);
+	for (int64_t year = 2000; year < 2400; year++) {
+		for (int month = 1; month <= 12; month++) {
+			int length = days_in_month(year, month);
+			for (int i = 0; i < rule->n_bymonthday; i++) {
+				int mday = rule->bymonthday[i] > 0 ? rule->bymonthday[i]
+								   : length + 1 + rule->bymonthday[i];
+				if (mday >= 1 && mday <= length &&
+				    day_matches(&s, day_number(year, month, mday)))
+					return 0;
+			}
+		}
+	}
+	return todod_err_set(err, "BYDAY and BYMONTHDAY never happen on the same date");
+}
+
 /* Whether the occurrence on local `day` at `time_of_day` (an `instant`)
  * lies after UNTIL. */
 static bool after_until(const struct rrule *r, int64_t day, long time_of_day, int64_t instant)
@@ -605,6 +656,9 @@ static int next_in_zone(const struct rrule *rule, int64_t local, const char *tz,
 		period_of(&s, k, &first, &last);
 		if (first > last_allowed)
 			return 1;
+		/* Local day 10000-01-02 is past 9999 in UTC in every zone. */
+		if (first - 1 > LAST_DAY)
+			return RRULE_END_OF_CALENDAR;
 		if (first - start_day > MAX_SERIES_DAYS)
 			return todod_err_set(err, "occurrence %d would be more than 1000 years after "
 						  "the series start", occurrence + 1);
@@ -625,6 +679,8 @@ static int next_in_zone(const struct rrule *rule, int64_t local, const char *tz,
 				return -1;
 			if (after_until(rule, day, time_of_day, instant))
 				return 1;
+			if (instant > LAST_INSTANT)
+				return RRULE_END_OF_CALENDAR;
 			*next = instant;
 			return 0;
 		}

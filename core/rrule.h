@@ -7,7 +7,9 @@
  * Accepted (a leading "RRULE:" is allowed; parts in any order; names and
  * values case-insensitive; surrounding white space ignored):
  *   FREQ=DAILY|WEEKLY|MONTHLY|YEARLY     required
- *   INTERVAL=n                           n >= 1, default 1
+ *   INTERVAL=n                           n >= 1, default 1; one step at most
+ *                                        100 years (DAILY 36525, WEEKLY
+ *                                        5217, MONTHLY 1200, YEARLY 100)
  *   COUNT=n                              n >= 1; the series start counts
  *   UNTIL=20261231                       a date: that whole local day is in
  *   UNTIL=20261231T235959Z               an instant (UTC)
@@ -94,12 +96,15 @@ int rrule_format(const struct rrule *rule, char *buf, size_t size);
  * a fall-back repeats means its first instant.
  *
  * Returns 0 with *next set; 1 when the series has ended (COUNT reached,
- * or the next one would be after UNTIL); -1 with `err` for a bad
- * argument or a rule that yields nothing within 100 years.
+ * or the next one would be after UNTIL); RRULE_END_OF_CALENDAR when the
+ * next one would be after 9999-12-31T23:59:59Z, the last instant todod
+ * keeps; -1 with `err` for a bad argument or a rule that yields nothing
+ * within 100 years.
  *
  * The zone is read through tz.h, never by switching the process's TZ, so
  * other threads are unaffected; the zone cache makes it a loop-thread
  * function. */
+#define RRULE_END_OF_CALENDAR 2
 int rrule_next(const struct rrule *rule, int64_t series_start, const char *tz,
 	       int occurrence, int64_t *next, struct todod_err *err);
 

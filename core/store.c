@@ -170,14 +170,15 @@ static void on_result(PGresult *res, const char *error, void *arg)
 struct store_refusal {
 	todod_store_cb cb;
 	void *arg;
-	const char *code, *field;
+	const char *code;
+	char field[64]; /* "" for none */
 	char text[sizeof ((struct todod_err *)NULL)->text];
 };
 
 static void deliver_refusal(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_refusal *r = arg;
-	const struct todod_store_error e = { r->code, r->field, r->text };
+	const struct todod_store_error e = { r->code, r->field[0] ? r->field : NULL, r->text };
 	r->cb(NULL, &e, r->arg);
 	free(r);
 }
@@ -188,11 +189,47 @@ static void refuse_later(struct store *st, const char *code, const char *field,
 	struct store_refusal *r = calloc(1, sizeof *r);
 	if (!r)
 		abort();
-	*r = (struct store_refusal){ cb, arg, code, field, "" };
+	*r = (struct store_refusal){ cb, arg, code, "", "" };
+	snprintf(r->field, sizeof r->field, "%s", field ? field : "");
 	snprintf(r->text, sizeof r->text, "%s", text);
 	static const struct timeval now = { 0, 0 };
 	if (event_base_once(st->base, -1, EV_TIMEOUT, deliver_refusal, r, &now) != 0)
 		abort();
+}
+
+/* PostgreSQL's text cannot hold a NUL character (jsonb refuses \u0000),
+ * so a string with one is the caller's mistake, refused before SQL. */
+static bool holds_nul(json_object *value)
+{
+	switch (json_object_get_type(value)) {
+	case json_type_string:
+		return strlen(json_object_get_string(value)) !=
+		       (size_t)json_object_get_string_len(value);
+	case json_type_object: {
+		json_object_object_foreach(value, key, member) {
+			(void)key;
+			if (holds_nul(member))
+				return true;
+		}
+		return false;
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(value); i++)
+			if (holds_nul(json_object_array_get_idx(value, i)))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* The argument that holds a NUL character, or NULL. */
+static const char *argument_with_nul(json_object *args)
+{
+	json_object_object_foreach(args, key, value)
+		if (holds_nul(value))
+			return key;
+	return NULL;
 }
 
 /* task.create and task.update keep only recurrence rules the recurrence
@@ -325,6 +362,8 @@ static void recur_expand(struct recur_request *rr, json_object *source)
 			   occurrence < 1 ? 1 : (int)occurrence, &due, &why);
 	if (rc < 0)
 		recur_refuse(rr, "INVALID_RECURRENCE_RULE", why.text);
+	else if (rc == RRULE_END_OF_CALENDAR)
+		recur_finish(rr, "ended", "no date after 9999-12-31");
 	else if (rc > 0)
 		recur_finish(rr, "ended", rule.count > 0 ? "COUNT reached" : "UNTIL passed");
 	else
@@ -375,6 +414,15 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store operation %s: give both once_consumer and "
 					  "once_event_id, or neither", name);
+
+	const char *nul_field = args ? argument_with_nul(args) : NULL;
+	if (nul_field) {
+		char text[200];
+		snprintf(text, sizeof text, "\"%.60s\" contains a NUL character (\\u0000), which "
+			 "cannot be stored; remove it.", nul_field);
+		refuse_later(st, "INVALID_ARGUMENT", nul_field, text, cb, arg);
+		return 0;
+	}
 
 	if (strcmp(name, "task.recur") == 0) {
 		recur_start(st, name, user_id,

@@ -11,6 +11,7 @@
 
 #include <json-c/printbuf.h>
 
+#include "mcp_json.h"
 #include "tools.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -128,26 +129,11 @@ void mcp_reply_error(struct mcp_server *srv, int status, int code, const char *m
 json_object *mcp_parse(struct mcp_server *srv, const char *text, size_t len, mcp_reply_fn reply,
 		       void *arg)
 {
-	json_tokener *tok = json_tokener_new();
-	if (!tok) {
-		send_error(srv, 500, NULL, MCP_INTERNAL_ERROR, "Out of memory", reply, arg);
-		return NULL;
-	}
-	json_object *msg = json_tokener_parse_ex(tok, text, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	/* Anything but whitespace after the value makes the body unusable. */
-	size_t used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	while (jerr == json_tokener_success && used < len && text[used] &&
-	       strchr(" \t\r\n", text[used]))
-		used++;
-	if (jerr != json_tokener_success || used != len) {
-		json_object_put(msg);
+	char why[120];
+	json_object *msg;
+	if (mcp_json_read(text, len, &msg, why, sizeof why) != 0) {
 		char message[160];
-		snprintf(message, sizeof message, "Parse error: %s",
-			 jerr == json_tokener_success ? "trailing data after the JSON value"
-			 : jerr == json_tokener_continue ? "the JSON text is incomplete"
-			 : json_tokener_error_desc(jerr));
+		snprintf(message, sizeof message, "Parse error: %s", why);
 		send_error(srv, 400, NULL, MCP_PARSE_ERROR, message, reply, arg);
 		return NULL;
 	}

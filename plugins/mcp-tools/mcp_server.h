@@ -49,9 +49,10 @@ struct mcp_server *mcp_server_new(const struct todod_api *api, struct todod_ctx 
 				  const char *server_version, struct todod_err *err);
 void mcp_server_free(struct mcp_server *srv);
 
-/* Parses one message.  Returns it (the caller puts it), or NULL after
- * answering through `reply` with -32700 or -32600 (batches are not
- * supported) and status 400. */
+/* Parses one message strictly (mcp_json_read).  Returns it (the caller
+ * puts it), or NULL after answering through `reply` with status 400 and
+ * -32700 (not JSON: a syntax error, invalid UTF-8, NaN or Infinity) or
+ * -32600 (valid JSON but no message: a batch, a bare value). */
 json_object *mcp_parse(struct mcp_server *srv, const char *text, size_t len, mcp_reply_fn reply,
 		       void *arg);
 

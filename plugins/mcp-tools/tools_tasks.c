@@ -57,8 +57,9 @@ static void begin_set_reminder(struct tool_call *c)
 #define P_RRULE(types) \
 	"\"rrule\":{\"type\":" types ",\"maxLength\":500,\"description\":\"Makes the task recur: an " \
 	"RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO,WE or FREQ=MONTHLY;BYDAY=-1FR;COUNT=12 " \
-	"(FREQ is DAILY, WEEKLY, MONTHLY or YEARLY; also INTERVAL, COUNT or UNTIL (20261231 or " \
-	"20261231T235959Z), BYDAY, BYMONTHDAY, BYMONTH, WKST; nothing else). It is stored in a " \
+	"(FREQ is DAILY, WEEKLY, MONTHLY or YEARLY; also INTERVAL (a step of at most 100 years), " \
+	"COUNT or UNTIL (20261231 or 20261231T235959Z), BYDAY, BYMONTHDAY, BYMONTH, WKST; " \
+	"nothing else). It is stored in a " \
 	"normal form. When the task is completed, the next one is created with the next " \
 	"due date. Needs a due date to be useful.\"}"
 #define P_LIMIT \

@@ -146,6 +146,17 @@ def test_until_ends_the_series(rec):
     rec.wait_log("UNTIL passed")
 
 
+def test_the_calendar_end_ends_the_series(rec):
+    """Nothing after 9999-12-31T23:59:59Z can be kept: the last occurrence
+    before it is completed without a successor and without a dead letter."""
+    first = create(rec, title="to the end", due_at="9999-12-30T09:00", rrule="FREQ=DAILY")
+    last = complete(rec, first)
+    assert local_due(rec, last) == "9999-12-31 09:00 Fri"
+    assert complete(rec, last) is None
+    rec.wait_log("no next occurrence (no date after 9999-12-31)")
+    assert " [error] " not in rec.log()
+
+
 def test_without_due_date_starts_at_completion(rec):
     first = create(rec, title="no date", rrule="FREQ=WEEKLY")
     nxt = complete(rec, first)

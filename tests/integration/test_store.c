@@ -447,6 +447,18 @@ static void test_task_create(void)
 		     "INVALID_DUE_DATE", "due_at");
 	expect_error("task.create", alice, "{\"title\":\"t\",\"due_at\":\"2036-02-30T10:00\"}",
 		     "INVALID_DUE_DATE", "due_at");
+	/* Only what PostgreSQL can hold, and only times that can be sent back. */
+	expect_error("task.create", alice, "{\"title\":\"a\\u0000b\"}", "INVALID_ARGUMENT", "title");
+	expect_error("task.create", alice, "{\"title\":\"t\",\"tags\":[\"x\",\"\\u0000\"]}",
+		     "INVALID_ARGUMENT", "tags");
+	expect_error("task.create", alice, "{\"title\":\"t\",\"due_at\":\"2036-12-05T10:00+99:99\"}",
+		     "INVALID_DUE_DATE", "due_at");
+	expect_error("task.create", alice, "{\"title\":\"t\",\"due_at\":\"9999-12-31T23:59:59-12:00\"}",
+		     "INVALID_DUE_DATE", "due_at");
+	expect_error("task.create", alice, "{\"title\":\"t\",\"remind_at\":\"9999-12-31T23:00-01:00\"}",
+		     "INVALID_REMIND_AT", "remind_at");
+	expect_error("task.create", alice, "{\"title\":\"t\",\"rrule\":\"FREQ=YEARLY;INTERVAL=101\"}",
+		     "INVALID_RECURRENCE_RULE", "rrule");
 	expect_error("task.create", alice, "{\"title\":\"t\",\"remind_at\":\"soon\"}",
 		     "INVALID_REMIND_AT", "remind_at");
 	expect_error("task.create", alice, "{\"title\":\"t\",\"remind_before_min\":10}",

@@ -27,6 +27,10 @@ static const struct {
 	{ "FREQ=WEEKLY;INTERVAL=1;WKST=MO", "FREQ=WEEKLY" },
 	{ "FREQ=WEEKLY;WKST=su;INTERVAL=2;BYDAY=TU,TH,TU", "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH;WKST=SU" },
 	{ "FREQ=MONTHLY;BYDAY=+1MO,1MO,-1FR", "FREQ=MONTHLY;BYDAY=1MO,-1FR" },
+	/* BYDAY and BYMONTHDAY that meet only now and then */
+	{ "FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13", "FREQ=MONTHLY;BYMONTHDAY=13;BYDAY=FR" },
+	{ "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO" },
+	{ "FREQ=YEARLY;BYDAY=53MO;BYMONTHDAY=30", "FREQ=YEARLY;BYMONTHDAY=30;BYDAY=53MO" },
 	{ "FREQ=MONTHLY;BYDAY=-1fr", "FREQ=MONTHLY;BYDAY=-1FR" },
 	{ "FREQ=YEARLY;BYDAY=20MO", "FREQ=YEARLY;BYDAY=20MO" },
 	{ "FREQ=YEARLY;BYDAY=-53SU", "FREQ=YEARLY;BYDAY=-53SU" },
@@ -37,7 +41,11 @@ static const struct {
 	{ "FREQ=DAILY;UNTIL=20261231", "FREQ=DAILY;UNTIL=20261231" },
 	{ "freq=daily;until=20261231t235959z", "FREQ=DAILY;UNTIL=20261231T235959Z" },
 	{ "FREQ=DAILY;UNTIL=20261231T235959", "FREQ=DAILY;UNTIL=20261231T235959" },
-	{ "FREQ=DAILY;INTERVAL=2147483647", "FREQ=DAILY;INTERVAL=2147483647" },
+	/* the longest step each frequency allows: 100 years */
+	{ "FREQ=DAILY;INTERVAL=36525", "FREQ=DAILY;INTERVAL=36525" },
+	{ "FREQ=WEEKLY;INTERVAL=5217", "FREQ=WEEKLY;INTERVAL=5217" },
+	{ "FREQ=MONTHLY;INTERVAL=1200", "FREQ=MONTHLY;INTERVAL=1200" },
+	{ "INTERVAL=100;FREQ=YEARLY", "FREQ=YEARLY;INTERVAL=100" },
 	{ "WKST=SU;UNTIL=20270101T000000Z;BYDAY=1SU,-1SA;BYMONTHDAY=1,15;BYMONTH=1,7;INTERVAL=3;"
 	  "FREQ=MONTHLY",
 	  "FREQ=MONTHLY;INTERVAL=3;BYMONTH=1,7;BYMONTHDAY=1,15;BYDAY=1SU,-1SA;WKST=SU;"
@@ -65,6 +73,25 @@ static const struct {
 	{ "FREQ=DAILY;INTERVAL=-1", "INTERVAL must be a whole number >= 1, got '-1'" },
 	{ "FREQ=DAILY;INTERVAL=two", "INTERVAL must be a whole number >= 1, got 'two'" },
 	{ "FREQ=DAILY;INTERVAL=99999999999", "INTERVAL must be at most 2147483647, got '99999999999'" },
+	/* a longer step would never yield a successor (issue 9) */
+	{ "FREQ=DAILY;INTERVAL=2147483647", "INTERVAL=2147483647 is too large for FREQ=DAILY: the "
+					    "next occurrence must come within 100 years, so "
+					    "INTERVAL is at most 36525" },
+	{ "FREQ=DAILY;INTERVAL=36526", "INTERVAL=36526 is too large for FREQ=DAILY: the next "
+				       "occurrence must come within 100 years, so INTERVAL is at "
+				       "most 36525" },
+	{ "FREQ=WEEKLY;INTERVAL=5218", "INTERVAL=5218 is too large for FREQ=WEEKLY: the next "
+				       "occurrence must come within 100 years, so INTERVAL is at "
+				       "most 5217" },
+	{ "FREQ=MONTHLY;INTERVAL=1201", "INTERVAL=1201 is too large for FREQ=MONTHLY: the next "
+					"occurrence must come within 100 years, so INTERVAL is at "
+					"most 1200" },
+	{ "INTERVAL=100000;FREQ=YEARLY", "INTERVAL=100000 is too large for FREQ=YEARLY: the next "
+					 "occurrence must come within 100 years, so INTERVAL is at "
+					 "most 100" },
+	{ "FREQ=YEARLY;INTERVAL=200", "INTERVAL=200 is too large for FREQ=YEARLY: the next "
+				      "occurrence must come within 100 years, so INTERVAL is at "
+				      "most 100" },
 	{ "FREQ=DAILY;COUNT=0", "COUNT must be a whole number >= 1, got '0'" },
 	{ "FREQ=DAILY;COUNT=2;UNTIL=20261231", "COUNT and UNTIL cannot both be given" },
 	{ "FREQ=DAILY;FREQ=WEEKLY", "FREQ is given twice" },
@@ -103,6 +130,12 @@ static const struct {
 						 "BYMONTH has such a day" },
 	{ "FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31,-31", "BYMONTHDAY never happens: none of the "
 							"months in BYMONTH has such a day" },
+	{ "FREQ=MONTHLY;BYMONTHDAY=1;BYDAY=-1MO", "BYDAY and BYMONTHDAY never happen on the same "
+						  "date" },
+	{ "FREQ=YEARLY;BYDAY=1MO;BYMONTHDAY=20", "BYDAY and BYMONTHDAY never happen on the same "
+						 "date" },
+	{ "FREQ=YEARLY;BYMONTH=2;BYDAY=5MO;BYMONTHDAY=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,"
+	  "18,19,20,21,22,23,24,25,26,27,28", "BYDAY and BYMONTHDAY never happen on the same date" },
 	{ "FREQ=DAILY;UNTIL=2026-12-31", "UNTIL: '2026-12-31' is not a date (20261231) or a "
 					 "date-time (20261231T235959Z)" },
 	{ "FREQ=DAILY;UNTIL=20260230", "UNTIL: '20260230' is not a date (20261231) or a date-time "
@@ -144,7 +177,7 @@ static void test_longest_rule(void)
 	static char text[3 * RRULE_TEXT_MAX];
 	static const char *const days[] = { "MO", "TU", "WE", "TH", "FR", "SA", "SU" };
 	size_t len = (size_t)snprintf(text, sizeof text,
-				      "FREQ=YEARLY;INTERVAL=2147483647;UNTIL=20261231T235959Z;"
+				      "FREQ=YEARLY;INTERVAL=100;UNTIL=20261231T235959Z;"
 				      "WKST=SU;BYMONTHDAY=");
 	for (int d = -31; d <= 31; d++)
 		if (d)
@@ -230,7 +263,9 @@ static void expand(const char *text, const char *tz, const char *start, bool tim
 			continue;
 		}
 		size_t len = strlen(got);
-		snprintf(got + len, size - len, rc == 1 ? " END" : " ERROR %s", err.text);
+		snprintf(got + len, size - len,
+			 rc == RRULE_END_OF_CALENDAR ? " CALENDAR-END" : rc == 1 ? " END" : " ERROR %s",
+			 err.text);
 		break;
 	}
 	memmove(got, got + 1, strlen(got)); /* the leading blank */
@@ -355,12 +390,16 @@ static const struct expansion calendar_cases[] = {
 	  "20260101 20260102 20260103 20260104 END" },
 	{ "FREQ=DAILY;UNTIL=20251231", BERLIN, "20260101T090000", false, "20260101 END" },
 	{ "FREQ=DAILY;COUNT=1", BERLIN, "20260101T090000", false, "20260101 END" },
-	{ "FREQ=MONTHLY;BYMONTHDAY=1;BYDAY=-1MO", BERLIN, "20260101T090000", false,
-	  "20260101 ERROR the rule yields no occurrence in the 100 years after 2026-01-01" },
-	{ "FREQ=MONTHLY;BYMONTHDAY=1;BYDAY=-1MO;UNTIL=20300101", BERLIN, "20260101T090000", false,
-	  "20260101 END" },
-	{ "FREQ=YEARLY;INTERVAL=200", BERLIN, "20260101T090000", false,
-	  "20260101 ERROR the rule yields no occurrence in the 100 years after 2026-01-01" },
+	{ "FREQ=YEARLY;INTERVAL=100;BYMONTH=2;BYMONTHDAY=29", BERLIN, "20000229T090000", false,
+	  "20000229 ERROR the rule yields no occurrence in the 100 years after 2000-02-29" },
+	/* Nothing after 9999-12-31T23:59:59Z can be kept: the series ends
+	 * there, counted in UTC, not in the zone's own calendar. */
+	{ "FREQ=DAILY", "UTC", "99991230T090000", false, "99991230 99991231 CALENDAR-END" },
+	{ "FREQ=DAILY", "Pacific/Kiritimati", "99991231T090000", false,
+	  "99991231 100000101 CALENDAR-END" },
+	{ "FREQ=YEARLY;INTERVAL=100", BERLIN, "99500101T090000", false, "99500101 CALENDAR-END" },
+	{ "FREQ=MONTHLY;BYMONTHDAY=31;COUNT=10", NY, "99991031T090000", false,
+	  "99991031 99991231 CALENDAR-END" },
 };
 
 /* Wall-clock time of day survives DST; skipped times move forward by the
