@@ -212,11 +212,11 @@ static void deadline_passed(struct http_conn *conn)
 		ev_uint16_t port = 0;
 		evhttp_connection_get_peer(conn->evcon, &addr, &port);
 		log_info("http: closed %lu connection%s whose request did not arrive in time "
-			 "(header_timeout %ld ms, body_timeout %ld ms) since the last such message; "
-			 "the last from %s:%u, in its %s",
+			 "(header_timeout %ld ms, body_timeout %ld ms), the last from %s:%u in its "
+			 "%s (this message repeats at most every %d s)",
 			 n, n == 1 ? "" : "s", ms_of(&set->header_timeout), ms_of(&set->body_timeout),
 			 addr ? addr : "?", (unsigned)port,
-			 conn->phase == PHASE_HEADERS ? "headers" : "body");
+			 conn->phase == PHASE_HEADERS ? "headers" : "body", LOG_INTERVAL_S);
 	}
 	evhttp_connection_free(conn->evcon); /* on_close frees conn */
 }
@@ -239,8 +239,8 @@ static void refuse_over_limit(struct http_conn *conn)
 	unsigned long n;
 	if (refusal_due(&set->full, &n))
 		log_warn("http: max_connections (%d) reached: %lu new connection%s closed at once "
-			 "since the last such message",
-			 set->max_connections, n, n == 1 ? "" : "s");
+			 "(this message repeats at most every %d s)",
+			 set->max_connections, n, n == 1 ? "" : "s", LOG_INTERVAL_S);
 	evhttp_connection_free(conn->evcon); /* on_close frees conn */
 }
 
@@ -350,11 +350,11 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
 	unsigned long n;
 	if (refusal_due(&set->accept_failed, &n))
 		log_warn("http: cannot accept connections: %s%s; not accepting for %d ms "
-			 "(%lu such pause%s since the last such message)",
+			 "(%lu time%s; this message repeats at most every %d s)",
 			 strerror(err),
 			 err == EMFILE || err == ENFILE ? " (raise LimitNOFILE= or lower max_connections)"
 							: "",
-			 ACCEPT_PAUSE_MS, n, n == 1 ? "" : "s");
+			 ACCEPT_PAUSE_MS, n, n == 1 ? "" : "s", LOG_INTERVAL_S);
 }
 
 int http_conns_listen(struct http_conns *set, int fd, struct todod_err *err)
