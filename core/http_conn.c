@@ -39,11 +39,17 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define ACCEPT_PAUSE_MS 250
 #define LOG_INTERVAL_S 10
 #define CONN_BUCKETS 1024
 #define MIN_AUTO_CONNECTIONS 16
+
+#define OPEN_METRIC "todod_http_connections"
+#define CLOSED_METRIC "todod_http_connections_closed_total"
+#define CLOSED_HELP "HTTP connections todod closed on its own, by reason"
+#define PAUSES_METRIC "todod_http_accept_pauses_total"
 
 enum phase {
 	PHASE_IDLE,    /* no request begun: only request_timeout applies */
@@ -62,10 +68,12 @@ struct http_conn {
 	struct todod_http_req *req;      /* in a handler's hands */
 	enum phase phase;
 	unsigned line_bytes;             /* of the header line being received */
+	bool over_limit;                 /* past max_connections when accepted */
 };
 
 /* Refusals of one kind: the first is logged, then one line per interval. */
 struct refusals {
+	struct metric *counter;
 	time_t logged_at;
 	unsigned long unlogged;
 };
@@ -80,7 +88,7 @@ struct http_conns {
 	int open;
 	int max_connections;
 	struct timeval header_timeout, body_timeout;
-	struct refusals full, accept_failed, timed_out;
+	struct refusals full, accept_failed, header_late, body_late;
 };
 
 static struct http_conns *all_sets;
@@ -109,6 +117,7 @@ static bool refusal_due(struct refusals *r, unsigned long *count)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	metric_add(r->counter, 1);
 	r->unlogged++;
 	if (r->logged_at && now.tv_sec - r->logged_at < LOG_INTERVAL_S)
 		return false;
@@ -207,7 +216,7 @@ static void deadline_passed(struct http_conn *conn)
 {
 	struct http_conns *set = conn->set;
 	unsigned long n;
-	if (refusal_due(&set->timed_out, &n)) {
+	if (refusal_due(conn->phase == PHASE_HEADERS ? &set->header_late : &set->body_late, &n)) {
 		char *addr = NULL;
 		ev_uint16_t port = 0;
 		evhttp_connection_get_peer(conn->evcon, &addr, &port);
@@ -260,7 +269,7 @@ static void adopt(struct http_conn *conn)
 	bufferevent_decref(conn->bev);
 	conn->evcon = evcon;
 	evhttp_connection_set_closecb(conn->evcon, on_close, conn);
-	if (conn->set->open > conn->set->max_connections)
+	if (conn->over_limit)
 		refuse_over_limit(conn);
 }
 
@@ -295,7 +304,7 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 	struct http_conn **bucket = bucket_of(set, bev);
 	conn->next = *bucket;
 	*bucket = conn;
-	set->open++;
+	conn->over_limit = ++set->open > set->max_connections;
 	event_active(conn->timer, EV_TIMEOUT, 1);
 	return bev;
 }
@@ -410,6 +419,24 @@ void http_conns_set_limits(struct http_conns *set, const struct http_conn_limits
 	set->body_timeout = timeval_of_ms(limits->body_timeout_ms);
 }
 
+static double open_connections(void *arg)
+{
+	const struct http_conns *set = arg;
+	return set->open;
+}
+
+static void register_metrics(struct http_conns *set)
+{
+	metrics_gauge_fn(OPEN_METRIC, "HTTP connections open now", "", open_connections, set);
+	set->full.counter = metrics_counter(CLOSED_METRIC, CLOSED_HELP, "reason=\"max_connections\"");
+	set->header_late.counter = metrics_counter(CLOSED_METRIC, CLOSED_HELP,
+						   "reason=\"header_timeout\"");
+	set->body_late.counter = metrics_counter(CLOSED_METRIC, CLOSED_HELP,
+						 "reason=\"body_timeout\"");
+	set->accept_failed.counter = metrics_counter(
+		PAUSES_METRIC, "Times the listener rested because accept() failed (EMFILE...)", "");
+}
+
 int http_conns_max(const struct http_conns *set)
 {
 	return set->max_connections;
@@ -427,6 +454,7 @@ struct http_conns *http_conns_new(struct event_base *base, struct evhttp *http)
 	set->next_set = all_sets;
 	all_sets = set;
 	evhttp_set_bevcb(http, on_new_connection, set);
+	register_metrics(set);
 	return set;
 }
 
@@ -447,6 +475,7 @@ void http_conns_free(struct http_conns *set)
 	while (*pp != set)
 		pp = &(*pp)->next_set;
 	*pp = set->next_set;
+	metrics_gauge_fn_remove(set);
 	event_free(set->resume);
 	free(set);
 }

@@ -135,7 +135,10 @@ def test_trickling_clients_cannot_take_the_daemon_offline(todod_factory, databas
     # plus the few requests logged around the MCP call.
     assert len(lines) <= 3 * (wall // 10 + 1) + 10, "\n".join(lines[:40])
     assert t.alive()
-    assert t.get("/healthz").status == 200
+    # Counted exactly: once the flood is gone only the asking connection is open.
+    wait_until(lambda: t.metric("todod_http_connections") == 1, 30,
+               what="todod_http_connections to come back to 1")
+    assert t.metric("todod_http_connections_closed_total", reason="header_timeout") > 0
 
 
 def test_request_closed_at_header_timeout_however_steady(todod_factory, database):
