@@ -42,7 +42,7 @@ const struct todod_opt core_options[] = {
 	  "is closed past it" },
 	{ "max_connections", TODOD_OPT_INT, "0", 0, OFF(max_connections), 0, 10000000, NULL,
 	  "Open HTTP connections at most; one more is closed at once.  0: three quarters of the "
-	  "descriptor limit (RLIMIT_NOFILE) at start-up" },
+	  "descriptor limit (RLIMIT_NOFILE)" },
 	{ "db_pool_size", TODOD_OPT_INT, "4", TODOD_OPT_NO_RELOAD, OFF(db_pool_size), 1, 64, NULL,
 	  "PostgreSQL connections kept open" },
 	{ "db_timeout", TODOD_OPT_DURATION, "5s", 0, OFF(db_timeout), 100, 3600000, NULL,
