@@ -4,6 +4,7 @@ smuggle a second request past a proxy with two Content-Length headers."""
 
 import json
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -141,32 +142,48 @@ def test_trickling_clients_cannot_take_the_daemon_offline(todod_factory, databas
     assert t.metric("todod_http_connections_closed_total", reason="header_timeout") > 0
 
 
+def seconds_until_closed_while_trickling(port, give_up_s=30):
+    """Send a request that never ends, a byte every 0.3 s (each well within
+    the idle timeout); seconds until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(0.3)  # the client's pace, not synchronisation
+        started = time.monotonic()
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        while time.monotonic() - started < give_up_s:
+            try:
+                s.send(request[:1] or b"a")
+                request = request[1:]
+                if s.recv(4096) == b"":
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        else:
+            return None
+        return time.monotonic() - started
+
+
 def test_request_closed_at_header_timeout_however_steady(todod_factory, database):
-    """One byte a second meets an idle timeout every time; the header
+    """One byte every 0.3 s meets an idle timeout every time; the header
     deadline counts from the first byte."""
     t = todod_factory(database, core={"header_timeout": "2s", "request_timeout": "30s"})
     t.start()
-    with socket.create_connection(("127.0.0.1", t.port)) as s:
-        s.settimeout(0.2)
-        started = time.monotonic()
-        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
-
-        def closed():
-            for byte in request:
-                try:
-                    s.send(bytes([byte]))
-                    if s.recv(4096) == b"":
-                        return True
-                except socket.timeout:
-                    pass
-                except OSError:
-                    return True
-                time.sleep(0.3)  # the client's pace, not synchronisation
-            return False
-        assert closed(), "the connection outlived 30 s of trickling"
-        elapsed = time.monotonic() - started
+    elapsed = seconds_until_closed_while_trickling(t.port)
+    assert elapsed is not None, "the connection outlived 30 s of trickling"
     assert 1.5 <= elapsed <= 10, f"closed after {elapsed:.1f} s, header_timeout is 2 s"
     assert t.get("/healthz").status == 200
+
+
+def test_header_timeout_changes_at_a_reload(todod_factory, database):
+    t = todod_factory(database, core={"header_timeout": "60s", "request_timeout": "30s"})
+    t.start()
+    t.core["header_timeout"] = "2s"
+    t.write_config()
+    t.send_signal(signal.SIGHUP)
+    t.wait_log("configuration reloaded")
+    elapsed = seconds_until_closed_while_trickling(t.port)
+    assert elapsed is not None and elapsed <= 10, f"closed after {elapsed} s; reloaded to 2 s"
 
 
 def raw_exchange(port, data):
