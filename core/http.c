@@ -611,7 +611,6 @@ struct http_server *http_server_new(struct event_base *base, const char *listen_
 				    const struct http_limits *limits, struct todod_err *err)
 {
 	struct http_server *srv = calloc(1, sizeof *srv);
-	http_conns_route_libevent_log();
 	if (!srv || !(srv->http = evhttp_new(base)) ||
 	    !(srv->conns = http_conns_new(base, srv->http)) ||
 	    !(srv->unmatched = route_new("unmatched", 0, NULL, NULL, NULL))) {
@@ -686,7 +685,7 @@ void http_server_free(struct http_server *srv)
 	if (!srv)
 		return;
 	/* Frees every connection; requests still in a handler's hands are
-	 * orphaned by on_connection_close and freed by their http_reply(). */
+	 * orphaned by http_req_orphan and freed by their http_reply(). */
 	if (srv->http)
 		evhttp_free(srv->http);
 	http_conns_free(srv->conns);

@@ -104,11 +104,6 @@ static void on_libevent_log(int severity, const char *msg)
 	log_msg(level, "libevent", "%s", msg);
 }
 
-void http_conns_route_libevent_log(void)
-{
-	event_set_log_callback(on_libevent_log);
-}
-
 /* ---- rate-limited refusal lines ----------------------------------------------------- */
 
 /* Counts one refusal; true when a line is due, with the refusals it
@@ -253,20 +248,22 @@ static void refuse_over_limit(struct http_conn *conn)
 	evhttp_connection_free(conn->evcon); /* on_close frees conn */
 }
 
-/* Runs right after evhttp set the connection up around our bufferevent. */
+/* Runs right after evhttp set the connection up around our bufferevent,
+ * whose callback argument is now the evhttp_connection. */
 static void adopt(struct http_conn *conn)
 {
 	bufferevent_data_cb readcb, writecb;
 	bufferevent_event_cb eventcb;
 	void *evcon;
 	bufferevent_getcb(conn->bev, &readcb, &writecb, &eventcb, &evcon);
-	if (!readcb) {
-		/* evhttp gave up on it already (out of memory): ours is the last reference. */
-		bufferevent_decref(conn->bev);
+	/* No callbacks: evhttp gave up on it (out of memory), and ours was the
+	 * last reference. */
+	bool gone = !readcb;
+	bufferevent_decref(conn->bev);
+	if (gone) {
 		conn_forget(conn);
 		return;
 	}
-	bufferevent_decref(conn->bev);
 	conn->evcon = evcon;
 	evhttp_connection_set_closecb(conn->evcon, on_close, conn);
 	if (conn->over_limit)
@@ -455,6 +452,9 @@ struct http_conns *http_conns_new(struct event_base *base, struct evhttp *http)
 	all_sets = set;
 	evhttp_set_bevcb(http, on_new_connection, set);
 	register_metrics(set);
+	/* Otherwise libevent writes to stderr by itself, unformatted and
+	 * without todod's level filter (one line per failed accept). */
+	event_set_log_callback(on_libevent_log);
 	return set;
 }
 

@@ -20,10 +20,8 @@ struct http_conn_limits {
 	int64_t body_timeout_ms;   /* end of the headers to the end of the body */
 };
 
-/* Routes libevent's own log lines through todod's logger (process-wide). */
-void http_conns_route_libevent_log(void);
-
-/* Tracks every connection `http` accepts from now on. */
+/* Tracks every connection `http` accepts from now on.  Also routes
+ * libevent's own log lines (process-wide) through todod's logger. */
 struct http_conns *http_conns_new(struct event_base *base, struct evhttp *http);
 void http_conns_set_limits(struct http_conns *set, const struct http_conn_limits *limits);
 int http_conns_max(const struct http_conns *set);
