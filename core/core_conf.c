@@ -32,7 +32,17 @@ const struct todod_opt core_options[] = {
 	{ "max_header_size", TODOD_OPT_SIZE, "8k", 0, OFF(max_header_size), 1024, 1024 * 1024, NULL,
 	  "Largest request header block accepted" },
 	{ "request_timeout", TODOD_OPT_DURATION, "30s", 0, OFF(request_timeout), 1000, 3600000, NULL,
-	  "Time a client has to send a request and todod has to answer it" },
+	  "How long a connection may stay silent (idle keep-alive, or a stalled request), and the "
+	  "time todod has to answer a request" },
+	{ "header_timeout", TODOD_OPT_DURATION, "10s", 0, OFF(header_timeout), 100, 3600000, NULL,
+	  "Time from a request's first byte to the end of its header block, however steadily the "
+	  "bytes arrive; the connection is closed past it" },
+	{ "body_timeout", TODOD_OPT_DURATION, "30s", 0, OFF(body_timeout), 100, 3600000, NULL,
+	  "Time from the end of a request's header block to the end of its body; the connection "
+	  "is closed past it" },
+	{ "max_connections", TODOD_OPT_INT, "0", 0, OFF(max_connections), 0, 10000000, NULL,
+	  "Open HTTP connections at most; one more is closed at once.  0: three quarters of the "
+	  "descriptor limit (RLIMIT_NOFILE)" },
 	{ "db_pool_size", TODOD_OPT_INT, "4", TODOD_OPT_NO_RELOAD, OFF(db_pool_size), 1, 64, NULL,
 	  "PostgreSQL connections kept open" },
 	{ "db_timeout", TODOD_OPT_DURATION, "5s", 0, OFF(db_timeout), 100, 3600000, NULL,

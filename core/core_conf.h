@@ -16,7 +16,10 @@ struct core_conf {
 	char *instance;         /* CloudEvents source suffix; default host name */
 	int64_t max_body_size;
 	int64_t max_header_size;
-	int64_t request_timeout; /* ms */
+	int64_t request_timeout; /* ms of silence */
+	int64_t header_timeout;  /* ms from a request's first byte to its header end */
+	int64_t body_timeout;    /* ms from the header end to the body end */
+	int64_t max_connections; /* 0: derived from RLIMIT_NOFILE */
 	int64_t db_pool_size;
 	int64_t db_timeout;      /* ms a statement may take, queueing included */
 	int64_t max_attempts;    /* per event and consumer before dead-lettering */

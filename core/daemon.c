@@ -60,6 +60,9 @@ static struct http_limits limits_of(const struct core_conf *c)
 		.max_header_size = (size_t)c->max_header_size,
 		.max_body_size = (size_t)c->max_body_size,
 		.request_timeout_s = (int)((c->request_timeout + 999) / 1000),
+		.max_connections = (int)c->max_connections,
+		.header_timeout_ms = c->header_timeout,
+		.body_timeout_ms = c->body_timeout,
 	};
 }
 
@@ -372,6 +375,9 @@ static void reload(struct core *core)
 	core->conf.max_body_size = conf.max_body_size;
 	core->conf.max_header_size = conf.max_header_size;
 	core->conf.request_timeout = conf.request_timeout;
+	core->conf.header_timeout = conf.header_timeout;
+	core->conf.body_timeout = conf.body_timeout;
+	core->conf.max_connections = conf.max_connections;
 	core->conf.db_timeout = conf.db_timeout;
 	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
 	core->conf.max_attempts = conf.max_attempts;

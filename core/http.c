@@ -10,15 +10,19 @@
  * methods outside the allowed set (TRACE,
  * CONNECT) get 501.  A JSON body for those would need a hook on requests
  * before their body is read (evhttp_set_newreqcb), which only libevent 2.2
- * has.  A client too slow to send its request within request_timeout_s is
+ * has.  We answer 400, and close, a request whose framing a proxy in front
+ * could read differently (two Content-Length headers) or HTTP/1.1 without
+ * Host.  A client silent for request_timeout_s, or whose request is not
+ * complete within header_timeout and body_timeout (http_conn.c), is
  * disconnected without an answer (libevent sends no 408).
  *
  * A request in a handler's hands is tracked by a todod_http_req.  libevent
  * frees its evhttp_request with the connection, which only happens then
  * when the server itself is freed (while a handler works libevent neither
  * reads nor writes that connection); the connection's close callback
- * claims the request first, so an orphaned todod_http_req stays usable and
- * its eventual http_reply() only frees it. */
+ * claims the request first (http_req_orphan), so an orphaned
+ * todod_http_req stays usable and its eventual http_reply() only frees
+ * it. */
 #include "http.h"
 
 #include <errno.h>
@@ -33,13 +37,18 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the request's HTTP version */
+#include <event2/keyvalq_struct.h>
 
+#include "http_conn.h"
 #include "log.h"
 #include "metrics.h"
 
 #define DEFAULT_MAX_HEADER_SIZE (8u * 1024)
 #define DEFAULT_MAX_BODY_SIZE (1024u * 1024)
 #define DEFAULT_REQUEST_TIMEOUT_S 30
+#define DEFAULT_HEADER_TIMEOUT_MS 10000
+#define DEFAULT_BODY_TIMEOUT_MS 30000
 #define MAX_ROUTE_LEN 512
 #define ROUTE_BUCKETS 64  /* exact routes; a daemon has tens */
 #define COUNTER_CACHE 8   /* (method, status) pairs a route remembers */
@@ -84,7 +93,7 @@ struct http_route {
 
 struct http_server {
 	struct evhttp *http;
-	struct evhttp_bound_socket *listener;
+	struct http_conns *conns;
 	int port;
 	struct http_route *exact[ROUTE_BUCKETS];
 	struct http_route *prefixes; /* longest first: the first match wins */
@@ -95,6 +104,7 @@ struct http_server {
 struct todod_http_req {
 	struct evhttp_request *evreq;
 	struct http_route *route;
+	struct http_conn *conn;         /* NULL once orphaned */
 	struct todod_http_req *next_free;
 	struct timespec started;
 	enum todod_http_method method;
@@ -120,6 +130,7 @@ static struct todod_http_req *req_get(void)
 		return NULL;
 	}
 	req->orphaned = false;
+	req->conn = NULL;
 	req->peer[0] = '\0';
 	return req;
 }
@@ -373,14 +384,33 @@ static void peer_fill(struct todod_http_req *req)
 		 (unsigned)port);
 }
 
-/* The connection is being freed while a handler holds the request. */
-static void on_connection_close(struct evhttp_connection *evcon, void *arg)
+void http_req_orphan(struct todod_http_req *req)
 {
-	struct todod_http_req *req = arg;
 	if (!req->peer[0])
 		peer_fill(req);
 	evhttp_request_own(req->evreq);
 	req->orphaned = true;
+	req->conn = NULL;
+}
+
+/* RFC 9112 §6.3: with two Content-Length headers the end of the body is
+ * ambiguous, and a proxy in front that frames by the other one would see
+ * the rest as a second request (smuggling); §3.2: HTTP/1.1 needs one Host. */
+static const char *framing_problem(struct evhttp_request *evreq)
+{
+	int lengths = 0, hosts = 0;
+	const struct evkeyvalq *headers = evhttp_request_get_input_headers(evreq);
+	for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
+		lengths += strcasecmp(h->key, "Content-Length") == 0;
+		hosts += strcasecmp(h->key, "Host") == 0;
+	}
+	if (lengths > 1)
+		return "more than one Content-Length header";
+	if (hosts > 1)
+		return "more than one Host header";
+	if (!hosts && (evreq->major > 1 || (evreq->major == 1 && evreq->minor >= 1)))
+		return "an HTTP/1.1 request needs a Host header";
+	return NULL;
 }
 
 static void on_request(struct evhttp_request *evreq, void *arg)
@@ -398,11 +428,15 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	struct http_route *route = route_find(srv, path);
 	req->route = route ? route : srv->unmatched;
 	req->route->refs++;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(evreq), on_connection_close,
-				      req);
+	req->conn = http_conn_request_taken(srv->conns, evreq, req);
 
 	char message[128];
-	if (!route) {
+	const char *framing = framing_problem(evreq);
+	if (framing) {
+		/* Whatever follows on this connection cannot be trusted. */
+		http_req_add_header(req, "Connection", "close");
+		http_reply_error(req, HTTP_BADREQUEST, "BAD_REQUEST", framing);
+	} else if (!route) {
 		snprintf(message, sizeof message, "no route for %.80s", path);
 		http_reply_error(req, HTTP_NOTFOUND, "NOT_FOUND", message);
 	} else if (evbuffer_get_length(evhttp_request_get_input_buffer(evreq)) > srv->max_body) {
@@ -470,7 +504,8 @@ void http_reply(struct todod_http_req *req, int status, const char *content_type
 	if (req->orphaned) {
 		evhttp_request_free(evreq);
 	} else {
-		evhttp_connection_set_closecb(evhttp_request_get_connection(evreq), NULL, NULL);
+		if (req->conn)
+			http_conn_request_answered(req->conn);
 		if (content_type)
 			evhttp_add_header(evhttp_request_get_output_headers(evreq),
 					  "Content-Type", content_type);
@@ -577,6 +612,7 @@ struct http_server *http_server_new(struct event_base *base, const char *listen_
 {
 	struct http_server *srv = calloc(1, sizeof *srv);
 	if (!srv || !(srv->http = evhttp_new(base)) ||
+	    !(srv->conns = http_conns_new(base, srv->http)) ||
 	    !(srv->unmatched = route_new("unmatched", 0, NULL, NULL, NULL))) {
 		todod_err_set(err, "http: out of memory");
 		goto fail;
@@ -596,13 +632,10 @@ struct http_server *http_server_new(struct event_base *base, const char *listen_
 	if (fd < 0)
 		goto fail;
 	srv->port = bound_port(fd);
-	srv->listener = evhttp_accept_socket_with_handle(srv->http, fd);
-	if (!srv->listener) {
-		close(fd);
-		todod_err_set(err, "http: cannot accept on %s", listen_at);
+	if (http_conns_listen(srv->conns, fd, err) < 0)
 		goto fail;
-	}
-	log_info("http: listening on %s (port %d)", listen_at, srv->port);
+	log_info("http: listening on %s (port %d, max_connections %d)", listen_at, srv->port,
+		 http_conns_max(srv->conns));
 	return srv;
 
 fail:
@@ -626,6 +659,15 @@ void http_server_set_limits(struct http_server *srv, const struct http_limits *l
 	srv->max_body = body;
 	evhttp_set_max_body_size(srv->http, (ev_ssize_t)(body + (body > 8u << 20 ? body : 8u << 20)));
 	evhttp_set_timeout(srv->http, timeout);
+	struct http_conn_limits conn_limits = {
+		.max_connections = limits ? limits->max_connections : 0,
+		.header_timeout_ms = limits && limits->header_timeout_ms > 0
+					     ? limits->header_timeout_ms
+					     : DEFAULT_HEADER_TIMEOUT_MS,
+		.body_timeout_ms = limits && limits->body_timeout_ms > 0 ? limits->body_timeout_ms
+									 : DEFAULT_BODY_TIMEOUT_MS,
+	};
+	http_conns_set_limits(srv->conns, &conn_limits);
 }
 
 int http_server_port(const struct http_server *srv)
@@ -635,10 +677,7 @@ int http_server_port(const struct http_server *srv)
 
 void http_server_stop_accepting(struct http_server *srv)
 {
-	if (srv->listener) {
-		evhttp_del_accept_socket(srv->http, srv->listener);
-		srv->listener = NULL;
-	}
+	http_conns_stop_accepting(srv->conns);
 }
 
 void http_server_free(struct http_server *srv)
@@ -646,9 +685,10 @@ void http_server_free(struct http_server *srv)
 	if (!srv)
 		return;
 	/* Frees every connection; requests still in a handler's hands are
-	 * orphaned by on_connection_close and freed by their http_reply(). */
+	 * orphaned by http_req_orphan and freed by their http_reply(). */
 	if (srv->http)
 		evhttp_free(srv->http);
+	http_conns_free(srv->conns);
 	routes_remove(srv, NULL, true);
 	if (srv->unmatched)
 		route_unref(srv->unmatched);

@@ -12,7 +12,10 @@ struct http_server;
 struct http_limits {
 	size_t max_header_size;  /* default 8 KiB */
 	size_t max_body_size;    /* default 1 MiB */
-	int request_timeout_s;   /* default 30 */
+	int request_timeout_s;   /* silence allowed; default 30 */
+	int max_connections;     /* 0: derived from RLIMIT_NOFILE */
+	int64_t header_timeout_ms; /* default 10 s, from a request's first byte */
+	int64_t body_timeout_ms;   /* default 30 s, from the end of its headers */
 };
 
 /* `listen` is "host:port" or "[v6]:port"; binds immediately so a busy

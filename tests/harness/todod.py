@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import resource
 import signal
 import subprocess
 import tempfile
@@ -181,13 +182,19 @@ class Todod:
 
     # -- the daemon ----------------------------------------------------
 
-    def start(self, wait=True, timeout=30):
+    def start(self, wait=True, timeout=30, max_fds=None):
+        """`max_fds` lowers the daemon's descriptor limit (RLIMIT_NOFILE)."""
         self._log_offset = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
         err = open(self.stderr_path, "ab")
+        limit_fds = None
+        if max_fds is not None:
+            def limit_fds():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
         try:
             self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         env=sanitizer_env(), cwd=self.workdir)
+                                         env=sanitizer_env(), cwd=self.workdir,
+                                         preexec_fn=limit_fds)
         finally:
             err.close()
         if wait:
@@ -307,6 +314,12 @@ class Todod:
             if got == series:
                 return float(value)
         return None
+
+    def cpu_seconds(self):
+        """User plus system CPU time the daemon has used so far."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def vmrss_kib(self):
         with open(f"/proc/{self.pid}/status") as f:

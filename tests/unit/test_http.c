@@ -352,6 +352,127 @@ static void test_limits(int port)
 	free(r);
 }
 
+static void test_framing(int port)
+{
+	static const char two_lengths[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+					  "Content-Length: 38\r\n\r\nbody"
+					  "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+	char *r = raw_request(port, two_lengths, sizeof two_lengths - 1, false);
+	ok(status_of(r) == 400, "two Content-Length headers are 400 (got %d)", status_of(r));
+	is_str(error_code_of(r), "BAD_REQUEST", "with a JSON error");
+	ok(!strstr(r + 1, "HTTP/1.1 "), "and nothing after it runs as a second request");
+	free(r);
+
+	static const char no_host[] = "GET /hello HTTP/1.1\r\n\r\n";
+	r = raw_request(port, no_host, sizeof no_host - 1, false);
+	ok(status_of(r) == 400 && error_code_of(r), "HTTP/1.1 without Host is 400 (got %d)",
+	   status_of(r));
+	free(r);
+
+	static const char two_hosts[] = "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+	r = raw_request(port, two_hosts, sizeof two_hosts - 1, false);
+	ok(status_of(r) == 400, "two Host headers are 400 (got %d)", status_of(r));
+	free(r);
+
+	static const char old[] = "GET /hello HTTP/1.0\r\n\r\n";
+	r = raw_request(port, old, sizeof old - 1, false);
+	ok(status_of(r) == 200, "HTTP/1.0 without Host is served (got %d)", status_of(r));
+	free(r);
+}
+
+/* A client that sends one byte every 200 ms and never finishes. */
+struct trickle {
+	const char *next;
+	bool closed;
+};
+
+static void on_trickle_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct trickle *t;
+	bufferevent_getcb(bev, NULL, NULL, NULL, (void **)&t);
+	bufferevent_write(bev, *t->next ? t->next : "a", 1);
+	if (*t->next)
+		t->next++;
+}
+
+static void on_trickle_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct trickle *t = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		t->closed = true;
+}
+
+/* Milliseconds until the server closes a connection fed `request` one
+ * byte at a time (after `head`, sent at once); -1 if it is still open
+ * after 5 s. */
+static long trickle_ms(int port, const char *head, const char *request)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	struct trickle t = { .next = request };
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, NULL, NULL, on_trickle_event, &t);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_socket_connect(bev, (struct sockaddr *)&sin, sizeof sin);
+	bufferevent_write(bev, head, strlen(head));
+	struct timeval every = { 0, 200000 }, start, end;
+	struct event *tick = event_new(base, -1, EV_PERSIST, on_trickle_tick, bev);
+	event_add(tick, &every);
+	gettimeofday(&start, NULL);
+	run_until(&t.closed, 5000);
+	gettimeofday(&end, NULL);
+	event_free(tick);
+	bufferevent_free(bev);
+	return t.closed ? (end.tv_sec - start.tv_sec) * 1000 + (end.tv_usec - start.tv_usec) / 1000
+			: -1;
+}
+
+static void test_deadlines(int port)
+{
+	/* header_timeout and body_timeout are 1.5 s here, request_timeout 1 s:
+	 * every byte comes well within the idle timeout. */
+	long ms = trickle_ms(port, "G", "ET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	ok(ms >= 1300 && ms < 3000, "header_timeout closes a trickling request (%ld ms)", ms);
+	ms = trickle_ms(port, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 200\r\n\r\n",
+			"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	ok(ms >= 1300 && ms < 3000, "body_timeout closes a trickling body (%ld ms)", ms);
+
+	char *r = get(port, "GET", "/slow");
+	ok(status_of(r) == 200, "a handler's own time does not count against the deadlines");
+	free(r);
+}
+
+static void test_max_connections(void)
+{
+	struct todod_err err;
+	struct http_limits limits = { .max_connections = 2 };
+	struct http_server *srv = http_server_new(base, "127.0.0.1:0", &limits, &err);
+	http_route_add(srv, NULL, TODOD_HTTP_GET, "/hello", hello_handler, NULL, &err);
+	int port = http_server_port(srv);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	int held[2];
+	for (int i = 0; i < 2; i++) {
+		held[i] = socket(AF_INET, SOCK_STREAM, 0);
+		connect(held[i], (struct sockaddr *)&sin, sizeof sin);
+	}
+	char *r = get(port, "GET", "/hello");
+	is_str(r, "", "a connection past max_connections is closed at once");
+	free(r);
+
+	close(held[0]);
+	int status = 0;
+	for (int i = 0; i < 50 && status != 200; i++) {
+		r = get(port, "GET", "/hello");
+		status = status_of(r);
+		free(r);
+	}
+	ok(status == 200, "a closed connection makes room for the next one");
+	close(held[1]);
+	http_server_free(srv);
+}
+
 static void test_async(int port, struct later *slow, struct later *orphan)
 {
 	char *r = get(port, "GET", "/slow");
@@ -549,7 +670,8 @@ int main(void)
 	base = event_base_new();
 	struct todod_err err = { "" };
 	struct http_limits limits = { .max_header_size = 1024, .max_body_size = 1024,
-				      .request_timeout_s = 1 };
+				      .request_timeout_s = 1, .header_timeout_ms = 1500,
+				      .body_timeout_ms = 1500 };
 	struct http_server *srv = http_server_new(base, "127.0.0.1:0", &limits, &err);
 	ok(srv != NULL, "server on 127.0.0.1:0 (%s)", err.text);
 	int port = http_server_port(srv);
@@ -576,6 +698,8 @@ int main(void)
 	test_limits(port);
 	test_async(port, &slow, &orphan);
 	test_metrics(port);
+	test_framing(port);
+	test_deadlines(port);
 
 	http_routes_remove_owner(srv, &owner);
 	char *r = get(port, "GET", "/gone");
@@ -586,6 +710,7 @@ int main(void)
 	test_curlm_free_in_callback(port);
 	test_listen_errors(port);
 	test_reply_after_server_free();
+	test_max_connections();
 
 	http_server_stop_accepting(srv);
 	r = get(port, "GET", "/hello");

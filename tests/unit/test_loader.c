@@ -154,7 +154,8 @@ int main(void)
 	}
 	log_set_level(TODOD_LOG_ERROR);
 	struct todod_err err = { "" };
-	struct http_limits limits = { 8192, 1 << 20, 30 };
+	struct http_limits limits = { .max_header_size = 8192, .max_body_size = 1 << 20,
+				      .request_timeout_s = 30 };
 	struct bus_conf bc = { 3, 100, 65536 };
 	core.base = event_base_new();
 	core.http = http_server_new(core.base, "127.0.0.1:0", &limits, &err);
