@@ -120,3 +120,28 @@ def test_todod_starts_and_serves_while_the_broker_is_down(kafka, kafka_names, ka
                                   what="the event on task-events")
     assert record.key == str(tid)
     assert len(re.findall(r"brokers unreachable", t.log())) == 1, t.log_tail()
+
+
+def test_topics_are_created_when_the_broker_starts_after_the_creation_gave_up(
+        kafka, kafka_names, kafka_todod, database):
+    """The broker starts only after the request to create the topics timed
+    out: they are created once it is reachable, and the event that waited
+    in the outbox reaches its topic."""
+    kafka.stop(mode="immediate")
+    try:
+        t = kafka_todod(database, plugins={"mcp-tools": {"auth": "token"}},
+                        **{"librdkafka.reconnect.backoff.max.ms": 1000})
+        t.user_id, t.token = t.provision("alice")
+        t.start()
+        tid = McpHttp(t, t.token).call("add_task", title="before the broker")["task"]["id"]
+        # The request waits 30 s for a controller before it gives up.
+        t.wait_log("cannot create topics", timeout=120)
+    finally:
+        kafka.start()
+    [record] = kafka.wait_records(kafka_names.topic("task-events"), lambda rs: len(rs) >= 1,
+                                  timeout=60, what="the waiting event on task-events")
+    assert record.key == str(tid)
+    wait_until(lambda: scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
+               60, interval=0.2, what="the outbox drained")
+    assert kafka.partitions(kafka_names.dlq("task-events")) == 1
+    assert len(re.findall(r"cannot create topics", t.log())) == 1, t.log_tail()
