@@ -145,3 +145,25 @@ def test_topics_are_created_when_the_broker_starts_after_the_creation_gave_up(
                60, interval=0.2, what="the outbox drained")
     assert kafka.partitions(kafka_names.dlq("task-events")) == 1
     assert len(re.findall(r"cannot create topics", t.log())) == 1, t.log_tail()
+
+
+def test_a_deleted_topic_is_created_again_and_gets_the_event(kafka, kafka_names, kafka_todod,
+                                                              database):
+    """Someone deletes task-events behind todod's back: the next event
+    finds it missing, todod creates it again, and the event arrives."""
+    t = kafka_todod(database, plugins={"mcp-tools": {"auth": "token"}})
+    t.user_id, t.token = t.provision("alice")
+    t.start()
+    t.wait_ready(timeout=60)
+    topic = kafka_names.topic("task-events")
+    t.wait_log(f"created topic {topic}", timeout=60)
+    topics = "org.apache.kafka.tools.TopicCommand"
+    kafka.admin(topics, "--delete", "--topic", topic)
+    # Kafka's own tool: kcat's metadata request would create it again.
+    wait_until(lambda: topic not in kafka.admin(topics, "--list").split(), 120, interval=0.5,
+               what=f"{topic} deleted")
+    tid = McpHttp(t, t.token).call("add_task", title="after the deletion")["task"]["id"]
+    [record] = kafka.wait_records(topic, lambda rs: len(rs) >= 1, timeout=120,
+                                  what="the event on the created-again task-events")
+    assert record.key == str(tid)
+    assert len(re.findall(f"topic {topic} does not exist", t.log())) == 1, t.log_tail()
