@@ -35,7 +35,7 @@ def test_events_created_during_an_outage_all_arrive_once_it_ends(kafka, kafka_na
     stopped = time.monotonic()
     kafka.stop(mode="immediate")
     try:
-        checks = t.wait_ready(False, timeout=OUTAGE_S)
+        checks = t.wait_ready(False)
         assert "unreachable" in checks["transport"] or "broker" in checks["transport"], checks
         plain = [mcp.call("add_task", title=f"outage {i}")["task"]["id"]
                  for i in range(TASKS - RECURRING)]
@@ -51,15 +51,15 @@ def test_events_created_during_an_outage_all_arrive_once_it_ends(kafka, kafka_na
     finally:
         kafka.start()
     back = time.monotonic()
-    t.wait_ready(timeout=30)
+    t.wait_ready()
 
     wait_until(lambda: scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
-               60, interval=0.2, what="the outbox drained")
+               120, interval=0.2, what="the outbox drained")
     drained = time.monotonic() - back
     successors = wait_until(
         lambda: (lambda rows: rows if len(rows) == RECURRING else None)(
             query(database, "SELECT series_id, id FROM tasks WHERE occurrence = 2")),
-        30, what=f"{RECURRING} successors")
+        60, what=f"{RECURRING} successors")
     assert sorted(s for s, _ in successors) == sorted(recurring)
 
     topic = kafka_names.topic("task-events")
@@ -105,17 +105,17 @@ def test_todod_starts_and_serves_while_the_broker_is_down(kafka, kafka_names, ka
         t.user_id, t.token = t.provision("alice")
         t.start()
         assert t.get("/healthz").status == 200
-        checks = t.wait_ready(False, timeout=15)
+        checks = t.wait_ready(False)
         assert "broker" in checks["transport"], checks
         tid = McpHttp(t, t.token).call("add_task", title="before the broker")["task"]["id"]
         assert scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
         # Said once the connection attempts have failed for a while.
-        t.wait_log("brokers unreachable", timeout=20)
+        t.wait_log("brokers unreachable", timeout=60)
     finally:
         kafka.start()
-    t.wait_ready(timeout=30)
+    t.wait_ready()
     wait_until(lambda: scalar(database, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
-               30, interval=0.2, what="the waiting event delivered")
+               60, interval=0.2, what="the waiting event delivered")
     [record] = kafka.wait_records(kafka_names.topic("task-events"), lambda rs: len(rs) >= 1,
                                   what="the event on task-events")
     assert record.key == str(tid)
