@@ -39,7 +39,7 @@ def test_sighup_applies_a_new_body_limit(probe_todod):
     t.core["max_body_size"] = "1k"
     t.write_config()
     t.send_signal(signal.SIGHUP)
-    wait_until(lambda: t.post("/probe/tasks", body).status == 413, 10,
+    wait_until(lambda: t.post("/probe/tasks", body).status == 413, 30,
                what="the reloaded max_body_size to apply")
     assert t.alive()
 
