@@ -146,8 +146,8 @@ void kafka_topics_unknown(struct kafka *k, const char *topic)
 {
 	struct kafka_topics *t = k->topics;
 	/* Without create_topics the operator creates them; the delivery
-	 * failures say what is missing. */
-	if (!t || t->creating)
+	 * failures say what is missing.  A draining todod creates nothing. */
+	if (!t || t->creating || k->draining)
 		return;
 	if (!t->missing) {
 		/* Just created: librdkafka has not caught up yet. */
