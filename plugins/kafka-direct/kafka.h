@@ -3,7 +3,8 @@
  *   kafka_plugin.c   options, lifecycle, readiness, the "transport" service
  *   kafka_conf.c     options -> rd_kafka_conf_t (security, pass-through)
  *   kafka_queue.c    a librdkafka queue driven by the loop (io-event fd)
- *   kafka_produce.c  publishing, delivery reports, dead letters, topics
+ *   kafka_produce.c  publishing, delivery reports, dead letters, CreateTopics
+ *   kafka_topics.c   which topics to create, and creating them again
  *   kafka_consume.c  the group consumer: dispatch, ordering, offsets
  *
  * Everything runs on the loop thread: librdkafka's own threads only wake
@@ -70,6 +71,7 @@ void kafka_queue_free(struct kafka_queue *kq);
 /* ---- shared state ---- */
 struct kafka_producer;
 struct kafka_consumer;
+struct kafka_topics;
 
 struct kafka {
 	const struct todod_api *api;
@@ -79,6 +81,7 @@ struct kafka {
 
 	struct kafka_producer *producer;
 	struct kafka_consumer *consumer;
+	struct kafka_topics *topics; /* NULL without create_topics */
 
 	/* Topics the core's subscribers need (logical names), collected by
 	 * the transport's subscribe() before start. */
@@ -133,8 +136,9 @@ void kafka_dead_letter(struct kafka *k, const struct kafka_dead_letter *dl,
 		       todod_publish_cb done, void *arg);
 
 /* Creates the topics (each with its -dlq) that are missing, then calls
- * `done` once; existing topics are fine, other failures are logged and
- * reported as RETRY. */
+ * `done` once; existing topics are fine, other failures are reported as
+ * RETRY with the reason (not logged: the caller knows whether it said
+ * so before). */
 void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 			 todod_publish_cb done, void *arg);
 
@@ -142,6 +146,18 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
  * when the core's drain deadline stops the loop first. */
 void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k));
 void kafka_producer_free(struct kafka *k);
+
+/* ---- kafka_topics.c ---- */
+/* Creates the topics todod uses now, and again after a failure once the
+ * brokers are reachable, or when one turns out to be missing.
+ * `first_answer` is called once, when the first request is answered. */
+int kafka_topics_start(struct kafka *k, void (*first_answer)(struct kafka *k),
+		       struct todod_err *err);
+/* The brokers became reachable (again). */
+void kafka_topics_brokers_up(struct kafka *k);
+/* A produce to `topic` (physical name) failed: the topic does not exist. */
+void kafka_topics_unknown(struct kafka *k, const char *topic);
+void kafka_topics_free(struct kafka *k);
 
 /* ---- kafka_consume.c ---- */
 int kafka_consumer_start(struct kafka *k, struct todod_err *err);

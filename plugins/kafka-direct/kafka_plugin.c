@@ -38,9 +38,6 @@ static const char *const security_choices[] = { "plaintext", "ssl", "sasl_plaint
 static const char *const sasl_choices[] = { "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL };
 #define SASL_DEFAULT KAFKA_SASL_SCRAM_512
 
-/* The topics the core publishes to, consumed here or not. */
-static const char *const core_topics[] = { "task-events", "task-recurrence", "task-reminders" };
-
 /* What was last said about the connection, so each change is said once. */
 enum outage { OUTAGE_NONE, OUTAGE_DOWN, OUTAGE_REFUSED };
 
@@ -243,6 +240,7 @@ void kafka_note_error(struct kafka *k, rd_kafka_resp_err_t code, const char *tex
 static void set_broker_up(struct kafka *k, bool up, const char *state)
 {
 	struct kafka_plugin *kp = plugin_of(k);
+	bool was_up = k->broker_up;
 	if (!up) {
 		/* An error event's reason, when there was one, says more. */
 		if (k->broker_up && !kp->outage_check)
@@ -258,6 +256,8 @@ static void set_broker_up(struct kafka *k, bool up, const char *state)
 	k->broker_up = true;
 	if (!k->fatal)
 		k->why[0] = '\0';
+	if (!was_up)
+		kafka_topics_brokers_up(k);
 }
 
 static const char *string_at(json_object *obj, const char *key)
@@ -509,23 +509,15 @@ static int start_consumer(struct kafka *k, struct todod_err *err)
 
 /* Whatever became of the topics (failures are logged): a consumer of a
  * topic that is still missing simply waits for it. */
-static void on_topics_ready(int result, const char *reason, void *arg)
+static void on_topics_answered(struct kafka *k)
 {
-	struct kafka_plugin *kp = arg;
+	struct kafka_plugin *kp = plugin_of(k);
 	struct todod_err err = { "" };
-	if (start_consumer(&kp->k, &err) != 0) {
+	if (start_consumer(k, &err) != 0) {
 		snprintf(kp->consumer_failure, sizeof kp->consumer_failure,
 			 "cannot start the consumer: %s", err.text);
-		kp->k.api->log(kp->k.ctx, TODOD_LOG_ERROR, "%s", kp->consumer_failure);
+		k->api->log(k->ctx, TODOD_LOG_ERROR, "%s", kp->consumer_failure);
 	}
-}
-
-static void add_unique(const char **names, size_t *n, const char *name)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (strcmp(names[i], name) == 0)
-			return;
-	names[(*n)++] = name;
 }
 
 static int kafka_start(void *state, struct todod_err *err)
@@ -536,18 +528,7 @@ static int kafka_start(void *state, struct todod_err *err)
 		return -1;
 	if (!k->conf->create_topics)
 		return start_consumer(k, err);
-
-	size_t n_core = sizeof core_topics / sizeof *core_topics, n = 0;
-	const char **names = calloc(n_core + k->n_wanted, sizeof *names);
-	if (!names)
-		return todod_err_set(err, "out of memory");
-	for (size_t i = 0; i < n_core; i++)
-		add_unique(names, &n, kafka_topic_physical(k, core_topics[i]));
-	for (size_t i = 0; i < k->n_wanted; i++)
-		add_unique(names, &n, kafka_topic_physical(k, k->wanted[i]));
-	kafka_create_topics(k, names, n, on_topics_ready, kp);
-	free(names);
-	return 0;
+	return kafka_topics_start(k, on_topics_answered, err);
 }
 
 static void producer_drained(struct kafka *k)
@@ -583,6 +564,7 @@ static void kafka_destroy(void *state)
 	struct kafka_plugin *kp = state;
 	struct kafka *k = &kp->k;
 	k->api->timer_del(kp->outage_check);
+	kafka_topics_free(k);
 	if (k->consumer)
 		kafka_consumer_free(k);
 	kafka_producer_free(k);
@@ -614,7 +596,8 @@ static const struct todod_opt kafka_options[] = {
 	{ "ssl_ca", TODOD_OPT_STRING, NULL, TODOD_OPT_NO_RELOAD, OPT(ssl_ca), 0, 0, NULL,
 	  "CA certificate file (PEM) for the brokers' TLS certificates (default: the system's)" },
 	{ "create_topics", TODOD_OPT_BOOL, "yes", TODOD_OPT_NO_RELOAD, OPT(create_topics), 0, 0,
-	  NULL, "Create missing topics and their -dlq topics at start" },
+	  NULL, "Create missing topics and their -dlq topics at start, and again when one is "
+	  "missing" },
 	{ "topic_partitions", TODOD_OPT_INT, "6", TODOD_OPT_NO_RELOAD, OPT(topic_partitions), 1,
 	  10000, NULL, "Partitions of a topic created at start" },
 	{ "topic_replication", TODOD_OPT_INT, "1", TODOD_OPT_NO_RELOAD, OPT(topic_replication), -1,

@@ -21,7 +21,8 @@
 
 #define DRAIN_POLL_MS 10
 /* CreateTopics waits this long for a controller, e.g. for a broker that
- * is still starting; the consumer starts when it gives up. */
+ * is still starting; the consumer starts when it gives up, and
+ * kafka_topics.c asks again once a broker is reachable. */
 #define CREATE_TOPICS_TIMEOUT_MS 30000
 #define DLQ_SUFFIX "-dlq"
 
@@ -137,6 +138,14 @@ static void refuse(struct kafka *k, struct pending *p, const char *fmt, ...)
 
 /* ---- producing ----------------------------------------------------------- */
 
+/* librdkafka refuses a message for a topic it found missing (local
+ * code), or fails it once the brokers confirm it (broker code). */
+static void note_produce_error(struct kafka *k, const char *topic, rd_kafka_resp_err_t err)
+{
+	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		kafka_topics_unknown(k, topic);
+}
+
 static void note_fatal(struct kafka *k)
 {
 	char text[512];
@@ -174,6 +183,7 @@ static int produce(struct kafka *k, const char *topic, const void *key, size_t k
 			rd_kafka_headers_destroy(headers);
 		if (err == RD_KAFKA_RESP_ERR__FATAL)
 			note_fatal(k);
+		note_produce_error(k, topic, err);
 		refuse(k, p, "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
 		return 0;
 	}
@@ -241,19 +251,23 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 			answer(p, TODOD_HANDLED_OK, NULL);
 		} else {
 			k->api->metric_add(k->delivery_failures, 1);
+			note_produce_error(k, rd_kafka_topic_name(m->rkt), m->err);
 			answer(p, TODOD_HANDLED_RETRY, rd_kafka_err2str(m->err));
 		}
 	}
 }
 
+/* The topics created are logged here; a failure goes back as the reason
+ * (the first topic that failed, and how many more did), for the caller
+ * to log once however often it asks again. */
 static void on_topics_created(struct kafka *k, rd_kafka_event_t *ev)
 {
 	struct pending *p = rd_kafka_event_opaque(ev);
 	list_unlink(&k->producer->in_flight, p);
 	char reason[512] = "";
+	int failed = 0;
 	if (rd_kafka_event_error(ev)) {
 		snprintf(reason, sizeof reason, "%s", rd_kafka_event_error_string(ev));
-		k->api->log(k->ctx, TODOD_LOG_WARN, "cannot create topics: %s", reason);
 	} else {
 		size_t n = 0;
 		const rd_kafka_topic_result_t **results =
@@ -265,13 +279,16 @@ static void on_topics_created(struct kafka *k, rd_kafka_event_t *ev)
 				k->api->log(k->ctx, TODOD_LOG_INFO, "created topic %s", name);
 			} else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
 				const char *why = rd_kafka_topic_result_error_string(results[i]);
-				k->api->log(k->ctx, TODOD_LOG_WARN, "cannot create topic %s: %s", name,
-					    why ? why : rd_kafka_err2str(err));
-				if (!reason[0])
+				if (!failed)
 					snprintf(reason, sizeof reason, "topic %s: %s", name,
 						 why ? why : rd_kafka_err2str(err));
+				failed++;
 			}
 		}
+	}
+	if (failed > 1) {
+		size_t len = strlen(reason);
+		snprintf(reason + len, sizeof reason - len, " (and %d more)", failed - 1);
 	}
 	answer(p, reason[0] ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK, reason[0] ? reason : NULL);
 }
@@ -345,7 +362,6 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 		}
 	}
 	if (why[0]) {
-		k->api->log(k->ctx, TODOD_LOG_WARN, "cannot create topics: %s", why);
 		destroy_new_topics(topics, count);
 		refuse(k, p, "%s", why);
 		return;

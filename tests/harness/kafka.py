@@ -312,7 +312,7 @@ class KafkaServer:
 
     # -- lifecycle -----------------------------------------------------
 
-    def start(self, timeout=60):
+    def start(self, timeout=180):
         if not os.path.exists(os.path.join(self.logdir, "meta.properties")):
             self.format()
         # Each start logs afresh, so readiness is judged on this run's lines.
@@ -440,7 +440,7 @@ class KafkaServer:
         out.sort(key=lambda r: (r.partition, r.offset))
         return out
 
-    def wait_records(self, topic, predicate, timeout=30, what=None):
+    def wait_records(self, topic, predicate, timeout=60, what=None):
         """Read `topic` until predicate(records) is truthy; returns the records."""
         seen = []
 

@@ -76,7 +76,7 @@ class PostgresServer:
 
     # -- lifecycle -----------------------------------------------------
 
-    def start(self, timeout=30):
+    def start(self, timeout=60):
         if not os.path.exists(os.path.join(self.datadir, "PG_VERSION")):
             self.initdb()
         cmd = [

@@ -70,7 +70,7 @@ class SmtpServer:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self, timeout=15):
+    def start(self, timeout=60):
         log = open(self.log_path, "ab")
         try:
             # Run as a module of the harness package so its imports resolve.
@@ -144,7 +144,7 @@ class SmtpServer:
     def count(self):
         return sum(1 for n in os.listdir(self.spool) if n.endswith(".json"))
 
-    def wait_for(self, n, timeout=20):
+    def wait_for(self, n, timeout=60):
         """Wait until at least `n` messages arrived; return them all."""
         wait_until(lambda: self.count() >= n, timeout, what=f"{n} message(s) at {self.url}")
         return self.messages()

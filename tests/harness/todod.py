@@ -182,7 +182,7 @@ class Todod:
 
     # -- the daemon ----------------------------------------------------
 
-    def start(self, wait=True, timeout=30, max_fds=None):
+    def start(self, wait=True, timeout=60, max_fds=None):
         """`max_fds` lowers the daemon's descriptor limit (RLIMIT_NOFILE)."""
         self._log_offset = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
         err = open(self.stderr_path, "ab")
@@ -201,7 +201,7 @@ class Todod:
             self.wait_healthy(timeout)
         return self
 
-    def wait_healthy(self, timeout=30):
+    def wait_healthy(self, timeout=60):
         def healthy():
             if self.proc.poll() is not None:
                 raise ServiceUnavailable(f"todod exited with {self.proc.returncode} during start-up:\n"
@@ -256,7 +256,7 @@ class Todod:
     def log_tail(self, lines=60):
         return tail(self.stderr_path, lines)
 
-    def wait_log(self, needle, timeout=10):
+    def wait_log(self, needle, timeout=30):
         return wait_until(lambda: needle in self.log(), timeout, what=f"{needle!r} in todod's log")
 
     # -- HTTP ----------------------------------------------------------
@@ -293,7 +293,7 @@ class Todod:
         resp = self.get("/readyz", timeout=5)
         return resp.status == 200, resp.json().get("checks", {})
 
-    def wait_ready(self, ready=True, timeout=30):
+    def wait_ready(self, ready=True, timeout=60):
         """Wait until /readyz says `ready`; returns its checks."""
         def check():
             state, checks = self.readiness()

@@ -35,6 +35,10 @@ def free_port(host="127.0.0.1"):
     raise ServiceUnavailable(f"no free TCP port on {host} in {PORT_RANGE}")
 
 
+# Deadlines are for a machine with a load average of 5 to 10 (parallel
+# builds, a JVM broker, daemons under AddressSanitizer): waiting longer
+# only costs time when a test is failing anyway.
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
     """Poll predicate() until it returns something truthy; return that.
 

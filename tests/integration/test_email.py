@@ -112,7 +112,7 @@ def test_reminder_is_mailed_once(todod_factory, database, smtp):
     assert msg.rcpt_tos == ["alice@example.com"]
     check_content(msg, remind_at)
     wait_until(lambda: scalar(database, "SELECT count(*) FROM inbox WHERE consumer = 'email'") == 1,
-               10, what="the inbox row")
+               30, what="the inbox row")
     time.sleep(2)
     assert smtp.count() == 1
     assert dead_letters(t) == []
@@ -123,12 +123,12 @@ def test_smtp_outage_delays_the_mail(todod_factory, database, smtp):
     smtp.stop()
     remind_at = datetime.now(timezone.utc).replace(microsecond=0)
     emit_reminder(t, create_task(t), remind_at)
-    t.wait_log("will retry", timeout=10)
+    t.wait_log("will retry", timeout=30)
     time.sleep(10)
     assert dead_letters(t) == []
     smtp.start()
 
-    [msg] = smtp.wait_for(1, timeout=40)
+    [msg] = smtp.wait_for(1, timeout=60)
     check_content(msg, remind_at)
     time.sleep(2)
     assert smtp.count() == 1

@@ -58,7 +58,7 @@ def assert_events_flow(t, kafka, kafka_names, database):
     scalar(database, "SELECT todod_task_complete(%s, %s::jsonb, NULL, NULL)", t.user_id,
            json.dumps({"id": first}))
     wait_until(lambda: query(database, "SELECT id FROM tasks WHERE series_id = %s "
-                                       "AND occurrence = 2", first), 20, what="the successor")
+                                       "AND occurrence = 2", first), 60, what="the successor")
     records = kafka.read_topic(kafka_names.topic("task-recurrence"))
     assert [r.key for r in records] == [str(first)]
 
@@ -89,7 +89,7 @@ def test_wrong_password_is_an_authentication_error(scram_capable, kafka, kafka_n
         ready, checks = t.readiness()
         why = checks.get("transport", "")
         return why if not ready and "authentication" in why.lower() else None
-    reason = wait_until(refused, 15, what="/readyz naming authentication as the reason")
+    reason = wait_until(refused, 60, what="/readyz naming authentication as the reason")
     print(f"\n[kafka] /readyz transport: {reason}")
     assert WRONG_PASSWORD not in reason
 
@@ -97,7 +97,7 @@ def test_wrong_password_is_an_authentication_error(scram_capable, kafka, kafka_n
     assert t.get("/healthz").status == 200
     scalar(database, "SELECT todod_task_create(%s, %s::jsonb, NULL, NULL)", t.user_id,
            json.dumps({"title": "waits"}))
-    t.wait_log("authentication", timeout=10)
+    t.wait_log("authentication", timeout=30)
     log = t.log()
     said = [line for line in log.splitlines()
             if " error [kafka-direct] authentication failed" in line]
@@ -147,7 +147,7 @@ def test_a_ca_that_did_not_sign_the_broker_is_a_certificate_error(kafka, kafka_n
         ready, checks = t.readiness()
         why = checks.get("transport", "")
         return why if not ready and "certificate" in why.lower() else None
-    reason = wait_until(refused, 20, what="/readyz naming the certificate as the reason")
+    reason = wait_until(refused, 60, what="/readyz naming the certificate as the reason")
     print(f"\n[kafka] /readyz transport: {reason}")
     assert t.get("/healthz").status == 200
 

@@ -27,7 +27,7 @@ def start(kafka, kafka_names, kafka_todod, database, plugins, **options):
     t.start()
     t.wait_ready()
     # create_topics made them before the consumer subscribed.
-    wait_until(lambda: kafka.partitions(kafka_names.topic("task-events")) == 1, 10,
+    wait_until(lambda: kafka.partitions(kafka_names.topic("task-events")) == 1, 60,
                what="the plugin's topics")
     return t
 
@@ -48,7 +48,7 @@ def emit_reminder(t, tid):
                   tid, tid, t.user_id, tid, now)
 
 
-def dead_letter(kafka, kafka_names, logical, timeout=30):
+def dead_letter(kafka, kafka_names, logical, timeout=60):
     [dead] = kafka.wait_records(kafka_names.dlq(logical), lambda rs: rs, timeout=timeout,
                                 what=f"a dead letter on {kafka_names.dlq(logical)}")
     missing = [h for h in HEADERS if h not in dead.headers]
@@ -90,10 +90,10 @@ def test_poison_message_is_dead_lettered_and_its_partition_flows_on(kafka, kafka
     assert valid.partition == poison.partition and valid.offset > poison.offset
     wait_until(lambda: scalar(t.db, "SELECT count(*) FROM inbox WHERE consumer = 'reminders' "
                                     "AND event_id = %s", event_id) == 1,
-               20, what="the valid event handled")
+               60, what="the valid event handled")
     end = valid.offset + 1
     wait_until(lambda: kafka.group_offsets(kafka_names.group).get((topic, poison.partition))
-               == (end, end), 20, what=f"the group's offset on {topic} at {end}")
+               == (end, end), 90, what=f"the group's offset on {topic} at {end}")
     assert len(kafka.read_topic(kafka_names.dlq("task-events"))) == 1
     assert t.metric("todod_kafka_dead_letters_total", topic=topic) == 1
 
@@ -137,7 +137,7 @@ def test_reminder_that_keeps_failing_is_dead_lettered_after_max_attempts(
     # Settled: a mail server that comes back gets nothing.
     smtp.start()
     topic = kafka_names.topic("task-reminders")
-    wait_until(lambda: kafka.group_offsets(kafka_names.group).get((topic, 0)) == (1, 1), 20,
+    wait_until(lambda: kafka.group_offsets(kafka_names.group).get((topic, 0)) == (1, 1), 90,
                what=f"the group's offset on {topic} past the dead letter")
     time.sleep(1)
     assert smtp.count() == 0

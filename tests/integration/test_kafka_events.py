@@ -91,7 +91,7 @@ def test_add_task_puts_its_cloudevent_on_task_events(kafka, kafka_todod, databas
     # Marked sent only once the broker acknowledged it.
     wait_until(lambda: scalar(database, "SELECT sent_at IS NOT NULL FROM outbox "
                                         "WHERE event_id = %s::uuid", event_id),
-               10, what="the outbox row marked sent")
+               30, what="the outbox row marked sent")
     assert t.metric("todod_kafka_produce_latency_seconds_count") >= 1
     assert t.metric("todod_kafka_delivery_failures_total") == 0
 
@@ -107,7 +107,7 @@ def test_reminder_is_mailed_once_through_task_reminders(kafka, kafka_names, kafk
     added = mcp.call("add_task", title="Call the plumber",
                      remind_at=remind_at.strftime("%Y-%m-%dT%H:%M:%SZ"))["task"]
 
-    [msg] = smtp.wait_for(1, timeout=20)
+    [msg] = smtp.wait_for(1, timeout=60)
     assert msg.rcpt_tos == [RECIPIENT]
     assert "Call the plumber" in msg.body("plain")
     [due] = of_type(kafka.read_topic(kafka_names.topic("task-reminders")),
@@ -117,9 +117,9 @@ def test_reminder_is_mailed_once_through_task_reminders(kafka, kafka_names, kafk
 
     # The consumer committed past it, and nothing else arrives.
     topic = kafka_names.topic("task-reminders")
-    wait_until(lambda: kafka.group_offsets(kafka_names.group).get((topic, 0)) == (1, 1), 20,
+    wait_until(lambda: kafka.group_offsets(kafka_names.group).get((topic, 0)) == (1, 1), 90,
                what=f"group {kafka_names.group} committed offset 1 on {topic}")
-    wait_until(lambda: t.metric("todod_kafka_consumer_lag", topic=topic, partition=0) == 0, 10,
+    wait_until(lambda: t.metric("todod_kafka_consumer_lag", topic=topic, partition=0) == 0, 30,
                what=f"todod_kafka_consumer_lag of {topic} [0] at 0")
     time.sleep(1)
     assert smtp.count() == 1

@@ -34,7 +34,7 @@ def pair(kafka, kafka_names, kafka_todod, database, plugins, **options):
     def shared():
         members = kafka.group_members(kafka_names.group)
         return members if len(members) == 2 and all(m.partitions > 0 for m in members) else None
-    members = wait_until(shared, 30, interval=0.5,
+    members = wait_until(shared, 90, interval=0.5,
                          what=f"both instances owning partitions in {kafka_names.group}")
     # Each subscribed topic is split between the two.
     assert sum(m.partitions for m in members) % PARTITIONS == 0, members
@@ -56,7 +56,7 @@ def test_two_instances_share_the_partitions_and_mail_each_reminder_once(
                  "FROM generate_series(1, 200) AS n", a.user_id)
     tasks = sorted(task_id(r[0]) for r in rows)
 
-    smtp.wait_for(200, timeout=40)
+    smtp.wait_for(200, timeout=120)
     time.sleep(1.5)
     messages = smtp.messages()
     assert len(messages) == 200
@@ -91,12 +91,12 @@ def test_killed_instance_loses_nothing_and_doubles_nothing(kafka, kafka_names, k
         return scalar(database, "SELECT count(*) FROM tasks WHERE occurrence = 2")
 
     complete(firsts[:100])
-    wait_until(lambda: successors() >= 20, 20, interval=0.02, what="the stream under way")
+    wait_until(lambda: successors() >= 20, 60, interval=0.02, what="the stream under way")
     b.kill9()
     killed_at = successors()
     complete(firsts[100:])
 
-    wait_until(lambda: successors() >= 300, 60, interval=0.2, what="300 successors")
+    wait_until(lambda: successors() >= 300, 120, interval=0.2, what="300 successors")
     time.sleep(2)
     by_b = len(re.findall(r"\[recurrence\] task \d+: next occurrence", b.log()))
     by_a = len(re.findall(r"\[recurrence\] task \d+: next occurrence", a.log()))

@@ -23,20 +23,20 @@ def test_sigterm_delivers_commits_and_leaves_the_group(kafka, kafka_names, kafka
     t.start()
     t.wait_ready()
     topic = kafka_names.topic("task-events")
-    wait_until(lambda: len(kafka.group_members(kafka_names.group)) == 1, 30,
+    wait_until(lambda: len(kafka.group_members(kafka_names.group)) == 1, 90,
                what=f"todod in group {kafka_names.group}")
 
     # One consumed event first, so the group has an offset to commit.
     scalar(database, "SELECT todod_task_create(%s, %s::jsonb, NULL, NULL)", t.user_id,
            json.dumps({"title": "before"}))
-    wait_until(lambda: t.metric("todod_kafka_consumed_total", topic=topic) == 1, 20,
+    wait_until(lambda: t.metric("todod_kafka_consumed_total", topic=topic) == 1, 60,
                what="the first event consumed")
 
     for i in range(EVENTS):
         scalar(database, "SELECT todod_task_create(%s, %s::jsonb, NULL, NULL)", t.user_id,
                json.dumps({"title": f"task {i}"}))
     # Handed to librdkafka (the relay polls every 250 ms), not yet sent.
-    wait_until(lambda: t.metric("todod_kafka_produce_latency_seconds_count") is not None, 5,
+    wait_until(lambda: t.metric("todod_kafka_produce_latency_seconds_count") is not None, 30,
                what="the produce histogram")
     code, _ = t.stop()
     assert code == 0, t.log_tail()

@@ -14,7 +14,7 @@ def notify_socket(tmp_path, monkeypatch):
     path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
-    sock.settimeout(15)
+    sock.settimeout(60)
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     yield sock
     sock.close()
@@ -44,7 +44,7 @@ def test_abstract_socket_name(todod_factory, database, monkeypatch):
     name = f"todod-test-{os.getpid()}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind("\0" + name)
-    sock.settimeout(15)
+    sock.settimeout(60)
     monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
     try:
         t = todod_factory(database)

@@ -45,7 +45,7 @@ def wait_handled(t, event_id):
     wait_until(lambda: scalar(t.db, "SELECT count(*) FROM inbox WHERE consumer = 'recurrence' "
                                     "AND event_id = %s", event_id) == 1
                or scalar(t.db, "SELECT count(*) FROM dead_letters WHERE event_id = %s", event_id),
-               20, interval=0.05, what=f"the recurrence plugin handling event {event_id}")
+               60, interval=0.05, what=f"the recurrence plugin handling event {event_id}")
     assert scalar(t.db, "SELECT count(*) FROM dead_letters") == 0, \
         query(t.db, "SELECT reason FROM dead_letters")
 
@@ -196,7 +196,7 @@ def test_replayed_event_makes_one_successor(rec):
                   "SELECT event_id, topic, type, subject, key, data FROM outbox "
                   "WHERE event_id = %s::uuid AND topic = 'task-recurrence'", event)
     duplicate = 'todod_bus_deliveries_total{consumer="recurrence",result="duplicate"} 1'
-    wait_until(lambda: duplicate in rec.get("/metrics").text, 20,
+    wait_until(lambda: duplicate in rec.get("/metrics").text, 60,
                what="the replayed event answered as a duplicate")
     assert scalar(rec.db, "SELECT count(*) FROM tasks WHERE series_id = %s", first) == 2
     assert scalar(rec.db, "SELECT count(*) FROM dead_letters") == 0
@@ -214,7 +214,7 @@ def test_event_twice_in_one_backlog_makes_one_successor(rec):
                   "WHERE event_id = %s::uuid", event)
     rec.start()
     wait_until(lambda: scalar(rec.db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
-               20, what="the backlog sent")
+               60, what="the backlog sent")
     wait_handled(rec, event)
     assert scalar(rec.db, "SELECT count(*) FROM tasks WHERE series_id = %s", first) == 2
     assert scalar(rec.db, "SELECT count(*) FROM outbox WHERE type = 'todod.task.created' "
