@@ -11,8 +11,8 @@
  * CONNECT) get 501.  A JSON body for those would need a hook on requests
  * before their body is read (evhttp_set_newreqcb), which only libevent 2.2
  * has.  We answer 400, and close, a request whose framing a proxy in front
- * could read differently (two Content-Length headers) or HTTP/1.1 without
- * Host.  A client silent for request_timeout_s, or whose request is not
+ * could read differently (two Content-Length headers, Transfer-Encoding
+ * beside Content-Length) or HTTP/1.1 without Host (framing_problem).  A client silent for request_timeout_s, or whose request is not
  * complete within header_timeout and body_timeout (http_conn.c), is
  * disconnected without an answer (libevent sends no 408).
  *
@@ -393,23 +393,45 @@ void http_req_orphan(struct todod_http_req *req)
 	req->conn = NULL;
 }
 
-/* RFC 9112 §6.3: with two Content-Length headers the end of the body is
- * ambiguous, and a proxy in front that frames by the other one would see
- * the rest as a second request (smuggling); §3.2: HTTP/1.1 needs one Host. */
-static const char *framing_problem(struct evhttp_request *evreq)
+/* How the end of the body is found must be beyond doubt: a proxy in front
+ * that frames a request differently from libevent would see the rest of
+ * the bytes as a second request (smuggling).  So, after RFC 9112: two
+ * Content-Length headers (§6.3), Transfer-Encoding next to Content-Length
+ * (§6.1: libevent would frame by the coding, a proxy perhaps by the
+ * length) or twice, are refused, and so is a coding other than chunked,
+ * which libevent does not decode and would frame by the length (501,
+ * §6.1); §3.2: HTTP/1.1 needs exactly one Host.  libevent 2.1 already
+ * answers a doubtful chunked request with its own 400; these checks keep
+ * every such request refused whatever libevent todod is built with.
+ * Sets *status. */
+static const char *framing_problem(struct evhttp_request *evreq, int *status)
 {
-	int lengths = 0, hosts = 0;
+	int lengths = 0, codings = 0, hosts = 0;
+	const char *coding = NULL;
 	const struct evkeyvalq *headers = evhttp_request_get_input_headers(evreq);
 	for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
 		lengths += strcasecmp(h->key, "Content-Length") == 0;
 		hosts += strcasecmp(h->key, "Host") == 0;
+		if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
+			codings++;
+			coding = h->value;
+		}
 	}
+	*status = HTTP_BADREQUEST;
 	if (lengths > 1)
 		return "more than one Content-Length header";
+	if (codings > 1)
+		return "more than one Transfer-Encoding header";
+	if (codings && lengths)
+		return "both Transfer-Encoding and Content-Length";
 	if (hosts > 1)
 		return "more than one Host header";
 	if (!hosts && (evreq->major > 1 || (evreq->major == 1 && evreq->minor >= 1)))
 		return "an HTTP/1.1 request needs a Host header";
+	if (coding && strcasecmp(coding, "chunked") != 0) {
+		*status = HTTP_NOTIMPLEMENTED;
+		return "the only Transfer-Encoding understood is chunked";
+	}
 	return NULL;
 }
 
@@ -431,11 +453,14 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 	req->conn = http_conn_request_taken(srv->conns, evreq, req);
 
 	char message[128];
-	const char *framing = framing_problem(evreq);
+	int framing_status;
+	const char *framing = framing_problem(evreq, &framing_status);
 	if (framing) {
 		/* Whatever follows on this connection cannot be trusted. */
 		http_req_add_header(req, "Connection", "close");
-		http_reply_error(req, HTTP_BADREQUEST, "BAD_REQUEST", framing);
+		http_reply_error(req, framing_status,
+				 framing_status == HTTP_BADREQUEST ? "BAD_REQUEST" : "NOT_IMPLEMENTED",
+				 framing);
 	} else if (!route) {
 		snprintf(message, sizeof message, "no route for %.80s", path);
 		http_reply_error(req, HTTP_NOTFOUND, "NOT_FOUND", message);

@@ -1,6 +1,7 @@
 """What an unauthenticated client cannot do to the HTTP listener: hold
 connections open by trickling bytes, exhaust the daemon's descriptors, or
-smuggle a second request past a proxy with two Content-Length headers."""
+smuggle a second request past a proxy with two Content-Length headers,
+or Transfer-Encoding beside one."""
 
 import json
 import selectors
@@ -210,23 +211,60 @@ def task_titled(db, title):
     return query(db, "SELECT count(*) FROM tasks WHERE title = %s", title)[0][0]
 
 
-def test_two_content_lengths_are_refused_and_nothing_is_smuggled(probe_todod):
-    first = b'{"title": "framed by the first length"}'
-    smuggled_body = b'{"title": "smuggled"}'
-    smuggled = (b"POST /probe/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(smuggled_body), smuggled_body))
-    request = (b"POST /probe/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s%s"
-               % (len(first), len(first) + len(smuggled), first, smuggled))
-    response, closed = raw_exchange(probe_todod.port, request)
+def chunked(body):
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+SMUGGLED_BODY = b'{"title": "smuggled"}'
+SMUGGLED = (b"POST /probe/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(SMUGGLED_BODY), SMUGGLED_BODY))
+FIRST_BODY = b'{"title": "framed by the first length"}'
+
+
+def ambiguous_requests():
+    """Each frames FIRST_BODY one way and FIRST_BODY + SMUGGLED another:
+    (name, request, what the refusal names)."""
+    head = b"POST /probe/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    whole = FIRST_BODY + SMUGGLED
+    yield ("two lengths",
+           head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
+           % (len(FIRST_BODY), len(whole), whole), b"Content-Length")
+    yield ("chunked beside a length",
+           head + b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n%s%s"
+           % (len(chunked(FIRST_BODY)) + len(SMUGGLED), chunked(FIRST_BODY), SMUGGLED),
+           b"Transfer-Encoding")
+    yield ("two codings",
+           head + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n%s%s"
+           % (chunked(FIRST_BODY), SMUGGLED), b"Transfer-Encoding")
+
+
+@pytest.mark.parametrize("name,request_bytes,names",
+                         list(ambiguous_requests()), ids=[r[0] for r in ambiguous_requests()])
+def test_ambiguous_framing_is_refused_and_nothing_is_smuggled(probe_todod, name, request_bytes, names):
+    response, closed = raw_exchange(probe_todod.port, request_bytes)
     assert closed, "the connection stayed open after the refusal"
     assert response.count(b"HTTP/1.1 ") == 1, response
     status, body = status_and_body(response)
     assert status == 400, response
-    assert b"Content-Length" in body and json.loads(body)["error"]["code"] == "BAD_REQUEST"
+    # libevent 2.1 refuses a Transfer-Encoding it finds doubtful itself,
+    # with its own HTML page, before todod sees the request.
+    if not body.startswith(b"<HTML>"):
+        assert names in body and json.loads(body)["error"]["code"] == "BAD_REQUEST"
     db = probe_todod.core["database"]
     assert task_titled(db, "smuggled") == 0, "the smuggled request was executed"
     assert task_titled(db, "framed by the first length") == 0
+
+
+def test_a_coding_other_than_chunked_is_501_and_nothing_is_smuggled(probe_todod):
+    request = (b"POST /probe/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: gzip, chunked\r\n\r\n%s%s" % (chunked(FIRST_BODY), SMUGGLED))
+    response, closed = raw_exchange(probe_todod.port, request)
+    assert closed and response.count(b"HTTP/1.1 ") == 1, response
+    status, body = status_and_body(response)
+    assert status == 501, response
+    assert json.loads(body)["error"]["code"] == "NOT_IMPLEMENTED"
+    db = probe_todod.core["database"]
+    assert task_titled(db, "smuggled") == 0, "the smuggled request was executed"
 
 
 def test_http11_without_host_is_400_and_http10_without_host_is_served(probe_todod):
