@@ -41,16 +41,24 @@ find_source() {
 	return 1
 }
 
+# A cargo older than 1.70 reads the crates.io index as a git clone of
+# github.com by default; 1.70+ reads the sparse index.  Bookworm's `cargo`
+# is 0.66 (Rust 1.65); its cargo-web is 1.85+ and replaces it.
+cargo_is_sparse() {
+	v=$("$1" --version 2>/dev/null | sed -n 's/^cargo \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+	[ -n "$v" ] && set -- $v && { [ "$1" -gt 1 ] || [ "$2" -ge 70 ]; }
+}
+
 ensure_cargo() {
-	command -v cargo >/dev/null 2>&1 && return 0
-	if [ -x "$cargo_home/bin/cargo" ]; then
+	c=$(command -v cargo 2>/dev/null) && cargo_is_sparse "$c" && return 0
+	if [ -x "$cargo_home/bin/cargo" ] && cargo_is_sparse "$cargo_home/bin/cargo"; then
 		PATH=$cargo_home/bin:$PATH
 		export PATH
 		return 0
 	fi
-	echo "build-librdkafka: installing Debian's cargo" >&2
+	echo "build-librdkafka: installing Debian's cargo-web (cargo 1.70+ reads the sparse index)" >&2
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends cargo \
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends cargo-web \
 		>/dev/null
 }
 
