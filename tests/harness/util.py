@@ -61,6 +61,14 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def lead_time(expected, minimum=3.0):
+    """Seconds ahead to schedule something that set-up expected to take
+    `expected` seconds (measured on this machine just now) must beat:
+    `minimum` on a quiet machine, three times the measure and a second
+    more on a loaded one, whose speed changes from one moment to the next."""
+    return max(minimum, 3 * expected + 1)
+
+
 def tail(path, lines=60):
     try:
         with open(path, errors="replace") as f:

@@ -16,7 +16,7 @@ REQUEST_TIMEOUT_S = 5
 def post_task(t, n):
     """(status, body or None, seconds); a connection failure is status 0."""
     try:
-        resp = t.post("/probe/tasks", {"title": f"load {n}"}, timeout=REQUEST_TIMEOUT_S + 5)
+        resp = t.post("/probe/tasks", {"title": f"load {n}"}, timeout=REQUEST_TIMEOUT_S + 10)
     except OSError as exc:
         return 0, repr(exc), 0.0
     try:
@@ -65,7 +65,7 @@ def test_database_restart_under_load(todod_factory, own_pg):
     for _, _, body, _ in failures:
         assert body["error"]["code"] == "DATABASE_UNAVAILABLE", body
     slowest = max(secs for _, _, _, secs in answers)
-    assert slowest <= REQUEST_TIMEOUT_S + 1, f"a request took {slowest:.1f}s"
+    assert slowest <= REQUEST_TIMEOUT_S + 3, f"a request took {slowest:.1f}s"
     assert any(p == "before" and s == 201 for p, s, _, _ in answers)
 
     created = [task_id(body) for _, s, body, _ in answers if s == 201]
@@ -97,7 +97,7 @@ def test_unresponsive_database_answers_within_request_timeout(todod_factory, own
             assert status in (503, 408), \
                 f"no answer within {REQUEST_TIMEOUT_S}s request_timeout: {status} {body}"
             assert isinstance(body, dict) and body["error"]["code"], body
-            assert secs <= REQUEST_TIMEOUT_S + 1, f"a request took {secs:.1f}s"
+            assert secs <= REQUEST_TIMEOUT_S + 3, f"a request took {secs:.1f}s"
     finally:
         own_pg.freeze(False)
     assert t.alive(), f"todod died (exit {t.proc.returncode}):\n{t.log_tail()}"

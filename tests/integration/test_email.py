@@ -140,7 +140,7 @@ def test_permanent_refusal_is_dead_lettered(todod_factory, database, smtp):
     t = start(todod_factory, database, smtp.url)
     event_id = emit_reminder(t, create_task(t), datetime.now(timezone.utc))
 
-    [(dead_id, reason, attempts)] = wait_until(lambda: dead_letters(t), 20,
+    [(dead_id, reason, attempts)] = wait_until(lambda: dead_letters(t), 60,
                                                what="a dead letter")
     assert dead_id == event_id
     assert reason.startswith("550 5.1.1 <alice@example.com>: Recipient address rejected")
@@ -153,7 +153,7 @@ def test_owner_without_address_is_dead_lettered(todod_factory, database, smtp):
     query(database, "UPDATE users SET email = NULL WHERE id = %s", t.user_id)
     emit_reminder(t, create_task(t), datetime.now(timezone.utc))
 
-    [(_, reason, _)] = wait_until(lambda: dead_letters(t), 20, what="a dead letter")
+    [(_, reason, _)] = wait_until(lambda: dead_letters(t), 60, what="a dead letter")
     assert "has no usable email address" in reason
     assert smtp.count() == 0
 
@@ -165,7 +165,7 @@ def test_mbox_target(todod_factory, database, tmp_path):
     remind_at = datetime.now(timezone.utc).replace(microsecond=0)
     emit_reminder(t, create_task(t), remind_at)
 
-    wait_until(lambda: path.exists() and len(mailbox.mbox(str(path))) == 1, 20,
+    wait_until(lambda: path.exists() and len(mailbox.mbox(str(path))) == 1, 60,
                what="one message in the mbox")
     assert path.read_text().startswith(f"From {SENDER} ")
     [raw] = mailbox.mbox(str(path))

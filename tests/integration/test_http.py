@@ -21,6 +21,9 @@ def test_healthz(probe_todod):
 
 
 def test_readyz_reports_database_and_transport(probe_todod):
+    # Healthy (what start() waits for) comes before ready: the pool may
+    # still be connecting.
+    probe_todod.wait_ready()
     resp = probe_todod.get("/readyz")
     assert resp.status == 200, resp
     body = resp.json()
@@ -63,9 +66,9 @@ def test_created_task_is_stored_and_its_event_delivered(probe_todod):
     assert query(db, "SELECT title, priority::text FROM tasks WHERE id = %s", tid) == \
         [("buy milk", "high")]
     wait_until(lambda: query(db, "SELECT description FROM tasks WHERE id = %s", tid)
-               == [("seen by probe",)], 15, what="the probe to see the created event")
+               == [("seen by probe",)], 60, what="the probe to see the created event")
     wait_until(lambda: query(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == [(0,)],
-               15, what="the outbox to drain")
+               60, what="the outbox to drain")
 
 
 def metric_values(text, name):
@@ -81,7 +84,7 @@ def test_metrics_exposes_the_counters(probe_todod):
     assert resp.status == 201, resp
     db = probe_todod.core["database"]
     wait_until(lambda: query(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == [(0,)],
-               15, what="the outbox to drain")
+               60, what="the outbox to drain")
 
     resp = probe_todod.get("/metrics")
     assert resp.status == 200
@@ -99,10 +102,10 @@ def test_readyz_follows_the_database(todod_factory, own_pg):
     t = todod_factory(own_pg.uri("todod"), plugins={"probe": {"user_id": 1}})
     t.provision()
     t.start()
-    assert t.get("/readyz").status == 200
+    t.wait_ready()
 
     own_pg.stop()
-    resp = wait_until(lambda: (r := t.get("/readyz")).status == 503 and r, 15,
+    resp = wait_until(lambda: (r := t.get("/readyz")).status == 503 and r, 60,
                       what="/readyz to report the database down")
     body = resp.json()
     assert body["ready"] is False
@@ -110,6 +113,6 @@ def test_readyz_follows_the_database(todod_factory, own_pg):
     assert t.get("/healthz").status == 200, "liveness must not depend on the database"
 
     own_pg.start()
-    wait_until(lambda: t.get("/readyz").status == 200, 30,
+    wait_until(lambda: t.get("/readyz").status == 200, 60,
                what="/readyz to recover after PostgreSQL came back")
     assert t.alive()

@@ -66,7 +66,7 @@ def reload(t, **plugin_options):
     t.plugins["mcp-tools"].update(plugin_options)
     t.write_config()
     t.send_signal(signal.SIGHUP)
-    wait_until(lambda: t.log().count("configuration reloaded") > before, 10,
+    wait_until(lambda: t.log().count("configuration reloaded") > before, 30,
                what="the reload to finish")
 
 

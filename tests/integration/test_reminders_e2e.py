@@ -8,17 +8,21 @@ The user lives in Europe/Berlin, so times are checked as local wall clock
 time with the zone's abbreviation (CET in winter, CEST in summer).
 """
 
+import math
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.header import decode_header, make_header
 from zoneinfo import ZoneInfo
 
-from harness import mcp_sdk, query, scalar, task_id, wait_until
+from harness import lead_time, mcp_sdk, query, scalar, task_id, wait_until
 from harness.e2e import McpHttp, received_with_times
 from harness.mcp_sdk import call, ok, ref, task
 
 TZ = ZoneInfo("Europe/Berlin")
+# How late a mail may come on a loaded machine.  The tests run the hourly
+# scan, so a reminder fired by the scan instead of the timer is far later.
+LATE_S = 10
 SENDER = "todod@example.org"
 RECIPIENT = "alice@example.com"
 
@@ -43,6 +47,11 @@ def stack(todod_factory, database, smtp_url, replicas=1, log_level="debug"):
     first.user_id, first.token = first.provision("alice")
     query(database, "UPDATE users SET tz = %s WHERE id = %s", TZ.key, first.user_id)
     return made
+
+
+def ahead(seconds):
+    """The first whole second at least `seconds` from now, as a UTC datetime."""
+    return datetime.fromtimestamp(math.ceil(time.time() + seconds), timezone.utc)
 
 
 def utc(dt):
@@ -118,13 +127,15 @@ def test_reminder_set_through_mcp_is_mailed_once_on_time(todod_factory, database
     t.start()
     mcp = McpHttp(t, t.token)
     # Both ways of setting a reminder: add_task with remind_at, and
-    # set_reminder on a task that had none.  Whole seconds, 2-3 s ahead.
-    remind_at = datetime.fromtimestamp(int(time.time()) + 3, timezone.utc)
+    # set_reminder on a task that had none.  A whole second, ahead by
+    # what the two calls take on this machine (measured on a third).
+    started = time.monotonic()
+    later = mcp.call("add_task", title=TITLE + " (set_reminder)", due_at=DUE_LOCAL)["task"]
+    remind_at = ahead(lead_time(2 * (time.monotonic() - started)))
     added = mcp.call("add_task", title=TITLE, description=DESCRIPTION, priority="urgent",
                      due_at=DUE_LOCAL, remind_at=utc(remind_at))["task"]
-    later = mcp.call("add_task", title=TITLE + " (set_reminder)", due_at=DUE_LOCAL)["task"]
     later = mcp.call("set_reminder", task_id=later["id"], remind_at=utc(remind_at))["task"]
-    assert time.time() < remind_at.timestamp(), "too slow to set the reminders in time"
+    set_up = time.time()
     for got in (added, later):
         assert got["due_at"] == utc(DUE) == "2027-07-01T08:00:00Z"
         assert got["remind_at"] == utc(remind_at)
@@ -137,7 +148,15 @@ def test_reminder_set_through_mcp_is_mailed_once_on_time(todod_factory, database
     latencies = [at - remind_at.timestamp() for _, at in received]
     print(f"\n[e2e] reminder latency (SMTP receive - remind_at): "
           f"{', '.join(f'{x:.3f}s' for x in latencies)}")
-    assert all(0 <= x <= 3 for x in latencies), latencies
+    # Not early; and about on time: from remind_at, or from when it was
+    # set if a loaded machine took that long.
+    assert all(x >= 0 for x in latencies), latencies
+    late = max(0.0, set_up - remind_at.timestamp()) + LATE_S
+    assert all(x <= late for x in latencies), (latencies, late)
+    # Fired by the timer (or, on a slow start, the start-up round), not by
+    # the hourly scan.
+    triggers = re.findall(r"\] ([a-z -]+): \d+ reminder\(s\) fired", t.log())
+    assert triggers and "scan" not in triggers, t.log_tail(20)
 
     msg, _ = by_subject[f"Reminder: {TITLE}"]
     assert msg.mail_from == SENDER and msg.rcpt_tos == [RECIPIENT]
@@ -155,6 +174,8 @@ def test_reminder_set_through_mcp_is_mailed_once_on_time(todod_factory, database
     assert f"Remind at: {shown(remind_at)}" in text and shown(remind_at) in html
     assert re.search(r" (CET|CEST)$", shown(remind_at))
 
+    wait_until(lambda: scalar(database, "SELECT count(*) FROM inbox WHERE consumer = 'email'")
+               >= 2, 30, what="the email plugin to record both as handled")
     time.sleep(2)  # no second message
     assert smtp.count() == 2
     assert scalar(database, "SELECT count(*) FROM inbox WHERE consumer = 'email'") == 2
@@ -165,20 +186,34 @@ def test_reminder_set_through_mcp_is_mailed_once_on_time(todod_factory, database
 
 # ---- 2. three replicas, 300 reminders in one second --------------------------------
 
+def start_all(replicas):
+    """Starts the replicas side by side; returns the seconds it took."""
+    started = time.monotonic()
+    for t in replicas:
+        t.start(wait=False)
+    for t in replicas:
+        t.wait_healthy()
+    return time.monotonic() - started
+
+
 def test_three_replicas_mail_300_reminders_once_each(todod_factory, database, smtp):
     replicas = stack(todod_factory, database, smtp.url, replicas=3, log_level="info")
     # Created before the replicas start, so all three arm their timers for
     # the same second and race for the claim.  (Tasks created while they
     # run reach one replica only: without a transport plugin each
     # task.created event is delivered inside the process that relayed it.)
-    tasks, remind_at = create_bulk(database, replicas[0].user_id, 300, 4)
+    # Ahead by what starting the three took on this machine just now.
+    took = start_all(replicas)
     for t in replicas:
-        t.start(wait=False)
-    for t in replicas:
-        t.wait_healthy()
+        assert t.stop()[0] == 0
+    tasks, remind_at = create_bulk(database, replicas[0].user_id, 300,
+                                   math.ceil(lead_time(took, minimum=4)))
+    start_all(replicas)
     assert remind_at - time.time() > 0.5, "the replicas took too long to start"
 
     smtp.wait_for(300, timeout=120)
+    wait_until(lambda: sum(len(re.findall(r"\[email\] reminder \S+ for task \d+ mailed", t.log()))
+                           for t in replicas) >= 300, 30, what="the replicas to log 300 mailed")
     time.sleep(2)  # and nothing more
     received = received_with_times(smtp)
     assert len(received) == 300
@@ -204,9 +239,11 @@ def test_three_replicas_mail_300_reminders_once_each(todod_factory, database, sm
 def test_reminders_due_while_stopped_are_mailed_once(todod_factory, database, smtp):
     [t] = stack(todod_factory, database, smtp.url, log_level="info")
     t.start()
-    tasks, remind_at = create_bulk(database, t.user_id, 50, 2)
     code, _ = t.stop()
     assert code == 0
+    # Created while todod is down: however long stopping took, they come
+    # due while it is stopped.
+    tasks, remind_at = create_bulk(database, t.user_id, 50, 2)
     while time.time() < remind_at + 1:
         time.sleep(0.1)
     assert smtp.count() == 0
@@ -314,11 +351,17 @@ def test_changed_reminders_mail_only_what_is_still_due(todod_factory, database, 
     [t] = stack(todod_factory, database, smtp.url)
     t.start()
     mcp = McpHttp(t, t.token)
-    soon = datetime.fromtimestamp(int(time.time()) + 3, timezone.utc)
-    hour = utc(soon + timedelta(hours=1))
+    hour = utc(ahead(3600))
 
     def add(title, remind_at):
         return mcp.call("add_task", title=title, remind_at=remind_at)["task"]["id"]
+
+    # Ten calls have to be made before `soon`: it is ahead by what they
+    # take on this machine, measured on an eleventh.
+    started = time.monotonic()
+    earlier = add("moved earlier", hour)
+    call_s = time.monotonic() - started
+    soon = ahead(lead_time(10 * call_s))
 
     keep = add("keep", utc(soon))
     mcp.call("complete_task", task_id=add("completed", utc(soon)))
@@ -326,18 +369,18 @@ def test_changed_reminders_mail_only_what_is_still_due(todod_factory, database, 
     mcp.call("set_reminder", task_id=add("moved later", utc(soon)), remind_at=hour)
     mcp.call("update_task", task_id=add("cleared", utc(soon)), remind_at=None)
     # Brought forward from an hour ahead: the timer must be re-armed.
-    mcp.call("set_reminder", task_id=add("moved earlier", hour), remind_at=utc(soon))
+    mcp.call("set_reminder", task_id=earlier, remind_at=utc(soon))
     assert time.time() < soon.timestamp(), "too slow to set the reminders in time"
 
     smtp.wait_for(2, timeout=60)
     time.sleep(2)
     received = received_with_times(smtp)
     assert sorted(subject(m) for m, _ in received) == ["Reminder: keep", "Reminder: moved earlier"]
-    assert all(0 <= at - soon.timestamp() <= 3 for _, at in received), \
+    assert all(0 <= at - soon.timestamp() <= LATE_S for _, at in received), \
         [at - soon.timestamp() for _, at in received]
 
     # A new reminder on a task whose reminder fired is a new reminder.
-    again = datetime.fromtimestamp(int(time.time()) + 2, timezone.utc)
+    again = ahead(lead_time(call_s, minimum=2))
     assert mcp.call("set_reminder", task_id=keep,
                     remind_at=utc(again))["task"]["reminder_state"] == "pending"
     smtp.wait_for(3, timeout=60)

@@ -51,9 +51,13 @@ def test_stop_signal_drains_and_exits_0(todod_factory, database, sig):
     t.start()
     assert t.post("/probe/tasks", {"title": "before stop"}).status == 201
 
-    code, took = t.stop(sig, timeout=DRAIN_TIMEOUT_S + 10)
+    code, took = t.stop(sig, timeout=DRAIN_TIMEOUT_S + 30)
     assert code == 0, f"exit {code}:\n{t.log_tail()}"
-    # ASan's exit work gets a second on top of the drain deadline.
-    assert took <= DRAIN_TIMEOUT_S + 1, f"took {took:.1f}s to stop"
+    # Nothing was busy: the drain ended as soon as it saw that, not at its
+    # deadline.  The exit work after it (ASan's leak check among it) gets
+    # seconds on a loaded machine, not the minute of a stop that hangs.
+    log = t.log()
+    assert "drained; exiting" in log and "drain_timeout reached" not in log, t.log_tail()
+    assert took <= DRAIN_TIMEOUT_S + 10, f"took {took:.1f}s to stop"
     with pytest.raises(OSError):
         t.get("/healthz", timeout=2)
