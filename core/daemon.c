@@ -1,5 +1,5 @@
-/* daemon.c - start-up, the core routes, drain on SIGTERM, reload on
- * SIGHUP, and teardown.
+/* daemon.c - start-up, drain on SIGTERM, reload on SIGHUP, and
+ * teardown.
  *
  * Start-up is the one place that may block (connecting, migrating, a
  * private cluster's initdb): the loop is not running yet.  Everything
@@ -13,11 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "api.h"
 #include "bus.h"
 #include "cloudevent.h"
+#include "config.h"
+#include "core.h"
+#include "core_routes.h"
 #include "curlm.h"
 #include "db.h"
 #include "http.h"
@@ -93,99 +96,6 @@ static struct outbox_conf outbox_conf_of(const struct core_conf *c)
 		.retention_ms = c->outbox_retention,
 		.lease_ms = 10000,
 	};
-}
-
-/* ---- core routes ------------------------------------------------------------ */
-
-static void route_healthz(struct todod_http_req *req, void *arg)
-{
-	static const char body[] = "{\"status\":\"ok\"}";
-	http_reply(req, 200, "application/json", body, sizeof body - 1);
-}
-
-static const struct todod_transport *transport_of(struct core *core, const char **name)
-{
-	return services_get(core, "transport", name);
-}
-
-static void route_readyz(struct todod_http_req *req, void *arg)
-{
-	struct core *core = arg;
-	json_object *checks = json_object_new_object();
-	bool ready = !core->draining;
-	struct todod_err why = { "" };
-
-	if (db_pool_ready(core->db, &why)) {
-		json_object_object_add(checks, "database", json_object_new_string("ok"));
-	} else {
-		ready = false;
-		json_object_object_add(checks, "database", json_object_new_string(why.text));
-	}
-	const char *tname = NULL;
-	const struct todod_transport *t = transport_of(core, &tname);
-	if (!t) {
-		json_object_object_add(checks, "transport", json_object_new_string("in-process"));
-	} else if (t->ready && t->ready(t->self, &why) != 0) {
-		ready = false;
-		json_object_object_add(checks, "transport", json_object_new_string(why.text));
-	} else {
-		json_object_object_add(checks, "transport", json_object_new_string("ok"));
-	}
-	for (size_t i = 0; i < core->plugins.n; i++) {
-		struct plugin *p = &core->plugins.v[i];
-		if (!p->def->health || !p->ctx)
-			continue;
-		why.text[0] = '\0';
-		if (p->def->health(p->state, &why) != 0) {
-			ready = false;
-			json_object_object_add(checks, p->name, json_object_new_string(why.text));
-		} else {
-			json_object_object_add(checks, p->name, json_object_new_string("ok"));
-		}
-	}
-	if (core->draining)
-		json_object_object_add(checks, "shutdown", json_object_new_string("draining"));
-	json_object *body = json_object_new_object();
-	json_object_object_add(body, "ready", json_object_new_boolean(ready));
-	json_object_object_add(body, "checks", checks);
-	size_t len;
-	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
-	http_reply(req, ready ? 200 : 503, "application/json", text, len);
-	json_object_put(body);
-}
-
-static void route_metrics(struct todod_http_req *req, void *arg)
-{
-	struct evbuffer *buf = evbuffer_new();
-	if (!buf) {
-		http_reply_error(req, 500, "INTERNAL_ERROR", "out of memory");
-		return;
-	}
-	metrics_render(buf);
-	size_t len = evbuffer_get_length(buf);
-	http_reply(req, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1), len);
-	evbuffer_free(buf);
-}
-
-static double gauge_db_busy(void *arg) { return db_pool_busy(((struct core *)arg)->db); }
-static double gauge_db_live(void *arg) { return db_pool_live(((struct core *)arg)->db); }
-static double gauge_bus_in_flight(void *arg) { return bus_in_flight(((struct core *)arg)->bus); }
-
-static int add_core_routes(struct core *core, struct todod_err *err)
-{
-	if (http_route_add(core->http, NULL, TODOD_HTTP_GET | TODOD_HTTP_HEAD, "/healthz",
-			   route_healthz, core, err) != 0 ||
-	    http_route_add(core->http, NULL, TODOD_HTTP_GET | TODOD_HTTP_HEAD, "/readyz",
-			   route_readyz, core, err) != 0 ||
-	    http_route_add(core->http, NULL, TODOD_HTTP_GET, "/metrics", route_metrics, core, err) != 0)
-		return -1;
-	metrics_gauge_fn("todod_db_statements_in_flight", "Statements queued or running", "",
-			 gauge_db_busy, core);
-	metrics_gauge_fn("todod_db_connections_up", "PostgreSQL connections of the pool that are up",
-			 "", gauge_db_live, core);
-	metrics_gauge_fn("todod_bus_deliveries_in_flight", "Deliveries awaiting an answer or a retry",
-			 "", gauge_bus_in_flight, core);
-	return 0;
 }
 
 /* ---- drain ------------------------------------------------------------------ */
@@ -439,19 +349,9 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 	/* A private cluster starts with one user, so the default
 	 * configuration is usable at once. */
 	FILE *out = core->stdio_user ? stderr : stdout; /* stdout is the protocol's */
-	if (core->pgcluster && admin_user_count(c, err) == 0) {
-		char token[64];
-		const char *tz = getenv("TZ");
-		if (admin_new_token(token, sizeof token, err) != 0 ||
-		    admin_user_add(c, "admin", "root@localhost", tz && *tz ? tz : "UTC", token, err) != 0) {
-			PQfinish(c);
-			return -1;
-		}
-		fprintf(out, "todod: created the first user 'admin'\n"
-			     "MCP URL:   http://%s/mcp\n"
-			     "API token: %s\n", core->conf.listen, token);
-		fflush(out);
-		explicit_bzero(token, sizeof token);
+	if (core->pgcluster && admin_first_user(c, core->conf.listen, out, err) != 0) {
+		PQfinish(c);
+		return -1;
 	}
 	if (core->stdio_user &&
 	    admin_user_id(c, core->stdio_user, &core->stdio_user_id, err) != 0) {
@@ -474,7 +374,7 @@ static void instance_name(struct core *core)
 static int connect_transport(struct core *core, struct todod_err *err)
 {
 	const char *name = NULL;
-	const struct todod_transport *t = transport_of(core, &name);
+	const struct todod_transport *t = services_get(core, "transport", &name);
 	if (!t) {
 		log_info("events: in-process (no transport plugin loaded)");
 		return 0;
@@ -540,7 +440,7 @@ static int start_core(struct core *core, struct todod_err *err)
 	store_set_label_quotas(core->store, core->conf.max_categories_per_user,
 			       core->conf.max_tags_per_user);
 	db_pool_start(core->db);
-	if (add_core_routes(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
+	if (core_routes_add(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
 	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0 ||
 	    attach_stdio(core, err) != 0)
 		return -1;
