@@ -24,6 +24,16 @@ void cfg_conf_free(const struct todod_opt *schema, void *conf);
 /* Whether one option has the same value in two bound confs. */
 bool cfg_opt_equal(const struct todod_opt *opt, const void *a, const void *b);
 
+/* Reload.  The names of the TODOD_OPT_NO_RELOAD options whose value
+ * differs between the running and the freshly bound conf, as "a, b"
+ * ("" when none; cut short to fit `size`). */
+void cfg_no_reload_changes(const struct todod_opt *schema, const void *running,
+			   const void *fresh, char *out, size_t size);
+/* Swap every option without TODOD_OPT_NO_RELOAD between the two confs:
+ * `running` gets the new values of what may change at run time and keeps
+ * the rest, `fresh` gets the replaced values, for cfg_conf_free. */
+void cfg_take_reloadable(const struct todod_opt *schema, void *running, void *fresh);
+
 /* Resolve a secret reference: "env:NAME", "file:/path", or a literal. */
 int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err);
 

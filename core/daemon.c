@@ -204,16 +204,19 @@ static bool plugin_set_changed(const struct core *core, const struct cfg_file *c
 	return sections != core->plugins.n;
 }
 
-/* Names of NO_RELOAD options whose value differs, comma-separated. */
-static void restart_keys(const struct todod_opt *schema, const void *a, const void *b,
-			 char *out, size_t size)
+/* Hands the reloadable [core] values to the parts that read them. */
+static void apply_reloadable(struct core *core)
 {
-	size_t len = 0;
-	out[0] = '\0';
-	for (const struct todod_opt *o = schema; o && o->key; o++)
-		if ((o->flags & TODOD_OPT_NO_RELOAD) && !cfg_opt_equal(o, a, b))
-			len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s",
-						len ? ", " : "", o->key);
+	const struct core_conf *c = &core->conf;
+	log_set_level((enum todod_log_level)c->log_level);
+	db_pool_set_timeout(core->db, db_timeout_of(c));
+	store_set_label_quotas(core->store, c->max_categories_per_user, c->max_tags_per_user);
+	struct http_limits limits = limits_of(c);
+	http_server_set_limits(core->http, &limits);
+	struct bus_conf bc = bus_conf_of(c);
+	bus_set_conf(core->bus, &bc);
+	struct outbox_conf oc = outbox_conf_of(c);
+	outbox_relay_set_conf(core->relay, &oc);
 }
 
 static void reload(struct core *core)
@@ -247,12 +250,12 @@ static void reload(struct core *core)
 	}
 
 	char keys[512];
-	restart_keys(core_options, &core->conf, &conf, keys, sizeof keys);
+	cfg_no_reload_changes(core_options, &core->conf, &conf, keys, sizeof keys);
 	if (keys[0])
 		log_warn("reload: [core] %s changed; that needs a restart and keeps its old value now", keys);
 	for (size_t i = 0; i < core->plugins.n; i++) {
 		struct plugin *p = &core->plugins.v[i];
-		restart_keys(p->def->options, p->conf, confs[i], keys, sizeof keys);
+		cfg_no_reload_changes(p->def->options, p->conf, confs[i], keys, sizeof keys);
 		if (keys[0]) {
 			log_warn("reload: [plugin.%s] %s changed; that needs a restart, so the plugin keeps "
 				 "its running options", p->name, keys);
@@ -279,32 +282,10 @@ static void reload(struct core *core)
 		confs[i] = old;
 	}
 
-	/* Core keys that can change at run time. */
-	core->conf.log_level = conf.log_level;
-	core->conf.drain_timeout = conf.drain_timeout;
-	core->conf.max_body_size = conf.max_body_size;
-	core->conf.max_header_size = conf.max_header_size;
-	core->conf.request_timeout = conf.request_timeout;
-	core->conf.header_timeout = conf.header_timeout;
-	core->conf.body_timeout = conf.body_timeout;
-	core->conf.max_connections = conf.max_connections;
-	core->conf.db_timeout = conf.db_timeout;
-	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
-	core->conf.max_attempts = conf.max_attempts;
-	core->conf.retry_backoff = conf.retry_backoff;
-	core->conf.outbox_batch = conf.outbox_batch;
-	core->conf.outbox_poll_interval = conf.outbox_poll_interval;
-	core->conf.outbox_retention = conf.outbox_retention;
-	core->conf.max_categories_per_user = conf.max_categories_per_user;
-	core->conf.max_tags_per_user = conf.max_tags_per_user;
-	store_set_label_quotas(core->store, conf.max_categories_per_user, conf.max_tags_per_user);
-	log_set_level((enum todod_log_level)conf.log_level);
-	struct http_limits limits = limits_of(&core->conf);
-	http_server_set_limits(core->http, &limits);
-	struct bus_conf bc = bus_conf_of(&core->conf);
-	bus_set_conf(core->bus, &bc);
-	struct outbox_conf oc = outbox_conf_of(&core->conf);
-	outbox_relay_set_conf(core->relay, &oc);
+	/* The NO_RELOAD keys keep their running values (warned about above);
+	 * the replaced values go with `conf`. */
+	cfg_take_reloadable(core_options, &core->conf, &conf);
+	apply_reloadable(core);
 	log_info("configuration reloaded");
 out:
 	for (size_t i = 0; confs && i < core->plugins.n; i++) {
