@@ -10,13 +10,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "api.h"
 #include "bus.h"
+#include "clock.h"
 #include "cloudevent.h"
 #include "config.h"
 #include "core.h"
@@ -443,13 +443,9 @@ static int start_core(struct core *core, struct todod_err *err)
 
 static void finish_database_work(struct core *core)
 {
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t deadline = clock_mono_ms() + FINAL_DB_WAIT_MS;
 	struct timeval slice = { 0, 10000 };
-	while (db_pool_busy(core->db) > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > FINAL_DB_WAIT_MS)
-			break;
+	while (db_pool_busy(core->db) > 0 && clock_mono_ms() <= deadline) {
 		event_base_loopexit(core->base, &slice);
 		event_base_loop(core->base, EVLOOP_ONCE);
 	}
