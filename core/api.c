@@ -16,7 +16,7 @@
 
 #include "bus.h"
 #include "curlm.h"
-#include "daemon.h"
+#include "core.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "core_conf.h"
 #include "daemon.h"
 #include "db.h"

@@ -32,11 +32,7 @@ int ce_parse(const char *buf, size_t len, size_t max_size, const char *topic,
 	     const char *key, struct ce_event *out, struct todod_err *err);
 void ce_event_free(struct ce_event *ce);
 
-/* RFC 3339 check: "2026-11-27T10:00:00Z", with optional fraction and a
- * Z or +hh:mm offset. */
+/* Whether `s` is an RFC 3339 date-time (rfc3339_parse_ms, clock.h). */
 bool ce_time_valid(const char *s);
-
-/* Current time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (>= 32 bytes). */
-void ce_time_now(char *buf, size_t size);
 
 #endif

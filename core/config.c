@@ -503,6 +503,53 @@ bool cfg_opt_equal(const struct todod_opt *opt, const void *a, const void *b)
 	return false;
 }
 
+/* Bytes a bound value of `type` takes in a conf; 0 for a type the binder
+ * does not know (such an option was never stored). */
+static size_t field_size(enum todod_opt_type type)
+{
+	switch (type) {
+	case TODOD_OPT_STRING:
+	case TODOD_OPT_SECRET:
+		return sizeof(char *);
+	case TODOD_OPT_INT:
+	case TODOD_OPT_DURATION:
+	case TODOD_OPT_SIZE:
+		return sizeof(int64_t);
+	case TODOD_OPT_BOOL:
+		return sizeof(bool);
+	case TODOD_OPT_ENUM:
+		return sizeof(int);
+	case TODOD_OPT_LIST:
+	case TODOD_OPT_PREFIX:
+		return sizeof(struct todod_list);
+	}
+	return 0;
+}
+
+void cfg_no_reload_changes(const struct todod_opt *schema, const void *running,
+			   const void *fresh, char *out, size_t size)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (const struct todod_opt *o = schema; o && o->key; o++)
+		if ((o->flags & TODOD_OPT_NO_RELOAD) && !cfg_opt_equal(o, running, fresh))
+			len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s",
+						len ? ", " : "", o->key);
+}
+
+void cfg_take_reloadable(const struct todod_opt *schema, void *running, void *fresh)
+{
+	unsigned char held[sizeof(struct todod_list)]; /* the largest field */
+	for (const struct todod_opt *o = schema; o && o->key; o++) {
+		size_t n = field_size(o->type);
+		if ((o->flags & TODOD_OPT_NO_RELOAD) || n == 0)
+			continue;
+		memcpy(held, field_of(o, running), n);
+		memcpy(field_of(o, running), field_of(o, fresh), n);
+		memcpy(field_of(o, fresh), held, n);
+	}
+}
+
 /* ---- Printing ---- */
 
 /* Quoted only when the parser would otherwise read it differently. */

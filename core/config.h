@@ -1,44 +1,13 @@
-/* config.h - the INI parser and the typed option binder.
- *
- * Parsing keeps file:line on every section and key, so every later error
- * (unknown key, wrong type, out of range, missing) can name its place. */
+/* config.h - the typed option binder: a parsed file's values (the INI
+ * reader, config_parse.h) checked against a schema, and printed back. */
 #ifndef TODOD_CONFIG_H
 #define TODOD_CONFIG_H
 
 #include <stdbool.h>
 #include <stdio.h>
-#include <sys/types.h>
 
+#include "config_parse.h"
 #include "todod-plugin.h"
-
-struct cfg_entry {
-	char *key;
-	char *value;  /* trimmed; surrounding double quotes removed */
-	int line;
-};
-
-struct cfg_section {
-	char *name;   /* "core", "plugin.email", ... */
-	int line;
-	struct cfg_entry *entries;
-	size_t n_entries;
-};
-
-struct cfg_file {
-	char *path;   /* as given; used in every message */
-	struct cfg_section *sections;
-	size_t n_sections;
-};
-
-/* Parse a file, or a buffer named `name` (for tests and the fuzzer).
- * Syntax errors: "FILE:LINE: <reason>".  Duplicate sections and duplicate
- * keys in a section are errors naming both lines. */
-int cfg_parse_file(const char *path, struct cfg_file **out, struct todod_err *err);
-int cfg_parse_buffer(const char *name, const char *buf, size_t len,
-		     struct cfg_file **out, struct todod_err *err);
-void cfg_free(struct cfg_file *cf);
-
-const struct cfg_section *cfg_section(const struct cfg_file *cf, const char *name);
 
 /* Check every key of `sec` against `schema`, apply defaults, convert and
  * store into `conf` (zeroed by the caller, sized by the schema's owner).
@@ -55,6 +24,16 @@ void cfg_conf_free(const struct todod_opt *schema, void *conf);
 /* Whether one option has the same value in two bound confs. */
 bool cfg_opt_equal(const struct todod_opt *opt, const void *a, const void *b);
 
+/* Reload.  The names of the TODOD_OPT_NO_RELOAD options whose value
+ * differs between the running and the freshly bound conf, as "a, b"
+ * ("" when none; cut short to fit `size`). */
+void cfg_no_reload_changes(const struct todod_opt *schema, const void *running,
+			   const void *fresh, char *out, size_t size);
+/* Swap every option without TODOD_OPT_NO_RELOAD between the two confs:
+ * `running` gets the new values of what may change at run time and keeps
+ * the rest, `fresh` gets the replaced values, for cfg_conf_free. */
+void cfg_take_reloadable(const struct todod_opt *schema, void *running, void *fresh);
+
 /* Resolve a secret reference: "env:NAME", "file:/path", or a literal. */
 int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err);
 
@@ -62,15 +41,6 @@ int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err);
 int cfg_parse_duration_ms(const char *s, int64_t *out);
 int cfg_parse_size(const char *s, int64_t *out);
 int cfg_parse_bool(const char *s, bool *out);
-
-/* Shared by the reader (config_parse.c) and the binder (config.c). */
-/* "PATH:LINE: [SECTION] message"; LINE is left out when 0, SECTION when NULL. */
-int cfg_located_fail(struct todod_err *err, const char *path, int line, const char *section,
-		     const char *fmt, ...) TODOD_PRINTF(5, 6);
-/* Up to `cap` bytes, retrying short reads; with `stop_at_newline` it
- * returns as soon as a '\n' has arrived.  -1 with errno on failure. */
-ssize_t cfg_read_fd(int fd, char *buf, size_t cap, bool stop_at_newline);
-static inline bool cfg_is_blank(char c) { return c == ' ' || c == '\t'; }
 
 /* `todod -t`: "key = value" per option, secrets shown as "(secret)". */
 void cfg_print(FILE *out, const char *section, const struct todod_opt *schema,

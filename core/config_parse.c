@@ -5,7 +5,7 @@
  * runs with a configuration nobody wrote.  Every refusal names FILE:LINE so
  * the operator can go straight to it.
  */
-#include "config.h"
+#include "config_parse.h"
 
 #include <errno.h>
 #include <fcntl.h>

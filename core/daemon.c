@@ -1,5 +1,5 @@
-/* daemon.c - start-up, the core routes, drain on SIGTERM, reload on
- * SIGHUP, and teardown.
+/* daemon.c - start-up, drain on SIGTERM, reload on SIGHUP, and
+ * teardown.
  *
  * Start-up is the one place that may block (connecting, migrating, a
  * private cluster's initdb): the loop is not running yet.  Everything
@@ -10,14 +10,17 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "api.h"
 #include "bus.h"
+#include "clock.h"
 #include "cloudevent.h"
+#include "config.h"
+#include "core.h"
+#include "core_routes.h"
 #include "curlm.h"
 #include "db.h"
 #include "http.h"
@@ -93,99 +96,6 @@ static struct outbox_conf outbox_conf_of(const struct core_conf *c)
 		.retention_ms = c->outbox_retention,
 		.lease_ms = 10000,
 	};
-}
-
-/* ---- core routes ------------------------------------------------------------ */
-
-static void route_healthz(struct todod_http_req *req, void *arg)
-{
-	static const char body[] = "{\"status\":\"ok\"}";
-	http_reply(req, 200, "application/json", body, sizeof body - 1);
-}
-
-static const struct todod_transport *transport_of(struct core *core, const char **name)
-{
-	return services_get(core, "transport", name);
-}
-
-static void route_readyz(struct todod_http_req *req, void *arg)
-{
-	struct core *core = arg;
-	json_object *checks = json_object_new_object();
-	bool ready = !core->draining;
-	struct todod_err why = { "" };
-
-	if (db_pool_ready(core->db, &why)) {
-		json_object_object_add(checks, "database", json_object_new_string("ok"));
-	} else {
-		ready = false;
-		json_object_object_add(checks, "database", json_object_new_string(why.text));
-	}
-	const char *tname = NULL;
-	const struct todod_transport *t = transport_of(core, &tname);
-	if (!t) {
-		json_object_object_add(checks, "transport", json_object_new_string("in-process"));
-	} else if (t->ready && t->ready(t->self, &why) != 0) {
-		ready = false;
-		json_object_object_add(checks, "transport", json_object_new_string(why.text));
-	} else {
-		json_object_object_add(checks, "transport", json_object_new_string("ok"));
-	}
-	for (size_t i = 0; i < core->plugins.n; i++) {
-		struct plugin *p = &core->plugins.v[i];
-		if (!p->def->health || !p->ctx)
-			continue;
-		why.text[0] = '\0';
-		if (p->def->health(p->state, &why) != 0) {
-			ready = false;
-			json_object_object_add(checks, p->name, json_object_new_string(why.text));
-		} else {
-			json_object_object_add(checks, p->name, json_object_new_string("ok"));
-		}
-	}
-	if (core->draining)
-		json_object_object_add(checks, "shutdown", json_object_new_string("draining"));
-	json_object *body = json_object_new_object();
-	json_object_object_add(body, "ready", json_object_new_boolean(ready));
-	json_object_object_add(body, "checks", checks);
-	size_t len;
-	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
-	http_reply(req, ready ? 200 : 503, "application/json", text, len);
-	json_object_put(body);
-}
-
-static void route_metrics(struct todod_http_req *req, void *arg)
-{
-	struct evbuffer *buf = evbuffer_new();
-	if (!buf) {
-		http_reply_error(req, 500, "INTERNAL_ERROR", "out of memory");
-		return;
-	}
-	metrics_render(buf);
-	size_t len = evbuffer_get_length(buf);
-	http_reply(req, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1), len);
-	evbuffer_free(buf);
-}
-
-static double gauge_db_busy(void *arg) { return db_pool_busy(((struct core *)arg)->db); }
-static double gauge_db_live(void *arg) { return db_pool_live(((struct core *)arg)->db); }
-static double gauge_bus_in_flight(void *arg) { return bus_in_flight(((struct core *)arg)->bus); }
-
-static int add_core_routes(struct core *core, struct todod_err *err)
-{
-	if (http_route_add(core->http, NULL, TODOD_HTTP_GET | TODOD_HTTP_HEAD, "/healthz",
-			   route_healthz, core, err) != 0 ||
-	    http_route_add(core->http, NULL, TODOD_HTTP_GET | TODOD_HTTP_HEAD, "/readyz",
-			   route_readyz, core, err) != 0 ||
-	    http_route_add(core->http, NULL, TODOD_HTTP_GET, "/metrics", route_metrics, core, err) != 0)
-		return -1;
-	metrics_gauge_fn("todod_db_statements_in_flight", "Statements queued or running", "",
-			 gauge_db_busy, core);
-	metrics_gauge_fn("todod_db_connections_up", "PostgreSQL connections of the pool that are up",
-			 "", gauge_db_live, core);
-	metrics_gauge_fn("todod_bus_deliveries_in_flight", "Deliveries awaiting an answer or a retry",
-			 "", gauge_bus_in_flight, core);
-	return 0;
 }
 
 /* ---- drain ------------------------------------------------------------------ */
@@ -294,16 +204,19 @@ static bool plugin_set_changed(const struct core *core, const struct cfg_file *c
 	return sections != core->plugins.n;
 }
 
-/* Names of NO_RELOAD options whose value differs, comma-separated. */
-static void restart_keys(const struct todod_opt *schema, const void *a, const void *b,
-			 char *out, size_t size)
+/* Hands the reloadable [core] values to the parts that read them. */
+static void apply_reloadable(struct core *core)
 {
-	size_t len = 0;
-	out[0] = '\0';
-	for (const struct todod_opt *o = schema; o && o->key; o++)
-		if ((o->flags & TODOD_OPT_NO_RELOAD) && !cfg_opt_equal(o, a, b))
-			len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s",
-						len ? ", " : "", o->key);
+	const struct core_conf *c = &core->conf;
+	log_set_level((enum todod_log_level)c->log_level);
+	db_pool_set_timeout(core->db, db_timeout_of(c));
+	store_set_label_quotas(core->store, c->max_categories_per_user, c->max_tags_per_user);
+	struct http_limits limits = limits_of(c);
+	http_server_set_limits(core->http, &limits);
+	struct bus_conf bc = bus_conf_of(c);
+	bus_set_conf(core->bus, &bc);
+	struct outbox_conf oc = outbox_conf_of(c);
+	outbox_relay_set_conf(core->relay, &oc);
 }
 
 static void reload(struct core *core)
@@ -337,12 +250,12 @@ static void reload(struct core *core)
 	}
 
 	char keys[512];
-	restart_keys(core_options, &core->conf, &conf, keys, sizeof keys);
+	cfg_no_reload_changes(core_options, &core->conf, &conf, keys, sizeof keys);
 	if (keys[0])
 		log_warn("reload: [core] %s changed; that needs a restart and keeps its old value now", keys);
 	for (size_t i = 0; i < core->plugins.n; i++) {
 		struct plugin *p = &core->plugins.v[i];
-		restart_keys(p->def->options, p->conf, confs[i], keys, sizeof keys);
+		cfg_no_reload_changes(p->def->options, p->conf, confs[i], keys, sizeof keys);
 		if (keys[0]) {
 			log_warn("reload: [plugin.%s] %s changed; that needs a restart, so the plugin keeps "
 				 "its running options", p->name, keys);
@@ -369,32 +282,10 @@ static void reload(struct core *core)
 		confs[i] = old;
 	}
 
-	/* Core keys that can change at run time. */
-	core->conf.log_level = conf.log_level;
-	core->conf.drain_timeout = conf.drain_timeout;
-	core->conf.max_body_size = conf.max_body_size;
-	core->conf.max_header_size = conf.max_header_size;
-	core->conf.request_timeout = conf.request_timeout;
-	core->conf.header_timeout = conf.header_timeout;
-	core->conf.body_timeout = conf.body_timeout;
-	core->conf.max_connections = conf.max_connections;
-	core->conf.db_timeout = conf.db_timeout;
-	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
-	core->conf.max_attempts = conf.max_attempts;
-	core->conf.retry_backoff = conf.retry_backoff;
-	core->conf.outbox_batch = conf.outbox_batch;
-	core->conf.outbox_poll_interval = conf.outbox_poll_interval;
-	core->conf.outbox_retention = conf.outbox_retention;
-	core->conf.max_categories_per_user = conf.max_categories_per_user;
-	core->conf.max_tags_per_user = conf.max_tags_per_user;
-	store_set_label_quotas(core->store, conf.max_categories_per_user, conf.max_tags_per_user);
-	log_set_level((enum todod_log_level)conf.log_level);
-	struct http_limits limits = limits_of(&core->conf);
-	http_server_set_limits(core->http, &limits);
-	struct bus_conf bc = bus_conf_of(&core->conf);
-	bus_set_conf(core->bus, &bc);
-	struct outbox_conf oc = outbox_conf_of(&core->conf);
-	outbox_relay_set_conf(core->relay, &oc);
+	/* The NO_RELOAD keys keep their running values (warned about above);
+	 * the replaced values go with `conf`. */
+	cfg_take_reloadable(core_options, &core->conf, &conf);
+	apply_reloadable(core);
 	log_info("configuration reloaded");
 out:
 	for (size_t i = 0; confs && i < core->plugins.n; i++) {
@@ -439,19 +330,9 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 	/* A private cluster starts with one user, so the default
 	 * configuration is usable at once. */
 	FILE *out = core->stdio_user ? stderr : stdout; /* stdout is the protocol's */
-	if (core->pgcluster && admin_user_count(c, err) == 0) {
-		char token[64];
-		const char *tz = getenv("TZ");
-		if (admin_new_token(token, sizeof token, err) != 0 ||
-		    admin_user_add(c, "admin", "root@localhost", tz && *tz ? tz : "UTC", token, err) != 0) {
-			PQfinish(c);
-			return -1;
-		}
-		fprintf(out, "todod: created the first user 'admin'\n"
-			     "MCP URL:   http://%s/mcp\n"
-			     "API token: %s\n", core->conf.listen, token);
-		fflush(out);
-		explicit_bzero(token, sizeof token);
+	if (core->pgcluster && admin_first_user(c, core->conf.listen, out, err) != 0) {
+		PQfinish(c);
+		return -1;
 	}
 	if (core->stdio_user &&
 	    admin_user_id(c, core->stdio_user, &core->stdio_user_id, err) != 0) {
@@ -474,7 +355,7 @@ static void instance_name(struct core *core)
 static int connect_transport(struct core *core, struct todod_err *err)
 {
 	const char *name = NULL;
-	const struct todod_transport *t = transport_of(core, &name);
+	const struct todod_transport *t = services_get(core, "transport", &name);
 	if (!t) {
 		log_info("events: in-process (no transport plugin loaded)");
 		return 0;
@@ -540,7 +421,7 @@ static int start_core(struct core *core, struct todod_err *err)
 	store_set_label_quotas(core->store, core->conf.max_categories_per_user,
 			       core->conf.max_tags_per_user);
 	db_pool_start(core->db);
-	if (add_core_routes(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
+	if (core_routes_add(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
 	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0 ||
 	    attach_stdio(core, err) != 0)
 		return -1;
@@ -562,13 +443,9 @@ static int start_core(struct core *core, struct todod_err *err)
 
 static void finish_database_work(struct core *core)
 {
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t deadline = clock_mono_ms() + FINAL_DB_WAIT_MS;
 	struct timeval slice = { 0, 10000 };
-	while (db_pool_busy(core->db) > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > FINAL_DB_WAIT_MS)
-			break;
+	while (db_pool_busy(core->db) > 0 && clock_mono_ms() <= deadline) {
 		event_base_loopexit(core->base, &slice);
 		event_base_loop(core->base, EVLOOP_ONCE);
 	}

@@ -1,41 +1,11 @@
-/* daemon.h - the running daemon: every core part hangs off one struct
- * core, created at start-up and freed at exit.  Plugins reach it only
- * through their context. */
+/* daemon.h - the daemon's entry points: run, check a configuration,
+ * document a plugin's options.  The running state is struct core
+ * (core.h). */
 #ifndef TODOD_DAEMON_H
 #define TODOD_DAEMON_H
 
-#include <stdbool.h>
-
-#include <event2/event.h>
-
-#include "config.h"
-#include "core_conf.h"
-#include "loader.h"
-
-struct core {
-	struct event_base *base;
-	char *config_path;
-	struct cfg_file *cf;
-	struct core_conf conf;
-	struct plugin_set plugins;
-	char instance[128];
-
-	struct http_server *http;
-	struct curlm *curlm;
-	struct db_pool *db;
-	struct store *store;
-	struct bus *bus;
-	struct outbox_relay *relay;
-	struct service *services;
-	struct pgcluster *pgcluster;   /* when todod runs its own database */
-
-	struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
-	const char *stdio_user;        /* `todod mcp-stdio --user NAME` */
-	int64_t stdio_user_id;
-	int drains_pending;
-	bool draining;
-	int exit_code;
-};
+struct cfg_file;
+struct core_conf;
 
 /* Run the daemon with the config at `path`; returns the process exit code
  * (0 clean stop, 78 configuration error, 1 otherwise).  With `stdio_user`

@@ -11,8 +11,8 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 enum {
@@ -86,12 +86,6 @@ static void conn_connect(struct db_conn *c);
 static void conn_take_job(struct db_conn *c);
 static void conn_broken(struct db_conn *c, PGresult *res, const char *why);
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 static void on_conn_io(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -319,7 +313,7 @@ static void conn_take_job(struct db_conn *c)
 		return;
 	}
 	c->job = job;
-	c->job->sent_ms = mono_ms();
+	c->job->sent_ms = clock_mono_ms();
 	c->state = CONN_BUSY;
 	pool->running++;
 	if (!PQsendQueryParams(c->pg, job->sql, job->nparams, NULL,
@@ -509,7 +503,7 @@ static void conn_connect(struct db_conn *c)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct db_pool *pool = arg;
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	bool silent = false;
 	for (int i = 0; i < pool->size && !silent; i++) {
 		struct db_conn *c = &pool->conns[i];
@@ -682,7 +676,7 @@ void db_query(struct db_pool *pool, const char *sql, int nparams,
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
-	job->queued_ms = mono_ms();
+	job->queued_ms = clock_mono_ms();
 	if (nparams > 0) {
 		job->params = calloc((size_t)nparams, sizeof *job->params);
 		if (!job->params)

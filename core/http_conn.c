@@ -38,6 +38,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -74,7 +75,7 @@ struct http_conn {
 /* Refusals of one kind: the first is logged, then one line per interval. */
 struct refusals {
 	struct metric *counter;
-	time_t logged_at;
+	int64_t logged_at;
 	unsigned long unlogged;
 };
 
@@ -110,13 +111,12 @@ static void on_libevent_log(int severity, const char *msg)
  * stands for in *count. */
 static bool refusal_due(struct refusals *r, unsigned long *count)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t now_s = clock_mono_ms() / 1000;
 	metric_add(r->counter, 1);
 	r->unlogged++;
-	if (r->logged_at && now.tv_sec - r->logged_at < LOG_INTERVAL_S)
+	if (r->logged_at && now_s - r->logged_at < LOG_INTERVAL_S)
 		return false;
-	r->logged_at = now.tv_sec ? now.tv_sec : 1;
+	r->logged_at = now_s ? now_s : 1;
 	*count = r->unlogged;
 	r->unlogged = 0;
 	return true;

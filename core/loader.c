@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "api.h"
-#include "daemon.h"
+#include "core.h"
 #include "log.h"
 
 #define PLUGIN_SECTION_PREFIX "plugin."

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+
+#include "clock.h"
 
 static enum todod_log_level current_level = TODOD_LOG_INFO;
 
@@ -26,19 +27,14 @@ void log_vmsg(enum todod_log_level level, const char *who, const char *fmt, va_l
 {
 	if (level > current_level)
 		return;
-	struct timespec ts;
-	struct tm tm;
-	char stamp[32];
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	char stamp[RFC3339_MS_SIZE];
+	rfc3339_format_ms(clock_wall_ms(), stamp, sizeof stamp);
 
 	/* One fprintf per line keeps lines whole when several processes share
 	 * the same stderr (tests, supervisors). */
 	char text[2048];
 	vsnprintf(text, sizeof text, fmt, ap);
-	fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
-		level_names[level], who ? who : "core", text);
+	fprintf(stderr, "%s %s [%s] %s\n", stamp, level_names[level], who ? who : "core", text);
 }
 
 void log_msg(enum todod_log_level level, const char *who, const char *fmt, ...)

@@ -1,5 +1,6 @@
 /* main.c - command line: run the daemon, check a config, document a
  * plugin, or hand over to an administrative subcommand. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "todod-plugin.h"
 #include "todod-config.h"
 
 static const char help_text[] =

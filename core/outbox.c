@@ -11,12 +11,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "cloudevent.h"
 #include "log.h"
 #include "metrics.h"
@@ -70,13 +70,6 @@ struct outbox_relay {
 static void claim(struct outbox_relay *r);
 static void release_lease(struct outbox_relay *r);
 static void renew_lease(evutil_socket_t fd, short what, void *arg);
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void schedule(struct outbox_relay *r, int64_t ms)
 {
@@ -207,7 +200,7 @@ static void published(int result, const char *reason, void *arg)
 	if (result == TODOD_HANDLED_OK) {
 		it->state = ITEM_ACKED;
 		metric_add(r->published, 1);
-		metric_observe(r->latency, (double)(wall_ms() - it->created_ms) / 1000.0);
+		metric_observe(r->latency, (double)(clock_wall_ms() - it->created_ms) / 1000.0);
 	} else if (result == TODOD_HANDLED_DROP) {
 		/* Cannot ever be delivered (e.g. not a valid event): keep it out
 		 * of the way rather than blocking its key forever. */
@@ -268,16 +261,11 @@ static void publish_item(struct item *it)
 	ce_event_free(&ce);
 }
 
-static int64_t parse_ms(const char *rfc3339)
+/* The commit time the store wrote, or now when it cannot be read. */
+static int64_t created_ms_of(const char *rfc3339)
 {
-	struct tm tm = { 0 };
-	const char *rest = strptime(rfc3339, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!rest)
-		return wall_ms();
-	int64_t ms = (int64_t)timegm(&tm) * 1000;
-	if (*rest == '.')
-		ms += strtol(rest + 1, NULL, 10) / 1000; /* microseconds */
-	return ms;
+	int64_t ms;
+	return rfc3339_parse_ms(rfc3339, &ms) == 0 ? ms : clock_wall_ms();
 }
 
 static bool load_item(struct outbox_relay *r, PGresult *res, int row, struct item *it)
@@ -301,7 +289,7 @@ static bool load_item(struct outbox_relay *r, PGresult *res, int row, struct ite
 	it->key = strdup(ev.key);
 	it->topic = strdup(ev.topic);
 	it->event_id = strdup(ev.id);
-	it->created_ms = parse_ms(ev.time);
+	it->created_ms = created_ms_of(ev.time);
 	it->state = ITEM_WAITING;
 	json_object_put(data);
 	return it->raw && it->key && it->topic && it->event_id;
@@ -396,7 +384,7 @@ static void claim(struct outbox_relay *r)
 		return;
 	r->busy = true;
 	r->kicked = false;
-	int64_t now = wall_ms();
+	int64_t now = clock_wall_ms();
 	if (r->conf.retention_ms > 0 && now - r->last_cleanup_ms > 60000) {
 		r->last_cleanup_ms = now;
 		store_outbox_cleanup(r->store, r->conf.retention_ms, cleaned, r);

@@ -1,4 +1,5 @@
-/* store_admin.c - blocking administrative statements for the CLI. */
+/* store_admin.c - blocking administrative statements for the CLI and
+ * first-run set-up. */
 #include "store_admin.h"
 
 #include <errno.h>
@@ -118,7 +119,7 @@ int admin_user_id(PGconn *c, const char *name, int64_t *id, struct todod_err *er
 	return found ? 0 : todod_err_set(err, "no user named '%s' (see `todod user list`)", name);
 }
 
-long admin_user_count(PGconn *c, struct todod_err *err)
+static long user_count(PGconn *c, struct todod_err *err)
 {
 	PGresult *res = run(c, "SELECT count(*) FROM users", 0, NULL, err);
 	if (!res)
@@ -126,6 +127,23 @@ long admin_user_count(PGconn *c, struct todod_err *err)
 	long n = atol(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return n;
+}
+
+int admin_first_user(PGconn *c, const char *listen, FILE *out, struct todod_err *err)
+{
+	if (user_count(c, err) != 0)
+		return 0;
+	char token[64];
+	const char *tz = getenv("TZ");
+	if (admin_new_token(token, sizeof token, err) != 0 ||
+	    admin_user_add(c, "admin", "root@localhost", tz && *tz ? tz : "UTC", token, err) != 0)
+		return -1;
+	fprintf(out, "todod: created the first user 'admin'\n"
+		     "MCP URL:   http://%s/mcp\n"
+		     "API token: %s\n", listen, token);
+	fflush(out);
+	explicit_bzero(token, sizeof token);
+	return 0;
 }
 
 int admin_dlq_list(PGconn *c, FILE *out, struct todod_err *err)

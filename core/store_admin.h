@@ -21,8 +21,11 @@ int admin_user_set_token(PGconn *c, const char *name, const char *token, struct 
 int admin_user_del(PGconn *c, const char *name, struct todod_err *err);
 /* The id of the user called `name`. */
 int admin_user_id(PGconn *c, const char *name, int64_t *id, struct todod_err *err);
-/* Number of users, -1 on error. */
-long admin_user_count(PGconn *c, struct todod_err *err);
+/* First run: when the database has no user yet, create 'admin' (time
+ * zone $TZ, else UTC) and print the MCP URL on `listen` and the new API
+ * token to `out`, so a fresh install is usable at once.  A failed count
+ * creates nobody and is not an error. */
+int admin_first_user(PGconn *c, const char *listen, FILE *out, struct todod_err *err);
 
 int admin_dlq_list(PGconn *c, FILE *out, struct todod_err *err);
 /* Put dead-lettered event `id` (or all unreplayed ones when id <= 0) back

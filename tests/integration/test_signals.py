@@ -43,6 +43,25 @@ def test_sighup_applies_a_new_body_limit(probe_todod):
     assert t.alive()
 
 
+def test_sighup_reports_a_no_reload_key_and_applies_the_rest(probe_todod):
+    """db_pool_size is marked no-reload in the [core] schema: a change is
+    named in the log and waits for a restart, while a reloadable key
+    changed by the same SIGHUP takes effect."""
+    t = probe_todod
+    body = {"title": "medium", "description": "d" * 2000}
+    assert t.post("/probe/tasks", body).status == 201
+
+    t.core["db_pool_size"] = "2"
+    t.core["max_body_size"] = "1k"
+    t.write_config()
+    t.send_signal(signal.SIGHUP)
+    t.wait_log("reload: [core] db_pool_size changed; that needs a restart")
+    t.wait_log("configuration reloaded")
+    assert t.post("/probe/tasks", body).status == 413
+    assert t.post("/probe/tasks", {"title": "small"}).status == 201
+    assert "max_body_size changed" not in t.log()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stop_signal_drains_and_exits_0(todod_factory, database, sig):
     t = todod_factory(database, plugins={"probe": {"user_id": 1}},

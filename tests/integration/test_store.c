@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
@@ -995,13 +996,6 @@ static void test_unreachable(void)
 	ok(!c && strstr(err.text, "database unavailable"), "db_connect_blocking fails: %s", err.text);
 }
 
-static int64_t now_ms(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	*(int *)arg = db_pool_ready(pool, NULL);
@@ -1016,28 +1010,29 @@ static void test_restart(const char *stop_cmd, const char *start_cmd)
 	/* Let the first two statements reach the server. */
 	for (int i = 0; i < 4; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
-	int64_t t0 = now_ms();
+	int64_t t0 = clock_mono_ms();
 	ok(system(stop_cmd) == 0, "server stopped with statements running and queued");
 	wait_for(&t.done, N, 20);
 	printf("# after stop (%lld ms): %d of %d statements failed, %d as 'database unavailable'\n",
-	       (long long)(now_ms() - t0), t.failed, N, t.unavailable);
+	       (long long)(clock_mono_ms() - t0), t.failed, N, t.unavailable);
 	ok(t.failed == N, "every running or queued statement failed");
 	ok(t.unavailable >= N - 2, "queued ones failed with 'database unavailable'");
-	int64_t f0 = now_ms();
+	int64_t f0 = clock_mono_ms();
 	call("user.get", alice, NULL);
 	ok(strcmp(last.code, "DATABASE_UNAVAILABLE") == 0,
 	   "store calls while down: DATABASE_UNAVAILABLE in %lld ms (%s)",
-	   (long long)(now_ms() - f0), last.text);
+	   (long long)(clock_mono_ms() - f0), last.text);
 
 	ok(system(start_cmd) == 0, "server started again");
-	int64_t s0 = now_ms();
+	int64_t s0 = clock_mono_ms();
 	int ready = 0;
 	struct timeval every = { 0, 20000 };
 	struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, &ready);
 	event_add(tick, &every);
 	wait_for(&ready, 1, 15);
 	event_free(tick);
-	printf("# pool ready %lld ms after the start command returned\n", (long long)(now_ms() - s0));
+	printf("# pool ready %lld ms after the start command returned\n",
+	       (long long)(clock_mono_ms() - s0));
 	ok(ready, "the same pool reconnects by itself");
 	ok(call("user.get", alice, NULL) != NULL, "and store calls succeed again");
 }

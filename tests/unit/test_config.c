@@ -426,6 +426,44 @@ static void test_prefix_secrets(void)
 	cfg_free(cf);
 }
 
+/* Reload: what the schema marks NO_RELOAD is reported and kept, the
+ * rest is taken; each value ends up owned by exactly one conf (ASan
+ * checks the frees). */
+static void test_reload(void)
+{
+	static const char running_text[] = "[plugin.x]\nbrokers = a\nport = 1\nname = one\n";
+	static const char fresh_text[] = "[plugin.x]\nbrokers = b, c\nport = 2\nname = two\n";
+	struct todod_err err = { "" };
+	struct cfg_file *rcf = NULL, *fcf = NULL;
+	struct test_conf running = { 0 }, fresh = { 0 }, same = { 0 };
+	if (!ok(cfg_parse_buffer("r.conf", running_text, strlen(running_text), &rcf, &err) == 0 &&
+			cfg_bind(schema, rcf, &rcf->sections[0], &running, &err) == 0 &&
+			cfg_bind(schema, rcf, &rcf->sections[0], &same, &err) == 0 &&
+			cfg_parse_buffer("f.conf", fresh_text, strlen(fresh_text), &fcf, &err) == 0 &&
+			cfg_bind(schema, fcf, &fcf->sections[0], &fresh, &err) == 0,
+		"both confs bind (%s)", err.text))
+		return;
+	char keys[64];
+	cfg_no_reload_changes(schema, &running, &same, keys, sizeof keys);
+	ok(keys[0] == '\0', "an unchanged conf needs no restart ('%s')", keys);
+	cfg_no_reload_changes(schema, &running, &fresh, keys, sizeof keys);
+	ok(strcmp(keys, "brokers") == 0, "only the no-reload key is named ('%s')", keys);
+	cfg_no_reload_changes(schema, &running, &fresh, keys, 4);
+	ok(strcmp(keys, "bro") == 0, "the names are cut to the buffer ('%s')", keys);
+
+	cfg_take_reloadable(schema, &running, &fresh);
+	ok(running.port == 2 && strcmp(running.name, "two") == 0, "reloadable values are taken");
+	ok(running.brokers.n == 1 && strcmp(running.brokers.items[0], "a") == 0,
+	   "the no-reload value is kept");
+	ok(fresh.port == 1 && strcmp(fresh.name, "one") == 0 && fresh.brokers.n == 2,
+	   "the fresh conf holds what was replaced");
+	cfg_conf_free(schema, &running);
+	cfg_conf_free(schema, &fresh);
+	cfg_conf_free(schema, &same);
+	cfg_free(rcf);
+	cfg_free(fcf);
+}
+
 static void test_help(void)
 {
 	char *text = NULL;
@@ -456,6 +494,7 @@ int main(void)
 	test_files();
 	test_single_values();
 	test_prefix_secrets();
+	test_reload();
 	test_help();
 	return tap_done();
 }

@@ -10,7 +10,7 @@
 #include "api.h"
 #include "bus.h"
 #include "config.h"
-#include "daemon.h"
+#include "core.h"
 #include "http.h"
 #include "loader.h"
 #include "log.h"
