@@ -3,10 +3,6 @@
 
 #include "todod-config.h"
 
-#ifndef PG_BINDIR
-#define PG_BINDIR "/usr/lib/postgresql/15/bin"
-#endif
-
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 #define OFF(field) offsetof(struct core_conf, field)

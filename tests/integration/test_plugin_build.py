@@ -1,5 +1,6 @@
-"""A plugin author's path: install todod, build the example plugin out of
-tree against the installed header and pkg-config file, and load it."""
+"""A plugin author's path: install todod, build the example plugin from its
+installed source (docdir/examples) against the installed header and
+pkg-config file, and load it."""
 
 import os
 import shutil
@@ -7,7 +8,7 @@ import subprocess
 
 import pytest
 
-from harness.todod import SRCDIR, binary, builddir
+from harness.todod import binary, builddir
 
 
 def run(cmd, **kw):
@@ -34,19 +35,29 @@ def pkg_env(stage):
     return env
 
 
+def installed_examples(stage):
+    dirs = [p for p in stage.rglob("examples") if p.parent.name == "todod"
+            and p.parent.parent.name == "doc"]
+    assert dirs, "make install did not install the example under $(docdir)/examples"
+    return dirs[0]
+
+
 def test_installed_files(staged):
     names = {p.name for p in staged.rglob("*") if p.is_file()}
-    for wanted in ("todod", "todod-plugin.h", "todod-plugin.pc", "example.so", "todod.conf",
+    for wanted in ("todod", "todod-plugin.h", "todod-plugin.pc", "todod.conf",
                    "001_events.sql", "todod.8", "todod.conf.5"):
         assert wanted in names, f"{wanted} was not installed"
     assert not [n for n in names if n.endswith(".la")], "libtool archives were installed"
+    assert "example.so" not in names, "the example plugin was installed beside the real ones"
+    examples = installed_examples(staged)
+    assert sorted(p.name for p in examples.iterdir()) == ["Makefile.standalone", "example.c"]
 
 
 def test_example_builds_out_of_tree_and_loads(staged, tmp_path):
     work = tmp_path / "example"
     work.mkdir()
-    shutil.copy(os.path.join(SRCDIR, "plugins", "example", "example.c"), work)
-    shutil.copy(os.path.join(SRCDIR, "plugins", "example", "Makefile.standalone"), work)
+    for name in ("example.c", "Makefile.standalone"):
+        shutil.copy(installed_examples(staged) / name, work)
     run(["make", "-f", "Makefile.standalone", "CFLAGS=-O2 -Wall -Wextra -Werror"], cwd=work,
         env=pkg_env(staged))
     assert (work / "example.so").exists()
