@@ -5,6 +5,7 @@
 #ifndef TODOD_API_H
 #define TODOD_API_H
 
+#include "services.h"
 #include "todod-plugin.h"
 
 struct core;
@@ -22,8 +23,5 @@ int api_live_events(void);
 /* The name in event sources and todod_api.instance_id(). */
 void api_set_instance(const char *name);
 
-/* The provider of a service kind, or NULL. */
-const void *services_get(struct core *core, const char *kind, const char **name);
-void services_free(struct core *core);
 
 #endif
