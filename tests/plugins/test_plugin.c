@@ -76,6 +76,14 @@ TODOD_PLUGIN = {
 	.build_sig = TODOD_BUILD_SIG,
 	.option_size = sizeof(struct todod_opt),
 	.name = "wrong_abi",
+#elif defined(VARIANT_OLD_ABI)
+	/* What a plugin built against todod-plugin.h 1.2 says about itself;
+	 * the loader must refuse it before reading anything else. */
+	.abi_major = 1,
+	.abi_minor = 2,
+	.struct_size = sizeof(struct todod_plugin_def),
+	.build_sig = "todod-abi1-ptr8-long8-jsonc0",
+	.name = "old_abi",
 #else
 	TODOD_PLUGIN_HEADER,
 #endif
