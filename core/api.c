@@ -305,10 +305,6 @@ static void api_fd_unwatch(struct todod_watch **w)
 
 /* ---- plugin-filled structs --------------------------------------------------- */
 
-/* The size of a plugin-filled struct as ABI 2.0 defined it, which every
- * 2.x plugin passes at least. */
-#define ABI2_SIZE(type) (offsetof(type, future) + sizeof(((type *)0)->future))
-
 /* Copy a plugin-filled struct into the core's own layout: members the
  * plugin's struct_size does not cover (it was built against an older
  * minor) read as zero, and a newer plugin's extra members are ignored.
@@ -317,7 +313,7 @@ static int sized_copy(void *dst, size_t dst_size, const void *src, size_t min_si
 		      const char *what, struct todod_err *err)
 {
 	if (!src)
-		return todod_err_set(err, "%s: no %s given", what, what);
+		return todod_err_set(err, "%s: no struct given", what);
 	uint32_t size = *(const uint32_t *)src;
 	if (size < min_size)
 		return todod_err_set(err, "%s: struct_size is %u, expected at least %zu "
@@ -326,9 +322,6 @@ static int sized_copy(void *dst, size_t dst_size, const void *src, size_t min_si
 	memcpy(dst, src, size < dst_size ? size : dst_size);
 	return 0;
 }
-
-#define SIZED_COPY(type, dst, src, what, err) \
-	sized_copy(&(dst), sizeof(dst), (src), ABI2_SIZE(type), (what), (err))
 
 /* ---- HTTP ------------------------------------------------------------------ */
 
@@ -342,7 +335,8 @@ static int api_http_request(struct todod_ctx *ctx, const struct todod_http_reque
 			    todod_transfer_cb done, void *arg, struct todod_err *err)
 {
 	struct todod_http_request copy;
-	if (SIZED_COPY(struct todod_http_request, copy, rq, "http_request", err) != 0)
+	if (sized_copy(&copy, sizeof copy, rq, ABI2_SIZE(struct todod_http_request), "http_request",
+		       err) != 0)
 		return -1;
 	return curlm_http(ctx->core->curlm, ctx, &copy, done, arg, err);
 }
@@ -351,7 +345,8 @@ static int api_smtp_send(struct todod_ctx *ctx, const struct todod_smtp_message 
 			 todod_transfer_cb done, void *arg, struct todod_err *err)
 {
 	struct todod_smtp_message copy;
-	if (SIZED_COPY(struct todod_smtp_message, copy, msg, "smtp_send", err) != 0)
+	if (sized_copy(&copy, sizeof copy, msg, ABI2_SIZE(struct todod_smtp_message), "smtp_send",
+		       err) != 0)
 		return -1;
 	return curlm_smtp(ctx->core->curlm, ctx, &copy, done, arg, err);
 }
@@ -403,7 +398,8 @@ static int api_bus_inbound(struct todod_ctx *ctx, const struct todod_inbound *ms
 			   struct todod_err *err)
 {
 	struct todod_inbound copy;
-	if (SIZED_COPY(struct todod_inbound, copy, msg, "bus_inbound", err) != 0)
+	if (sized_copy(&copy, sizeof copy, msg, ABI2_SIZE(struct todod_inbound), "bus_inbound",
+		       err) != 0)
 		return -1;
 	if (!copy.topic || !copy.raw || !copy.done)
 		return todod_err_set(err, "bus_inbound: topic, raw and done are required");

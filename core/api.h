@@ -12,6 +12,10 @@ struct core;
 
 extern const struct todod_api core_api;
 
+/* The size of a plugin-filled struct as ABI 2.0 defined it (up to its
+ * `future` slots), which every 2.x plugin's struct_size covers. */
+#define ABI2_SIZE(type) (offsetof(type, future) + sizeof(((type *)0)->future))
+
 struct todod_ctx *ctx_new(struct core *core, const char *name);
 void ctx_release(struct todod_ctx *ctx);
 const char *ctx_name(const struct todod_ctx *ctx);

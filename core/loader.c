@@ -23,10 +23,8 @@
 
 #define PLUGIN_SECTION_PREFIX "plugin."
 
-/* Sizes as ABI 2.0 defined them: every 2.x plugin's are at least these. */
-#define DEF_MIN_SIZE \
-	(offsetof(struct todod_plugin_def, future) + sizeof(((struct todod_plugin_def *)0)->future))
-#define OPT_MIN_SIZE (offsetof(struct todod_opt, future) + sizeof(((struct todod_opt *)0)->future))
+#define DEF_MIN_SIZE ABI2_SIZE(struct todod_plugin_def)
+#define OPT_MIN_SIZE ABI2_SIZE(struct todod_opt)
 
 #if TODOD_ABI_MINOR == 0
 #define ABI_ACCEPTED TODOD_STR(TODOD_ABI_MAJOR) ".0"

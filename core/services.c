@@ -4,7 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "daemon.h"
+
+/* One typed kind (a new kind is a row of `kinds` below). */
+struct service_kind {
+	const char *kind;
+	/* The struct's size in the ABI that introduced the kind: members up
+	 * to there are read without a struct_size check. */
+	size_t min_size;
+	/* 0 when every required member is set, else -1 naming the first
+	 * one missing. */
+	int (*check)(const void *vtable, struct todod_err *err);
+};
 
 struct service {
 	struct service *next;
@@ -13,9 +25,6 @@ struct service {
 	char *name;
 	const void *vtable;
 };
-
-/* Every provided struct starts with its struct_size (uint32_t). */
-#define SIZE_UP_TO(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
 
 #define REQUIRE(vt, member, kind) \
 	do { \
@@ -41,13 +50,12 @@ static int check_stdio(const void *vtable, struct todod_err *err)
 }
 
 static const struct service_kind kinds[] = {
-	{ .kind = "transport", .min_size = SIZE_UP_TO(struct todod_transport, future),
+	{ .kind = "transport", .min_size = ABI2_SIZE(struct todod_transport),
 	  .check = check_transport },
-	{ .kind = "stdio", .min_size = SIZE_UP_TO(struct todod_stdio_service, future),
-	  .check = check_stdio },
+	{ .kind = "stdio", .min_size = ABI2_SIZE(struct todod_stdio_service), .check = check_stdio },
 };
 
-const struct service_kind *service_kind_find(const char *kind)
+static const struct service_kind *service_kind_find(const char *kind)
 {
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (strcmp(kinds[i].kind, kind) == 0)
@@ -55,6 +63,7 @@ const struct service_kind *service_kind_find(const char *kind)
 	return NULL;
 }
 
+/* Every typed service struct starts with its uint32_t struct_size. */
 static int check_typed(const struct service_kind *sk, const void *vtable, struct todod_err *err)
 {
 	uint32_t size = *(const uint32_t *)vtable;

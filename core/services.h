@@ -9,19 +9,6 @@
 
 struct core;
 
-struct service_kind {
-	const char *kind;
-	/* The struct's size in the ABI that introduced the kind: members up
-	 * to there are read without a struct_size check. */
-	size_t min_size;
-	/* 0 when every required member is set, else -1 naming the first
-	 * one missing. */
-	int (*check)(const void *vtable, struct todod_err *err);
-};
-
-/* The typed kind called `kind`, or NULL for a contract between plugins. */
-const struct service_kind *service_kind_find(const char *kind);
-
 /* Register `vtable` (borrowed) as the one provider of `kind`, owned by
  * `owner`; checked as its kind declares. */
 int services_provide(struct core *core, void *owner, const char *kind, const char *name,

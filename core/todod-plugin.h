@@ -175,7 +175,7 @@ struct todod_opt {
 	int64_t min, max;          /* INT/DURATION/SIZE bounds; min == max == 0: unbounded */
 	const char *const *choices; /* ENUM: NULL-terminated */
 	const char *description;
-	void *future[2];
+	void *future[2];            /* fewer than elsewhere: tables are long */
 };
 
 /* ------------------------------------------------------------------ */
