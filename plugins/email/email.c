@@ -421,27 +421,32 @@ static void email_destroy(void *state)
 
 #define OPT(field) offsetof(struct email_conf, field)
 static const struct todod_opt email_options[] = {
-	{ .key = "server", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_REQUIRED, .offset = OPT(server),
-	  .description = "Where mail goes: smtp://host:port (STARTTLS per `starttls`), smtps://host:port "
-			  "(implicit TLS) or mbox:/path (appended to a local mbox file)" },
+	{ .key = "server", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_REQUIRED,
+	  .offset = OPT(server),
+	  .description = "Where mail goes: smtp://host:port (STARTTLS per `starttls`), "
+			 "smtps://host:port (implicit TLS) or mbox:/path (appended to a local "
+			 "mbox file)" },
 	{ .key = "from", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_REQUIRED, .offset = OPT(from),
-	  .description = "Sender: todod@example.org or \"Todo <todod@example.org>\"; its domain names the "
-			  "Message-ID" },
+	  .description = "Sender: todod@example.org or \"Todo <todod@example.org>\"; its domain "
+			 "names the Message-ID" },
 	{ .key = "username", .type = TODOD_OPT_STRING, .offset = OPT(username),
 	  .description = "SMTP AUTH user; unset: no AUTH" },
 	{ .key = "password", .type = TODOD_OPT_SECRET, .offset = OPT(password),
 	  .description = "SMTP AUTH password (literal, env:NAME or file:/path)" },
-	{ .key = "starttls", .type = TODOD_OPT_ENUM, .default_value = "auto", .offset = OPT(starttls),
-	  .choices = starttls_choices,
-	  .description = "smtp:// only: required, optional or never; auto is required when username is set "
-			  "(credentials never travel in clear text) and optional otherwise" },
-	{ .key = "timeout", .type = TODOD_OPT_DURATION, .default_value = "30s", .offset = OPT(timeout_ms),
-	  .min = 1000, .max = 600000,
-	  .description = "Whole SMTP conversation, connecting included; over it the send is retried" },
-	{ .key = "max_attempts", .type = TODOD_OPT_INT, .default_value = "0", .offset = OPT(max_attempts),
-	  .max = 100,
-	  .description = "Deliveries of one reminder before it is dead-lettered; 0 follows [core] "
-			  "max_attempts, which is also the upper bound (the core stops redelivering there)" },
+	{ .key = "starttls", .type = TODOD_OPT_ENUM, .default_value = "auto",
+	  .offset = OPT(starttls), .choices = starttls_choices,
+	  .description = "smtp:// only: required, optional or never; auto is required when "
+			 "username is set (credentials never travel in clear text) and optional "
+			 "otherwise" },
+	{ .key = "timeout", .type = TODOD_OPT_DURATION, .default_value = "30s",
+	  .offset = OPT(timeout_ms), .min = 1000, .max = 600000,
+	  .description = "Whole SMTP conversation, connecting included; over it the send is "
+			 "retried" },
+	{ .key = "max_attempts", .type = TODOD_OPT_INT, .default_value = "0",
+	  .offset = OPT(max_attempts), .max = 100,
+	  .description = "Deliveries of one reminder before it is dead-lettered; 0 follows "
+			 "[core] max_attempts, which is also the upper bound (the core stops "
+			 "redelivering there)" },
 	{ .key = NULL },
 };
 

@@ -582,43 +582,47 @@ static const struct todod_opt kafka_options[] = {
 	  .description = "Consumer group; instances in one group share the partitions" },
 	{ .key = "client_id", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD,
 	  .offset = OPT(client_id),
-	  .description = "Client id the brokers see (default: [core] instance, else the host name)" },
+	  .description = "Client id the brokers see (default: [core] instance, else the host "
+			 "name)" },
 	{ .key = "security_protocol", .type = TODOD_OPT_ENUM, .default_value = "plaintext",
-	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(security_protocol), .choices = security_choices,
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(security_protocol),
+	  .choices = security_choices,
 	  .description = "How to talk to the brokers: TLS, SASL login, both or neither" },
 	{ .key = "sasl_mechanism", .type = TODOD_OPT_ENUM, .default_value = "SCRAM-SHA-512",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(sasl_mechanism), .choices = sasl_choices,
 	  .description = "SASL mechanism, with security_protocol sasl_plaintext or sasl_ssl" },
 	{ .key = "username", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD,
-	  .offset = OPT(username),
-	  .description = "SASL user name" },
+	  .offset = OPT(username), .description = "SASL user name" },
 	{ .key = "password", .type = TODOD_OPT_SECRET, .flags = TODOD_OPT_NO_RELOAD,
 	  .offset = OPT(password),
 	  .description = "SASL password: literal, env:NAME or file:/path" },
-	{ .key = "ssl_ca", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(ssl_ca),
-	  .description = "CA certificate file (PEM) for the brokers' TLS certificates (default: the system's)" },
+	{ .key = "ssl_ca", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(ssl_ca),
+	  .description = "CA certificate file (PEM) for the brokers' TLS certificates (default: "
+			 "the system's)" },
 	{ .key = "create_topics", .type = TODOD_OPT_BOOL, .default_value = "yes",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(create_topics),
-	  .description = "Create missing topics and their -dlq topics at start, and again when one is "
-			  "missing" },
+	  .description = "Create missing topics and their -dlq topics at start, and again when "
+			 "one is missing" },
 	{ .key = "topic_partitions", .type = TODOD_OPT_INT, .default_value = "6",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(topic_partitions), .min = 1, .max = 10000,
 	  .description = "Partitions of a topic created at start" },
 	{ .key = "topic_replication", .type = TODOD_OPT_INT, .default_value = "1",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(topic_replication), .min = -1, .max = 100,
-	  .description = "Replication factor of a topic created at start; -1: the broker's default" },
-	{ .key = "max_attempts", .type = TODOD_OPT_INT, .default_value = "5", .flags = TODOD_OPT_NO_RELOAD,
-	  .offset = OPT(max_attempts), .min = 1, .max = 100,
+	  .description = "Replication factor of a topic created at start; -1: the broker's "
+			 "default" },
+	{ .key = "max_attempts", .type = TODOD_OPT_INT, .default_value = "5",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(max_attempts), .min = 1, .max = 100,
 	  .description = "Tries per subscriber before a consumed message goes to <topic>-dlq" },
 	{ .key = "retry_backoff", .type = TODOD_OPT_DURATION, .default_value = "1s",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(retry_backoff_ms), .max = 3600000,
 	  .description = "Wait before a consumed message whose outcome was not recorded is "
-			  "delivered again" },
+			 "delivered again" },
 	{ .key = "linger", .type = TODOD_OPT_DURATION, .default_value = "5ms",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(linger_ms), .max = 10000,
 	  .description = "How long the producer waits to fill a batch (librdkafka linger.ms)" },
-	{ .key = "batch_size", .type = TODOD_OPT_SIZE, .default_value = "1M", .flags = TODOD_OPT_NO_RELOAD,
-	  .offset = OPT(batch_size), .min = 1, .max = 2147483647,
+	{ .key = "batch_size", .type = TODOD_OPT_SIZE, .default_value = "1M",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(batch_size), .min = 1, .max = 2147483647,
 	  .description = "Largest batch the producer sends (librdkafka batch.size)" },
 	{ .key = "compression", .type = TODOD_OPT_ENUM, .default_value = "none",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(compression), .choices = kafka_compressions,
@@ -626,13 +630,16 @@ static const struct todod_opt kafka_options[] = {
 	{ .key = "max_in_flight", .type = TODOD_OPT_INT, .default_value = "1000",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(max_in_flight), .min = 1, .max = 1000000,
 	  .description = "Consumed messages handed to subscribers at once, per partition" },
-	{ .key = "topic.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(topics),
+	{ .key = "topic.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(topics),
 	  .description = "Kafka name of a topic: topic.task-events = prod.task-events" },
 	{ .key = "librdkafka.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD,
 	  .offset = OPT(librdkafka),
-	  .description = "Any librdkafka property for both clients, e.g. librdkafka.socket.keepalive.enable = "
-			  "true (librdkafka.producer.<property> or librdkafka.consumer.<property> for one); wins "
-			  "over the options above, except enable.auto.offset.store and log.queue" },
+	  .description = "Any librdkafka property for both clients, e.g. "
+			 "librdkafka.socket.keepalive.enable = true "
+			 "(librdkafka.producer.<property> or librdkafka.consumer.<property> for "
+			 "one); wins over the options above, except enable.auto.offset.store and "
+			 "log.queue" },
 	{ .key = NULL },
 };
 

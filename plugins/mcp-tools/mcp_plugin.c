@@ -115,27 +115,30 @@ static const char *const auth_choices[] = { "token", "none", NULL };
 static const struct todod_opt mcp_options[] = {
 	{ .key = "auth", .type = TODOD_OPT_ENUM, .default_value = "token",
 	  .offset = offsetof(struct mcp_conf, auth), .choices = auth_choices,
-	  .description = "token: every client sends Authorization: Bearer <token> (see `todod user add`); "
-			  "none: every client acts as default_user, and only loopback peers are served. A reload "
-			  "that changes it (or default_user) ends every open session" },
+	  .description = "token: every client sends Authorization: Bearer <token> (see `todod "
+			 "user add`); none: every client acts as default_user, and only loopback "
+			 "peers are served. A reload that changes it (or default_user) ends "
+			 "every open session" },
 	{ .key = "default_user", .type = TODOD_OPT_STRING,
 	  .offset = offsetof(struct mcp_conf, default_user),
 	  .description = "With auth = none: the name of the user every client acts as" },
 	{ .key = "allowed_origins", .type = TODOD_OPT_LIST,
 	  .default_value = "http://localhost http://127.0.0.1 http://[::1]",
 	  .offset = offsetof(struct mcp_conf, allowed_origins),
-	  .description = "Browser origins allowed to call the endpoint (others get 403; requests without "
-			  "Origin are allowed). An entry without a port also admits that origin with any port; "
-			  "* admits every origin" },
+	  .description = "Browser origins allowed to call the endpoint (others get 403; requests "
+			 "without Origin are allowed). An entry without a port also admits that "
+			 "origin with any port; * admits every origin" },
 	{ .key = "session_timeout", .type = TODOD_OPT_DURATION, .default_value = "30m",
-	  .offset = offsetof(struct mcp_conf, session_timeout_ms), .min = 1000, .max = 7 * 86400000LL,
-	  .description = "An MCP session without a request for this long ends (clients then initialize again)" },
+	  .offset = offsetof(struct mcp_conf, session_timeout_ms), .min = 1000,
+	  .max = 7 * 86400000LL,
+	  .description = "An MCP session without a request for this long ends (clients then "
+			 "initialize again)" },
 	{ .key = "max_sessions_per_user", .type = TODOD_OPT_INT, .default_value = "100",
 	  .offset = offsetof(struct mcp_conf, max_sessions_per_user), .min = 1, .max = 65536,
-	  .description = "Open MCP sessions one user may have; a new one past this ends that user's least "
-			  "recently used session, never another user's" },
-	{ .key = "path", .type = TODOD_OPT_STRING, .default_value = "/mcp", .flags = TODOD_OPT_NO_RELOAD,
-	  .offset = offsetof(struct mcp_conf, path),
+	  .description = "Open MCP sessions one user may have; a new one past this ends that "
+			 "user's least recently used session, never another user's" },
+	{ .key = "path", .type = TODOD_OPT_STRING, .default_value = "/mcp",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = offsetof(struct mcp_conf, path),
 	  .description = "The HTTP path of the MCP endpoint" },
 	{ .key = NULL },
 };

@@ -352,10 +352,12 @@ static int reminders_health(void *state, struct todod_err *why)
 static const struct todod_opt reminders_options[] = {
 	{ .key = "scan_interval", .type = TODOD_OPT_DURATION, .default_value = "30s",
 	  .offset = offsetof(struct reminders_conf, scan_interval_ms), .min = 1000, .max = 86400000,
-	  .description = "Time between two safety scans for due reminders (the timer normally fires first)" },
+	  .description = "Time between two safety scans for due reminders (the timer normally "
+			 "fires first)" },
 	{ .key = "grace", .type = TODOD_OPT_DURATION, .default_value = "1h",
 	  .offset = offsetof(struct reminders_conf, grace_ms), .min = 1000, .max = 366LL * 86400000,
-	  .description = "A reminder found more than this late (e.g. after downtime) is marked skipped, not sent" },
+	  .description = "A reminder found more than this late (e.g. after downtime) is marked "
+			 "skipped, not sent" },
 	{ .key = "batch", .type = TODOD_OPT_INT, .default_value = "100",
 	  .offset = offsetof(struct reminders_conf, batch), .min = 1, .max = 10000,
 	  .description = "Reminders claimed per database transaction" },

@@ -11,8 +11,7 @@ struct test_conf {
 
 static const struct todod_opt test_options[] = {
 	{ .key = "label", .type = TODOD_OPT_STRING, .default_value = "x",
-	  .offset = offsetof(struct test_conf, label),
-	  .description = "a label" },
+	  .offset = offsetof(struct test_conf, label), .description = "a label" },
 	{ .key = "count", .type = TODOD_OPT_INT, .default_value = "1",
 	  .offset = offsetof(struct test_conf, count), .min = 1, .max = 10,
 	  .description = "a count" },

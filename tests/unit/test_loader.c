@@ -101,7 +101,8 @@ static void test_refusals(void)
 		 "test.conf:1: [plugin.old_abi] %s/old_abi.so: plugin built for ABI 1.2, this todod "
 		 "requires ABI 2.0; rebuild the plugin against this version's todod-plugin.h",
 		 plugin_dir);
-	is_str(load("[plugin.old_abi]\n", &set), want, "an ABI 1.x plugin is refused by file and ABI");
+	is_str(load("[plugin.old_abi]\n", &set), want,
+	       "an ABI 1.x plugin is refused by file and ABI");
 
 	snprintf(want, sizeof want,
 		 "test.conf:2: [plugin.no_symbol] %s/no_symbol.so: not a todod plugin (no 'todod_plugin' symbol)",
@@ -234,31 +235,37 @@ static void test_services(void)
 	struct todod_err err = { "" };
 	struct todod_transport t = { .struct_size = sizeof t, .name = "t", .publish = t_publish,
 				     .subscribe = t_subscribe };
-	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) != 0, "a transport without ready is refused");
+	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) != 0,
+	   "a transport without ready is refused");
 	is_str(err.text, "transport service has no 'ready'", "the error names the missing member");
 	t.ready = t_ready;
 	t.struct_size = offsetof(struct todod_transport, future);
 	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) != 0 &&
-	   strstr(err.text, "transport service struct_size is"), "a transport smaller than ABI 2.0's is refused");
+	   strstr(err.text, "transport service struct_size is"),
+	   "a transport smaller than ABI 2.0's is refused");
 	t.struct_size = sizeof t;
-	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) == 0, "a complete transport is taken");
+	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) == 0,
+	   "a complete transport is taken");
 	ok(services_get(&core, "transport", NULL) == &t, "and found");
 
 	struct todod_stdio_service stdio = { .struct_size = sizeof stdio };
 	ok(core_api.service_provide(ctx, "stdio", "s", &stdio, &err) != 0 &&
-	   strcmp(err.text, "stdio service has no 'attach'") == 0, "a stdio service without attach is refused");
+	   strcmp(err.text, "stdio service has no 'attach'") == 0,
+	   "a stdio service without attach is refused");
 	int opaque = 0;
 	ok(core_api.service_provide(ctx, "plugin-contract", "p", &opaque, &err) == 0,
 	   "a kind the core does not use is stored unchecked");
 
 	struct todod_inbound in = { .topic = "task-events", .raw = "{}", .len = 2 };
-	ok(core_api.bus_inbound(ctx, &in, &err) != 0 && strstr(err.text, "bus_inbound: struct_size is 0"),
+	ok(core_api.bus_inbound(ctx, &in, &err) != 0 &&
+	   strstr(err.text, "bus_inbound: struct_size is 0"),
 	   "bus_inbound checks struct_size: %s", err.text);
 	struct todod_http_request rq = { .url = "http://127.0.0.1:1/" };
 	ok(core_api.http_request(ctx, &rq, NULL, NULL, &err) != 0 &&
 	   strstr(err.text, "http_request: struct_size is 0"), "http_request checks struct_size");
 	ctx_release(ctx);
-	ok(services_get(&core, "transport", NULL) == NULL, "releasing the context removes its services");
+	ok(services_get(&core, "transport", NULL) == NULL,
+	   "releasing the context removes its services");
 }
 
 int main(void)
