@@ -55,7 +55,7 @@ const struct todod_opt core_options[] = {
 			 "the connection is closed past it" },
 	{ .key = "max_connections", .type = TODOD_OPT_INT, .default_value = "0",
 	  .offset = OFF(max_connections), .max = 10000000,
-	  .description = "Open HTTP connections at most; one more is closed at once. 0: three "
+	  .description = "Open HTTP connections at most; one more is closed at once.  0: three "
 			 "quarters of the descriptor limit (RLIMIT_NOFILE)" },
 	{ .key = "db_pool_size", .type = TODOD_OPT_INT, .default_value = "4",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(db_pool_size), .min = 1, .max = 64,
