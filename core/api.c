@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "curlm.h"
 #include "core.h"
 #include "http.h"
@@ -31,6 +32,9 @@ struct todod_timer {
 	todod_timer_cb cb;
 	void *arg;
 	int64_t at_ms;   /* wall-clock deadline, 0 for relative timers */
+	/* The caller's copy of the handle, cleared when the timer goes away
+	 * through the API (see todod_api.timer_add); NULL when none. */
+	struct todod_timer **slot;
 };
 
 struct todod_watch {
@@ -54,14 +58,6 @@ struct todod_ctx {
 	struct todod_timer *timers;
 	struct todod_watch *watches;
 	struct pending_store_call *calls;
-};
-
-struct service {
-	struct service *next;
-	struct todod_ctx *owner;
-	char *kind;
-	char *name;
-	const void *vtable;
 };
 
 static int live_events;
@@ -105,6 +101,8 @@ const char *ctx_name(const struct todod_ctx *ctx) { return ctx->name; }
 struct core *ctx_core(const struct todod_ctx *ctx) { return ctx->core; }
 int api_live_events(void) { return live_events; }
 
+/* Leaves the caller's slot alone, as ctx_release() must: by then the
+ * plugin's state that holds the slot may be freed (destroy() runs first). */
 static void timer_free(struct todod_timer *t)
 {
 	LIST_UNLINK(&t->ctx->timers, t);
@@ -113,28 +111,20 @@ static void timer_free(struct todod_timer *t)
 	live_events--;
 }
 
+/* Removal through the API: the caller's copy of the handle goes too. */
+static void timer_remove(struct todod_timer *t)
+{
+	if (t->slot && *t->slot == t)
+		*t->slot = NULL;
+	timer_free(t);
+}
+
 static void watch_free(struct todod_watch *w)
 {
 	LIST_UNLINK(&w->ctx->watches, w);
 	event_free(w->ev);
 	free(w);
 	live_events--;
-}
-
-static void services_remove_owner(struct core *core, struct todod_ctx *owner)
-{
-	struct service **pp = &core->services;
-	while (*pp) {
-		struct service *s = *pp;
-		if (s->owner == owner) {
-			*pp = s->next;
-			free(s->kind);
-			free(s->name);
-			free(s);
-		} else {
-			pp = &s->next;
-		}
-	}
 }
 
 void ctx_release(struct todod_ctx *ctx)
@@ -177,13 +167,6 @@ static void api_log(struct todod_ctx *ctx, enum todod_log_level level, const cha
 
 /* ---- time ---------------------------------------------------------------- */
 
-static int64_t api_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* libevent's timers run on the monotonic clock.  A wall-clock deadline is
  * therefore approached in steps of at most a minute and re-checked
  * against the real clock, so that a clock step (NTP, suspend) makes a
@@ -202,7 +185,7 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
 {
 	struct todod_timer *t = arg;
 	if (t->at_ms) {
-		int64_t left = t->at_ms - api_now_ms();
+		int64_t left = t->at_ms - clock_wall_ms();
 		if (left > 0) {
 			arm_ms(t->ev, left < WALL_CLOCK_STEP_MS ? left : WALL_CLOCK_STEP_MS);
 			return;
@@ -210,15 +193,27 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
 	}
 	todod_timer_cb cb = t->cb;
 	void *cb_arg = t->arg;
-	/* A one-shot timer is gone before its callback runs, so the callback
-	 * may not (and need not) delete it. */
+	/* A one-shot timer is gone, and its slot cleared, before its callback
+	 * runs: the callback may arm the same slot again. */
 	if (!(event_get_events(t->ev) & EV_PERSIST))
-		timer_free(t);
+		timer_remove(t);
 	cb(cb_arg);
 }
 
-static struct todod_timer *timer_new(struct todod_ctx *ctx, bool repeat, todod_timer_cb cb,
-				     void *arg)
+static void api_timer_del(struct todod_timer **t)
+{
+	if (t && *t) {
+		struct todod_timer *victim = *t;
+		*t = NULL;
+		timer_remove(victim);
+	}
+}
+
+/* A new timer, not armed yet, whose handle is in *slot.  The live timer
+ * there is replaced only once the new one exists, so a failure leaves
+ * the caller's timer running. */
+static struct todod_timer *timer_new(struct todod_ctx *ctx, struct todod_timer **slot,
+				     bool repeat, todod_timer_cb cb, void *arg)
 {
 	struct todod_timer *t = calloc(1, sizeof *t);
 	if (!t)
@@ -231,36 +226,35 @@ static struct todod_timer *timer_new(struct todod_ctx *ctx, bool repeat, todod_t
 	t->ctx = ctx;
 	t->cb = cb;
 	t->arg = arg;
+	api_timer_del(slot);
+	t->slot = slot;
+	if (slot)
+		*slot = t;
 	LIST_PUSH(&ctx->timers, t);
 	live_events++;
 	return t;
 }
 
-static struct todod_timer *api_timer_add(struct todod_ctx *ctx, int64_t ms, bool repeat,
-					 todod_timer_cb cb, void *arg)
+static int api_timer_add(struct todod_ctx *ctx, struct todod_timer **slot, int64_t ms,
+			 unsigned flags, todod_timer_cb cb, void *arg)
 {
-	struct todod_timer *t = timer_new(ctx, repeat, cb, arg);
-	if (t)
-		arm_ms(t->ev, ms);
-	return t;
-}
-
-static struct todod_timer *api_timer_at(struct todod_ctx *ctx, int64_t epoch_ms,
-					todod_timer_cb cb, void *arg)
-{
-	struct todod_timer *t = timer_new(ctx, false, cb, arg);
+	struct todod_timer *t = timer_new(ctx, slot, flags & TODOD_TIMER_REPEAT, cb, arg);
 	if (!t)
-		return NULL;
-	t->at_ms = epoch_ms > 0 ? epoch_ms : 1;
-	int64_t left = epoch_ms - api_now_ms();
-	arm_ms(t->ev, left < WALL_CLOCK_STEP_MS ? left : WALL_CLOCK_STEP_MS);
-	return t;
+		return -1;
+	arm_ms(t->ev, ms);
+	return 0;
 }
 
-static void api_timer_del(struct todod_timer *t)
+static int api_timer_at(struct todod_ctx *ctx, struct todod_timer **slot, int64_t epoch_ms,
+			todod_timer_cb cb, void *arg)
 {
-	if (t)
-		timer_free(t);
+	struct todod_timer *t = timer_new(ctx, slot, false, cb, arg);
+	if (!t)
+		return -1;
+	t->at_ms = epoch_ms > 0 ? epoch_ms : 1;
+	int64_t left = epoch_ms - clock_wall_ms();
+	arm_ms(t->ev, left < WALL_CLOCK_STEP_MS ? left : WALL_CLOCK_STEP_MS);
+	return 0;
 }
 
 /* ---- fd watches ------------------------------------------------------------ */
@@ -294,10 +288,33 @@ static struct todod_watch *api_fd_watch(struct todod_ctx *ctx, int fd, int what,
 	return w;
 }
 
-static void api_fd_unwatch(struct todod_watch *w)
+static void api_fd_unwatch(struct todod_watch **w)
 {
-	if (w)
-		watch_free(w);
+	if (w && *w) {
+		struct todod_watch *victim = *w;
+		*w = NULL;
+		watch_free(victim);
+	}
+}
+
+/* ---- plugin-filled structs --------------------------------------------------- */
+
+/* Copy a plugin-filled struct into the core's own layout: members the
+ * plugin's struct_size does not cover (it was built against an older
+ * minor) read as zero, and a newer plugin's extra members are ignored.
+ * `src` starts with its uint32_t struct_size. */
+static int sized_copy(void *dst, size_t dst_size, const void *src, size_t min_size,
+		      const char *what, struct todod_err *err)
+{
+	if (!src)
+		return todod_err_set(err, "%s: no struct given", what);
+	uint32_t size = *(const uint32_t *)src;
+	if (size < min_size)
+		return todod_err_set(err, "%s: struct_size is %u, expected at least %zu "
+				     "(set it to sizeof the struct)", what, size, min_size);
+	memset(dst, 0, dst_size);
+	memcpy(dst, src, size < dst_size ? size : dst_size);
+	return 0;
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
@@ -311,13 +328,21 @@ static int api_http_route(struct todod_ctx *ctx, unsigned methods, const char *p
 static int api_http_request(struct todod_ctx *ctx, const struct todod_http_request *rq,
 			    todod_transfer_cb done, void *arg, struct todod_err *err)
 {
-	return curlm_http(ctx->core->curlm, ctx, rq, done, arg, err);
+	struct todod_http_request copy;
+	if (sized_copy(&copy, sizeof copy, rq, ABI2_SIZE(struct todod_http_request), "http_request",
+		       err) != 0)
+		return -1;
+	return curlm_http(ctx->core->curlm, ctx, &copy, done, arg, err);
 }
 
 static int api_smtp_send(struct todod_ctx *ctx, const struct todod_smtp_message *msg,
 			 todod_transfer_cb done, void *arg, struct todod_err *err)
 {
-	return curlm_smtp(ctx->core->curlm, ctx, msg, done, arg, err);
+	struct todod_smtp_message copy;
+	if (sized_copy(&copy, sizeof copy, msg, ABI2_SIZE(struct todod_smtp_message), "smtp_send",
+		       err) != 0)
+		return -1;
+	return curlm_smtp(ctx->core->curlm, ctx, &copy, done, arg, err);
 }
 
 /* ---- bus ------------------------------------------------------------------- */
@@ -336,7 +361,7 @@ static void published(PGresult *res, const char *error, void *arg)
 	else if (pc->core->relay)
 		outbox_relay_kick(pc->core->relay);
 	if (pc->done)
-		pc->done(error ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK, error, pc->arg);
+		pc->done(error ? TODOD_RETRY : TODOD_OK, error, pc->arg);
 	free(pc);
 }
 
@@ -366,9 +391,13 @@ static int api_bus_subscribe(struct todod_ctx *ctx, const char *topic, const cha
 static int api_bus_inbound(struct todod_ctx *ctx, const struct todod_inbound *msg,
 			   struct todod_err *err)
 {
-	if (!msg || !msg->topic || !msg->raw || !msg->done)
+	struct todod_inbound copy;
+	if (sized_copy(&copy, sizeof copy, msg, ABI2_SIZE(struct todod_inbound), "bus_inbound",
+		       err) != 0)
+		return -1;
+	if (!copy.topic || !copy.raw || !copy.done)
 		return todod_err_set(err, "bus_inbound: topic, raw and done are required");
-	bus_dispatch(ctx->core->bus, msg, ctx);
+	bus_dispatch(ctx->core->bus, &copy, ctx);
 	return 0;
 }
 
@@ -377,43 +406,7 @@ static int api_bus_inbound(struct todod_ctx *ctx, const struct todod_inbound *ms
 static int api_service_provide(struct todod_ctx *ctx, const char *kind, const char *name,
 			       const void *vtable, struct todod_err *err)
 {
-	const char *other;
-	if (services_get(ctx->core, kind, &other))
-		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
-	struct service *s = calloc(1, sizeof *s);
-	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
-		if (s)
-			free(s->kind);
-		free(s);
-		return todod_err_set(err, "out of memory");
-	}
-	s->owner = ctx;
-	s->vtable = vtable;
-	s->next = ctx->core->services;
-	ctx->core->services = s;
-	return 0;
-}
-
-const void *services_get(struct core *core, const char *kind, const char **name)
-{
-	for (struct service *s = core->services; s; s = s->next)
-		if (strcmp(s->kind, kind) == 0) {
-			if (name)
-				*name = s->name;
-			return s->vtable;
-		}
-	return NULL;
-}
-
-void services_free(struct core *core)
-{
-	while (core->services) {
-		struct service *s = core->services;
-		core->services = s->next;
-		free(s->kind);
-		free(s->name);
-		free(s);
-	}
+	return services_provide(ctx->core, ctx, kind, name, vtable, err);
 }
 
 static const void *api_service_get(struct todod_ctx *ctx, const char *kind, const char **name)
@@ -529,7 +522,7 @@ const struct todod_api core_api = {
 	.service_get = api_service_get,
 	.store_call = api_store_call,
 	.instance_id = api_instance_id,
-	.now_ms = api_now_ms,
+	.now_ms = clock_wall_ms,
 	.metric = api_metric,
 	.metric_add = api_metric_add,
 	.metric_set = api_metric_set,

@@ -5,11 +5,16 @@
 #ifndef TODOD_API_H
 #define TODOD_API_H
 
+#include "services.h"
 #include "todod-plugin.h"
 
 struct core;
 
 extern const struct todod_api core_api;
+
+/* The size of a plugin-filled struct as ABI 2.0 defined it (up to its
+ * `future` slots), which every 2.x plugin's struct_size covers. */
+#define ABI2_SIZE(type) (offsetof(type, future) + sizeof(((type *)0)->future))
 
 struct todod_ctx *ctx_new(struct core *core, const char *name);
 void ctx_release(struct todod_ctx *ctx);
@@ -22,8 +27,5 @@ int api_live_events(void);
 /* The name in event sources and todod_api.instance_id(). */
 void api_set_instance(const char *name);
 
-/* The provider of a service kind, or NULL. */
-const void *services_get(struct core *core, const char *kind, const char **name);
-void services_free(struct core *core);
 
 #endif

@@ -189,16 +189,16 @@ static void dispatch_settle(struct dispatch *dsp)
 		return;
 	}
 	char reason[600] = "";
-	int result = TODOD_HANDLED_OK;
+	enum todod_result result = TODOD_OK;
 	if (dsp->unrecorded) {
-		result = TODOD_HANDLED_RETRY;
+		result = TODOD_RETRY;
 		snprintf(reason, sizeof reason, "an outcome could not be recorded");
 	} else if (dsp->dead_reason) {
-		result = TODOD_HANDLED_DROP;
+		result = TODOD_DROP;
 		snprintf(reason, sizeof reason, "%s", dsp->dead_reason);
 	}
 	dispatch_free(dsp);
-	done(result, result == TODOD_HANDLED_OK ? NULL : reason, attempts, arg);
+	done(result, result == TODOD_OK ? NULL : reason, attempts, arg);
 }
 
 static void delivery_finish(struct todod_delivery *d)
@@ -276,7 +276,7 @@ static int64_t backoff_ms(const struct bus *bus, int attempt)
 	return ms < RETRY_BACKOFF_CAP_MS ? ms : RETRY_BACKOFF_CAP_MS;
 }
 
-void bus_answer(struct todod_delivery *d, enum todod_handler_result result, const char *reason)
+void bus_answer(struct todod_delivery *d, enum todod_result result, const char *reason)
 {
 	if (!d->in_handler) {
 		log_error("'%s' answered event %s twice; the second answer is ignored", d->consumer,
@@ -286,14 +286,14 @@ void bus_answer(struct todod_delivery *d, enum todod_handler_result result, cons
 	d->in_handler = false;
 	struct bus *bus = d->dsp->bus;
 	switch (result) {
-	case TODOD_HANDLED_OK:
+	case TODOD_OK:
 		count(d->consumer, "ok");
 		if (batch_add(bus, &bus->to_record, d) != 0) {
 			d->dsp->unrecorded = true;
 			delivery_finish(d);
 		}
 		return;
-	case TODOD_HANDLED_RETRY:
+	case TODOD_RETRY:
 		count(d->consumer, "retry");
 		free(d->reason);
 		d->reason = strdup(reason ? reason : "no reason given");
@@ -312,7 +312,7 @@ void bus_answer(struct todod_delivery *d, enum todod_handler_result result, cons
 			 d->reason ? d->reason : "no reason given");
 		dead_letter(d, why);
 		return;
-	case TODOD_HANDLED_DROP:
+	case TODOD_DROP:
 	default:
 		count(d->consumer, "drop");
 		dead_letter(d, reason ? reason : "dropped by the consumer");
@@ -484,14 +484,14 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transp
 	const char *topic = msg->topic;
 	struct dispatch *dsp = calloc(1, sizeof *dsp);
 	if (!dsp) {
-		msg->done(TODOD_HANDLED_RETRY, "out of memory", 0, msg->arg);
+		msg->done(TODOD_RETRY, "out of memory", 0, msg->arg);
 		return;
 	}
 	struct todod_err err = { "" };
 	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, topic, msg->key, &dsp->ce,
 		     &err) != 0) {
 		free(dsp);
-		msg->done(TODOD_HANDLED_DROP, err.text, 0, msg->arg);
+		msg->done(TODOD_DROP, err.text, 0, msg->arg);
 		return;
 	}
 	dsp->bus = bus;

@@ -40,7 +40,7 @@ const char *const *bus_topics(struct bus *bus);
  * `done` for what is still in flight. */
 void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport);
 
-void bus_answer(struct todod_delivery *d, enum todod_handler_result result, const char *reason);
+void bus_answer(struct todod_delivery *d, enum todod_result result, const char *reason);
 const char *bus_delivery_consumer(struct todod_delivery *d);
 const char *bus_delivery_event_id(struct todod_delivery *d);
 int bus_delivery_attempt(struct todod_delivery *d);

@@ -37,7 +37,7 @@ static void route_readyz(struct todod_http_req *req, void *arg)
 	const struct todod_transport *t = services_get(core, "transport", &tname);
 	if (!t) {
 		json_object_object_add(checks, "transport", json_object_new_string("in-process"));
-	} else if (t->ready && t->ready(t->self, &why) != 0) {
+	} else if (t->ready(t->self, &why) != 0) {
 		ready = false;
 		json_object_object_add(checks, "transport", json_object_new_string(why.text));
 	} else {

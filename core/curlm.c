@@ -395,15 +395,20 @@ int curlm_http(struct curlm *m, void *owner, const struct todod_http_request *rq
 static int smtp_setup(struct transfer *t, const struct todod_smtp_message *msg,
 		      struct todod_err *err)
 {
-	static const long use_ssl[] = { CURLUSESSL_NONE, CURLUSESSL_TRY, CURLUSESSL_ALL };
+	static const long use_ssl[] = {
+		[TODOD_STARTTLS_NEVER] = CURLUSESSL_NONE,
+		[TODOD_STARTTLS_OPTIONAL] = CURLUSESSL_TRY,
+		[TODOD_STARTTLS_REQUIRED] = CURLUSESSL_ALL,
+	};
 
 	if (!msg->from)
 		return todod_err_set(err, "smtp: no envelope sender");
 	if (!msg->rcpt || !msg->rcpt[0])
 		return todod_err_set(err, "smtp: no recipient");
-	if (msg->starttls < 0 || msg->starttls > 2)
-		return todod_err_set(err, "smtp: starttls must be 0, 1 or 2, not %d",
-				     msg->starttls);
+	if (msg->starttls != TODOD_STARTTLS_NEVER && msg->starttls != TODOD_STARTTLS_OPTIONAL &&
+	    msg->starttls != TODOD_STARTTLS_REQUIRED)
+		return todod_err_set(err, "smtp: starttls is not a todod_starttls value: %d",
+				     (int)msg->starttls);
 	for (const char *const *r = msg->rcpt; *r; r++)
 		if (!(t->list = curl_slist_append(t->list, *r)))
 			return todod_err_set(err, "smtp: out of memory");

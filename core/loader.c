@@ -4,7 +4,11 @@
  * the most useful message: the file exists, it is a shared object, it
  * exports `todod_plugin`, the ABI major/minor fit, the struct is at least
  * as large as the fields we read, the build signature matches, the name is
- * the one the config asked for, and its requirements are loaded. */
+ * the one the config asked for, and its requirements are loaded.
+ *
+ * The core then works on its own copy of the definition and of the option
+ * table, in this core's layout: a plugin built against an older minor has
+ * the members it does not know read as zero, whatever its struct sizes. */
 #include "loader.h"
 
 #include <dlfcn.h>
@@ -19,21 +23,33 @@
 
 #define PLUGIN_SECTION_PREFIX "plugin."
 
-/* The smallest definition this core can use: everything up to health(). */
-#define DEF_MIN_SIZE (offsetof(struct todod_plugin_def, health) + sizeof(void *))
+#define DEF_MIN_SIZE ABI2_SIZE(struct todod_plugin_def)
+#define OPT_MIN_SIZE ABI2_SIZE(struct todod_opt)
 
+#if TODOD_ABI_MINOR == 0
+#define ABI_ACCEPTED TODOD_STR(TODOD_ABI_MAJOR) ".0"
+#else
+#define ABI_ACCEPTED TODOD_STR(TODOD_ABI_MAJOR) ".0 to " TODOD_STR(TODOD_ABI_MAJOR) "." \
+	TODOD_STR(TODOD_ABI_MINOR)
+#endif
+
+/* abi_major and abi_minor sit first in every ABI's definition, so they
+ * can be read before anything else is known about the plugin. */
 static int check_def(const struct todod_plugin_def *def, const char *path, const char *name,
 		     struct todod_err *err)
 {
 	if (def->abi_major != TODOD_ABI_MAJOR || def->abi_minor > TODOD_ABI_MINOR)
 		return todod_err_set(err,
-				     "%s: plugin ABI %u.%u does not fit this todod (expected %d.0 to %d.%d); "
+				     "%s: plugin built for ABI %u.%u, this todod requires ABI %s; "
 				     "rebuild the plugin against this version's todod-plugin.h",
-				     path, def->abi_major, def->abi_minor, TODOD_ABI_MAJOR,
-				     TODOD_ABI_MAJOR, TODOD_ABI_MINOR);
+				     path, def->abi_major, def->abi_minor, ABI_ACCEPTED);
 	if (def->struct_size < DEF_MIN_SIZE)
 		return todod_err_set(err, "%s: plugin definition is %u bytes, expected at least %zu",
 				     path, def->struct_size, (size_t)DEF_MIN_SIZE);
+	if (def->options && def->option_size < OPT_MIN_SIZE)
+		return todod_err_set(err, "%s: plugin option entries are %u bytes, expected at least %zu "
+				     "(TODOD_PLUGIN_HEADER sets option_size)",
+				     path, def->option_size, (size_t)OPT_MIN_SIZE);
 	if (!def->build_sig || strcmp(def->build_sig, TODOD_BUILD_SIG) != 0)
 		return todod_err_set(err, "%s: plugin was built for '%s', this todod is '%s'", path,
 				     def->build_sig ? def->build_sig : "(none)", TODOD_BUILD_SIG);
@@ -46,6 +62,38 @@ static int check_def(const struct todod_plugin_def *def, const char *path, const
 		return todod_err_set(err, "%s: plugin '%s' declares options but conf_size is 0",
 				     path, name);
 	return 0;
+}
+
+/* The definition and its option table in this core's layout, in one
+ * allocation that plugin_close() frees. */
+struct owned_def {
+	struct todod_plugin_def def;
+	struct todod_opt options[];
+};
+
+static const struct todod_plugin_def *copy_def(const struct todod_plugin_def *def)
+{
+	size_t n_opts = 0;
+	const char *entry = (const char *)def->options;
+	if (entry)
+		for (; ((const struct todod_opt *)entry)->key; entry += def->option_size)
+			n_opts++;
+	/* The table keeps its terminating entry (key NULL, zeroed by calloc). */
+	struct owned_def *own = calloc(1, sizeof *own + (n_opts + 1) * sizeof own->options[0]);
+	if (!own)
+		return NULL;
+	memcpy(&own->def, def, def->struct_size < sizeof own->def ? def->struct_size : sizeof own->def);
+	own->def.struct_size = sizeof own->def;
+	if (def->options) {
+		size_t opt_size = def->option_size < sizeof own->options[0] ? def->option_size
+									     : sizeof own->options[0];
+		for (size_t i = 0; i < n_opts; i++)
+			memcpy(&own->options[i], (const char *)def->options + i * def->option_size,
+			       opt_size);
+		own->def.options = own->options;
+		own->def.option_size = sizeof own->options[0];
+	}
+	return &own->def;
 }
 
 static bool valid_plugin_name(const char *name)
@@ -90,10 +138,11 @@ int loader_open(const char *dir, const char *name, struct plugin *p, struct todo
 	p->name = strdup(name);
 	p->path = strdup(path);
 	p->dl = dl;
-	p->def = def;
-	if (!p->name || !p->path) {
+	p->def = copy_def(def);
+	if (!p->name || !p->path || !p->def) {
 		free(p->name);
 		free(p->path);
+		free((void *)p->def);
 		dlclose(dl);
 		return todod_err_set(err, "out of memory");
 	}
@@ -108,7 +157,7 @@ int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf_r, stru
 	void *conf = calloc(1, p->def->conf_size ? p->def->conf_size : 1);
 	if (!conf)
 		return todod_err_set(err, "out of memory");
-	static const struct todod_opt no_options[] = { { NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL } };
+	static const struct todod_opt no_options[] = { { .key = NULL } };
 	const struct todod_opt *schema = p->def->options ? p->def->options : no_options;
 	if (cfg_bind(schema, cf, sec, conf, err) != 0) {
 		free(conf);
@@ -135,6 +184,8 @@ static void plugin_close(struct plugin *p)
 			cfg_conf_free(p->def->options, p->conf);
 		free(p->conf);
 	}
+	/* The copy's option table lives in the same allocation. */
+	free((void *)p->def);
 	if (p->dl)
 		dlclose(p->dl);
 	free(p->name);

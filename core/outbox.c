@@ -87,6 +87,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg) { claim(arg); }
 static bool flushes_at_drain(const struct outbox_relay *r)
 {
 	struct todod_err why;
+	/* service_provide() refused any transport without ready(). */
 	return r->transport && r->transport->ready(r->transport->self, &why) == 0;
 }
 
@@ -189,7 +190,7 @@ static struct item *next_of_key(struct outbox_relay *r, const struct item *it)
 	return NULL;
 }
 
-static void published(int result, const char *reason, void *arg)
+static void published(enum todod_result result, const char *reason, void *arg)
 {
 	struct item *it = arg;
 	struct outbox_relay *r = it->relay;
@@ -197,11 +198,11 @@ static void published(int result, const char *reason, void *arg)
 		return;
 	struct item *next = next_of_key(r, it);
 	r->unanswered--;
-	if (result == TODOD_HANDLED_OK) {
+	if (result == TODOD_OK) {
 		it->state = ITEM_ACKED;
 		metric_add(r->published, 1);
 		metric_observe(r->latency, (double)(clock_wall_ms() - it->created_ms) / 1000.0);
-	} else if (result == TODOD_HANDLED_DROP) {
+	} else if (result == TODOD_DROP) {
 		/* Cannot ever be delivered (e.g. not a valid event): keep it out
 		 * of the way rather than blocking its key forever. */
 		log_error("outbox: event %s on %s dropped by the transport: %s", it->event_id,
@@ -235,7 +236,7 @@ static void published(int result, const char *reason, void *arg)
 }
 
 /* The in-process transport: the local bus answered for the event. */
-static void dispatched(int result, const char *reason, int attempts, void *arg)
+static void dispatched(enum todod_result result, const char *reason, int attempts, void *arg)
 {
 	published(result, reason, arg);
 }
@@ -245,7 +246,7 @@ static void publish_item(struct item *it)
 	struct outbox_relay *r = it->relay;
 	it->state = ITEM_SENDING;
 	if (!r->transport) {
-		struct todod_inbound msg = { .topic = it->topic, .key = it->key, .raw = it->raw,
+		struct todod_inbound msg = { .struct_size = sizeof msg, .topic = it->topic, .key = it->key, .raw = it->raw,
 					     .len = it->raw_len, .done = dispatched, .arg = it };
 		bus_dispatch(r->bus, &msg, NULL);
 		return;
@@ -253,11 +254,11 @@ static void publish_item(struct item *it)
 	struct ce_event ce;
 	struct todod_err err = { "" };
 	if (ce_parse(it->raw, it->raw_len, (size_t)-1, it->topic, it->key, &ce, &err) != 0) {
-		published(TODOD_HANDLED_DROP, err.text, it);
+		published(TODOD_DROP, err.text, it);
 		return;
 	}
 	if (r->transport->publish(r->transport->self, &ce.ev, published, it) != 0)
-		published(TODOD_HANDLED_RETRY, "transport refused the event", it);
+		published(TODOD_RETRY, "transport refused the event", it);
 	ce_event_free(&ce);
 }
 

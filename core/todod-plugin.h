@@ -36,11 +36,24 @@
 extern "C" {
 #endif
 
-/* A change to an existing field or callback bumps MAJOR; an addition at
- * the end of a struct bumps MINOR.  The loader accepts a plugin whose
- * major equals the core's and whose minor is not newer than the core's. */
-#define TODOD_ABI_MAJOR 1
-#define TODOD_ABI_MINOR 2
+/*
+ * ABI 2.0 is the first promised ABI.  Within 2.x:
+ *   - a released function never changes its signature: a changed function
+ *     gets a new slot at the end of struct todod_api and a new name, and
+ *     the old slot keeps working;
+ *   - members are only added, at the end of a struct or in place of one of
+ *     its `future` slots, which bumps MINOR;
+ *   - every struct a plugin fills starts with `struct_size` (set it to
+ *     sizeof the struct), and the core treats members past it as zero.
+ * The loader accepts a plugin whose major equals the core's and whose
+ * minor is not newer than the core's; anything else is refused by name.
+ */
+#define TODOD_ABI_MAJOR 2
+#define TODOD_ABI_MINOR 0
+
+/* Spare room at the end of a plugin-filled struct, zero until a minor
+ * release gives a slot a name (Mosquitto's `future` members). */
+#define TODOD_FUTURE_SLOTS 4
 
 /* Things that change the binary layout of what crosses the ABI. */
 #define TODOD_STR2(x) #x
@@ -83,6 +96,18 @@ static inline int todod_err_set(struct todod_err *err, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
+/* Results                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The outcome of everything asynchronous that can be retried: a delivery
+ * answered by a subscriber, a publish, an inbound message settled. */
+enum todod_result {
+	TODOD_OK = 0, /* done */
+	TODOD_RETRY,  /* not now: try again later, with backoff */
+	TODOD_DROP,   /* never succeeds: dead-letter now */
+};
+
+/* ------------------------------------------------------------------ */
 /* Option schema                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -103,7 +128,7 @@ static inline int todod_err_set(struct todod_err *err, const char *fmt, ...)
  *                                      key starts with `key` (which ends in
  *                                      '.'); `name` is the rest of the key.
  *                                      For pass-through settings, e.g.
- *                                      `librdkafka.` (since ABI 1.1).
+ *                                      `librdkafka.`.
  *
  * A SECRET value may be given literally, as `env:NAME` or as
  * `file:/path` (first line, trailing newline removed).  Secrets are never
@@ -129,6 +154,18 @@ struct todod_list {
 	char **items;
 };
 
+/* A table of these ends with an entry whose key is NULL.  Write entries
+ * with designated initialisers:
+ *
+ *   static const struct todod_opt my_options[] = {
+ *       { .key = "interval", .type = TODOD_OPT_DURATION, .default_value = "30s",
+ *         .offset = offsetof(struct my_conf, interval_ms), .min = 1000, .max = 3600000,
+ *         .description = "How often to look" },
+ *       { .key = NULL },
+ *   };
+ *
+ * The entry size is the definition's `option_size` (TODOD_PLUGIN_HEADER
+ * sets it), so entries can grow like the structs below. */
 struct todod_opt {
 	const char *key;
 	enum todod_opt_type type;
@@ -138,6 +175,7 @@ struct todod_opt {
 	int64_t min, max;          /* INT/DURATION/SIZE bounds; min == max == 0: unbounded */
 	const char *const *choices; /* ENUM: NULL-terminated */
 	const char *description;
+	void *future[2];            /* fewer than elsewhere: tables are long */
 };
 
 /* ------------------------------------------------------------------ */
@@ -174,6 +212,8 @@ enum todod_metric_kind {
 
 typedef void (*todod_timer_cb)(void *arg);
 
+#define TODOD_TIMER_REPEAT 0x1u /* fire every `ms` until deleted */
+
 #define TODOD_FD_READ  0x02 /* same values as libevent's EV_READ/EV_WRITE */
 #define TODOD_FD_WRITE 0x04
 
@@ -204,15 +244,24 @@ typedef void (*todod_http_handler)(struct todod_http_req *req, void *arg);
 /* ------------------------------------------------------------------ */
 
 struct todod_http_request {
+	uint32_t struct_size;       /* sizeof(struct todod_http_request) */
 	const char *method;         /* "GET", "POST", ... */
 	const char *url;
 	const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
 	const void *body;           /* copied */
 	size_t body_len;
 	int64_t timeout_ms;         /* 0: core default */
+	void *future[TODOD_FUTURE_SLOTS];
+};
+
+enum todod_starttls {
+	TODOD_STARTTLS_NEVER = 0,   /* plain text (smtps:// is TLS anyway) */
+	TODOD_STARTTLS_OPTIONAL,    /* when the server offers it */
+	TODOD_STARTTLS_REQUIRED,    /* fail when the server does not offer it */
 };
 
 struct todod_smtp_message {
+	uint32_t struct_size;       /* sizeof(struct todod_smtp_message) */
 	const char *url;            /* smtp://host:port, smtps://host:port */
 	const char *from;           /* envelope sender */
 	const char *const *rcpt;    /* envelope recipients, NULL-terminated */
@@ -220,8 +269,9 @@ struct todod_smtp_message {
 	size_t data_len;
 	const char *username;       /* NULL: no AUTH */
 	const char *password;
-	int starttls;               /* 0 never, 1 optional, 2 required */
+	enum todod_starttls starttls;
 	int64_t timeout_ms;         /* 0: core default */
+	void *future[TODOD_FUTURE_SLOTS];
 };
 
 /* Outcome of an outbound request.  `status` is the HTTP status or the
@@ -254,12 +304,6 @@ struct todod_event {
 	size_t raw_len;
 };
 
-enum todod_handler_result {
-	TODOD_HANDLED_OK = 0, /* done: recorded in the inbox */
-	TODOD_HANDLED_RETRY,  /* try again later, with backoff */
-	TODOD_HANDLED_DROP,   /* never succeeds: dead-letter now */
-};
-
 /* A subscriber answers every delivery exactly once with bus_answer(),
  * now or later.  `d` stays valid until answered. */
 typedef void (*todod_event_handler)(const struct todod_event *ev,
@@ -270,8 +314,7 @@ typedef void (*todod_event_handler)(const struct todod_event *ev,
  * "transport" by kafka-direct or dapr-transport; when none is provided the
  * core uses its in-process transport.
  */
-typedef void (*todod_publish_cb)(int result /* TODOD_HANDLED_* */,
-				 const char *reason, void *arg);
+typedef void (*todod_publish_cb)(enum todod_result result, const char *reason, void *arg);
 
 /*
  * A message a transport received, handed to bus_inbound().  `done` fires
@@ -282,10 +325,11 @@ typedef void (*todod_publish_cb)(int result /* TODOD_HANDLED_* */,
  *          CloudEvent, or a subscriber gave up after `attempts` tries or
  *          answered DROP).  The transport dead-letters it, then commits.
  */
-typedef void (*todod_inbound_cb)(int result /* TODOD_HANDLED_* */, const char *reason,
+typedef void (*todod_inbound_cb)(enum todod_result result, const char *reason,
 				 int attempts, void *arg);
 
 struct todod_inbound {
+	uint32_t struct_size;      /* sizeof(struct todod_inbound) */
 	const char *topic;         /* the logical topic, e.g. "task-events" */
 	const char *key;           /* may be NULL */
 	const void *raw;           /* the message value; copied */
@@ -293,10 +337,13 @@ struct todod_inbound {
 	int max_attempts;          /* tries per subscriber; 0: [core] max_attempts */
 	todod_inbound_cb done;
 	void *arg;
+	void *future[TODOD_FUTURE_SLOTS];
 };
 
+/* Every member up to `self` is required: service_provide() refuses a
+ * transport without one. */
 struct todod_transport {
-	uint32_t struct_size;
+	uint32_t struct_size;      /* sizeof(struct todod_transport) */
 	const char *name;
 	/* Hand one encoded event to the transport; `done` fires once, with OK
 	 * when the broker acknowledged it and RETRY when it did not. */
@@ -307,6 +354,7 @@ struct todod_transport {
 	/* 0 when connected and able to publish; else fills `why`. */
 	int (*ready)(void *self, struct todod_err *why);
 	void *self;
+	void *future[TODOD_FUTURE_SLOTS];
 };
 
 /*
@@ -317,14 +365,16 @@ struct todod_transport {
  * daemon then drains and exits.
  */
 struct todod_stdio_service {
-	uint32_t struct_size;
+	uint32_t struct_size;      /* sizeof(struct todod_stdio_service) */
+	/* Required. */
 	int (*attach)(void *self, int in_fd, int out_fd, int64_t user_id,
 		      void (*closed)(void *arg), void *arg, struct todod_err *err);
 	void *self;
+	void *future[TODOD_FUTURE_SLOTS];
 };
 
 /* ------------------------------------------------------------------ */
-/* Time zones (ABI 1.2)                                                */
+/* Time zones                                                          */
 /* ------------------------------------------------------------------ */
 
 /* Room for the longest abbreviation a zone may use, and its NUL. */
@@ -373,20 +423,35 @@ struct todod_api {
 	void (*log)(struct todod_ctx *ctx, enum todod_log_level level,
 		    const char *fmt, ...) TODOD_PRINTF(3, 4);
 
-	/* -- timers -- */
-	/* Fire after `ms`; again every `ms` when `repeat`. */
-	struct todod_timer *(*timer_add)(struct todod_ctx *ctx, int64_t ms,
-					 bool repeat, todod_timer_cb cb, void *arg);
+	/* -- timers --
+	 * A timer's handle lives in the caller's `slot` (NULL when the caller
+	 * keeps none), which the core writes and clears, so a handle never
+	 * dangles:
+	 *   - timer_add/timer_at store the new handle in *slot; a live timer
+	 *     already in *slot is deleted first (so re-arming is one call);
+	 *     *slot must be NULL or a live handle;
+	 *   - a one-shot timer is gone when it fires: the core sets *slot to
+	 *     NULL before the callback runs, which may arm it again;
+	 *   - timer_del(&t) deletes and sets both t and the timer's slot to
+	 *     NULL; timer_del on a NULL handle does nothing.
+	 * The slot must stay valid while the timer is live: delete the timer
+	 * before freeing the memory that holds its slot.  Timers left at
+	 * destroy() are removed without touching their slots.
+	 * Both return 0, or -1 (out of memory) with *slot as it was. */
+	/* Fire after `ms`; again every `ms` when flags has TODOD_TIMER_REPEAT. */
+	int (*timer_add)(struct todod_ctx *ctx, struct todod_timer **slot, int64_t ms,
+			 unsigned flags, todod_timer_cb cb, void *arg);
 	/* Fire once at wall-clock time `epoch_ms` (re-checked against the
 	 * real clock, so a clock step does not make it early). */
-	struct todod_timer *(*timer_at)(struct todod_ctx *ctx, int64_t epoch_ms,
-					todod_timer_cb cb, void *arg);
-	void (*timer_del)(struct todod_timer *t);
+	int (*timer_at)(struct todod_ctx *ctx, struct todod_timer **slot, int64_t epoch_ms,
+			todod_timer_cb cb, void *arg);
+	void (*timer_del)(struct todod_timer **t);
 
-	/* -- fd watches (persistent until removed) -- */
+	/* -- fd watches (persistent until removed) --
+	 * fd_unwatch(&w) removes the watch and sets w to NULL. */
 	struct todod_watch *(*fd_watch)(struct todod_ctx *ctx, int fd, int what,
 					todod_fd_cb cb, void *arg);
-	void (*fd_unwatch)(struct todod_watch *w);
+	void (*fd_unwatch)(struct todod_watch **w);
 
 	/* -- inbound HTTP -- */
 	/* `path` is exact, or a prefix when it ends in '*'.  `methods` is a
@@ -428,7 +493,7 @@ struct todod_api {
 	int (*bus_subscribe)(struct todod_ctx *ctx, const char *topic, const char *consumer,
 			     todod_event_handler handler, void *arg, struct todod_err *err);
 	/* Answer a delivery.  `reason` is kept with a dead-lettered event. */
-	void (*bus_answer)(struct todod_delivery *d, enum todod_handler_result result,
+	void (*bus_answer)(struct todod_delivery *d, enum todod_result result,
 			   const char *reason);
 	/* For transports: hand a message received from the broker to the local
 	 * subscribers of its topic.  Retries (RETRY answers) happen inside the
@@ -442,7 +507,13 @@ struct todod_api {
 	const char *(*delivery_event_id)(struct todod_delivery *d);
 	int (*delivery_attempt)(struct todod_delivery *d); /* 1 for the first */
 
-	/* -- service registry -- */
+	/* -- service registry --
+	 * `vtable` is borrowed for as long as the plugin is loaded.  A kind
+	 * the core uses ("transport": struct todod_transport, "stdio": struct
+	 * todod_stdio_service) is checked when provided: its struct_size must
+	 * cover ABI 2.0's struct and its required members must be set, else
+	 * -1 with `err` naming what is missing.  Other kinds are contracts
+	 * between plugins and are stored unchecked. */
 	int (*service_provide)(struct todod_ctx *ctx, const char *kind, const char *name,
 			       const void *vtable, struct todod_err *err);
 	const void *(*service_get)(struct todod_ctx *ctx, const char *kind, const char **name);
@@ -464,7 +535,7 @@ struct todod_api {
 	const char *(*instance_id)(void);        /* [core] instance, else the host name */
 	int64_t (*now_ms)(void);                 /* wall clock, milliseconds */
 
-	/* -- metrics (ABI 1.1) --
+	/* -- metrics --
 	 * One series of family `name` per distinct `labels` (already formatted:
 	 * `topic="task-events",partition="0"`, or "" for none); asking again
 	 * returns the same handle.  Histogram buckets are in seconds, 0.5 ms to
@@ -476,7 +547,7 @@ struct todod_api {
 	void (*metric_set)(struct todod_metric *m, double v);        /* gauge */
 	void (*metric_observe)(struct todod_metric *m, double secs); /* histogram */
 
-	/* -- time zones (ABI 1.2) --
+	/* -- time zones --
 	 * Conversions in any IANA zone ("Europe/Berlin"), read from the
 	 * system's zone database without changing the process's TZ (which
 	 * would not be thread-safe); -1 with `err` for a name that is no zone
@@ -512,6 +583,7 @@ struct todod_plugin_def {
 	const char *const *requires; /* plugin names, NULL-terminated; may be NULL */
 
 	const struct todod_opt *options; /* terminated by an entry with key NULL */
+	uint32_t option_size;        /* sizeof(struct todod_opt) at build time */
 	size_t conf_size;
 
 	/* Pure cross-field checks; no I/O.  Powers `todod -t`. */
@@ -536,12 +608,13 @@ struct todod_plugin_def {
 	/* /readyz: 0 when ready, else -1 with a reason. */
 	int (*health)(void *state, struct todod_err *why);
 
-	void *reserved[8];
+	void *future[8];
 };
 
 #define TODOD_PLUGIN_HEADER \
 	.abi_major = TODOD_ABI_MAJOR, .abi_minor = TODOD_ABI_MINOR, \
-	.struct_size = sizeof(struct todod_plugin_def), .build_sig = TODOD_BUILD_SIG
+	.struct_size = sizeof(struct todod_plugin_def), .build_sig = TODOD_BUILD_SIG, \
+	.option_size = sizeof(struct todod_opt)
 
 /* In the plugin:  TODOD_PLUGIN = { TODOD_PLUGIN_HEADER, .name = "x", ... }; */
 #define TODOD_PLUGIN TODOD_EXPORT const struct todod_plugin_def todod_plugin

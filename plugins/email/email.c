@@ -69,14 +69,14 @@ static bool is_mbox(const char *server) { return strncmp(server, MBOX_SCHEME, 5)
 
 /* ---- options ------------------------------------------------------------- */
 
-/* libcurl's values for struct todod_smtp_message.starttls. */
-static int starttls_level(const struct email_conf *c)
+/* "auto" is required when credentials would travel, else optional. */
+static enum todod_starttls starttls_level(const struct email_conf *c)
 {
 	switch (c->starttls) {
-	case STARTTLS_REQUIRED: return 2;
-	case STARTTLS_OPTIONAL: return 1;
-	case STARTTLS_NEVER: return 0;
-	default: return c->username ? 2 : 1;
+	case STARTTLS_REQUIRED: return TODOD_STARTTLS_REQUIRED;
+	case STARTTLS_OPTIONAL: return TODOD_STARTTLS_OPTIONAL;
+	case STARTTLS_NEVER: return TODOD_STARTTLS_NEVER;
+	default: return c->username ? TODOD_STARTTLS_REQUIRED : TODOD_STARTTLS_OPTIONAL;
 	}
 }
 
@@ -139,25 +139,25 @@ static void send_free(struct send *s)
 /* The one place a delivery is answered, so the answer and the cleanup
  * never drift apart.  A temporary failure turns permanent once the
  * plugin's own max_attempts is used up. */
-static void finish(struct send *s, enum todod_handler_result result, const char *reason)
+static void finish(struct send *s, enum todod_result result, const char *reason)
 {
 	struct email *em = s->em;
 	const struct todod_api *api = em->api;
 	int attempt = api->delivery_attempt(s->d);
 	char why[700];
-	if (result == TODOD_HANDLED_RETRY && em->conf->max_attempts &&
+	if (result == TODOD_RETRY && em->conf->max_attempts &&
 	    attempt >= em->conf->max_attempts) {
 		snprintf(why, sizeof why, "gave up after %d attempts: %s", attempt, reason);
-		result = TODOD_HANDLED_DROP;
+		result = TODOD_DROP;
 		reason = why;
 	}
 	switch (result) {
-	case TODOD_HANDLED_OK:
+	case TODOD_OK:
 		api->log(em->ctx, TODOD_LOG_INFO, "reminder %s for task %s mailed to %s",
 			 s->event_id, json_object_get_string(json_object_object_get(s->task, "id")),
 			 s->to);
 		break;
-	case TODOD_HANDLED_RETRY:
+	case TODOD_RETRY:
 		api->log(em->ctx, TODOD_LOG_WARN, "reminder %s: attempt %d failed, will retry: %s",
 			 s->event_id, attempt, reason);
 		break;
@@ -174,14 +174,14 @@ static void on_sent(const struct todod_transfer_result *res, void *arg)
 	const char *reply = res->body && *res->body ? res->body : NULL;
 	char reason[600];
 	if (res->status == 250 && !res->error) {
-		finish(s, TODOD_HANDLED_OK, NULL);
+		finish(s, TODOD_OK, NULL);
 	} else if (res->status >= 500 && res->status < 600) {
 		snprintf(reason, sizeof reason, "%s", reply ? reply : res->error);
-		finish(s, TODOD_HANDLED_DROP, reason);
+		finish(s, TODOD_DROP, reason);
 	} else {
 		snprintf(reason, sizeof reason, "%s%s%s", res->error ? res->error : "no 250 after DATA",
 			 reply ? ": " : "", reply ? reply : "");
-		finish(s, TODOD_HANDLED_RETRY, reason);
+		finish(s, TODOD_RETRY, reason);
 	}
 }
 
@@ -193,7 +193,7 @@ static void mbox_append(struct send *s, const char *msg, size_t len, const char 
 	size_t entry_len;
 	char *entry = email_mbox_entry(sender, msg, len, time(NULL), &entry_len);
 	if (!entry) {
-		finish(s, TODOD_HANDLED_RETRY, "out of memory");
+		finish(s, TODOD_RETRY, "out of memory");
 		return;
 	}
 	char reason[600];
@@ -206,11 +206,11 @@ static void mbox_append(struct send *s, const char *msg, size_t len, const char 
 	}
 	free(entry);
 	if (n == (ssize_t)entry_len) {
-		finish(s, TODOD_HANDLED_OK, NULL);
+		finish(s, TODOD_OK, NULL);
 		return;
 	}
 	snprintf(reason, sizeof reason, "%s: %s", path, n < 0 ? strerror(saved) : "short write");
-	finish(s, TODOD_HANDLED_RETRY, reason);
+	finish(s, TODOD_RETRY, reason);
 }
 
 /* The Message-ID's domain: the sender's, else this instance's name. */
@@ -226,7 +226,7 @@ static void send_message(struct send *s, const char *tz)
 	const struct email_conf *c = em->conf;
 	char *sender = email_address_of(c->from);
 	if (!sender) {
-		finish(s, TODOD_HANDLED_RETRY, "out of memory");
+		finish(s, TODOD_RETRY, "out of memory");
 		return;
 	}
 	struct email_reminder r = {
@@ -244,7 +244,7 @@ static void send_message(struct send *s, const char *tz)
 	char *msg = email_message_build(&r, &len);
 	if (!msg) {
 		free(sender);
-		finish(s, TODOD_HANDLED_DROP, "cannot build the message: the task has no title");
+		finish(s, TODOD_DROP, "cannot build the message: the task has no title");
 		return;
 	}
 	if (is_mbox(c->server)) {
@@ -252,6 +252,7 @@ static void send_message(struct send *s, const char *tz)
 	} else {
 		const char *rcpt[] = { s->to, NULL };
 		struct todod_smtp_message m = {
+			.struct_size = sizeof m,
 			.url = c->server,
 			.from = sender,
 			.rcpt = rcpt,
@@ -264,7 +265,7 @@ static void send_message(struct send *s, const char *tz)
 		};
 		struct todod_err err = { "" };
 		if (em->api->smtp_send(em->ctx, &m, on_sent, s, &err) != 0)
-			finish(s, TODOD_HANDLED_RETRY, err.text);
+			finish(s, TODOD_RETRY, err.text);
 	}
 	free(msg);
 	free(sender);
@@ -278,7 +279,7 @@ static void on_owner(json_object *user, const struct todod_store_error *err, voi
 		snprintf(reason, sizeof reason, "looking up user %lld: %s: %s",
 			 (long long)s->user_id, err->code, err->text ? err->text : "");
 		bool temporary = strcmp(err->code, "DATABASE_UNAVAILABLE") == 0;
-		finish(s, temporary ? TODOD_HANDLED_RETRY : TODOD_HANDLED_DROP, reason);
+		finish(s, temporary ? TODOD_RETRY : TODOD_DROP, reason);
 		return;
 	}
 	json_object *email = NULL, *tz = NULL;
@@ -289,12 +290,12 @@ static void on_owner(json_object *user, const struct todod_store_error *err, voi
 	if (!*to || !strchr(to, '@') || strpbrk(to, " \t\r\n<>,")) {
 		snprintf(reason, sizeof reason, "user %lld has no usable email address",
 			 (long long)s->user_id);
-		finish(s, TODOD_HANDLED_DROP, reason);
+		finish(s, TODOD_DROP, reason);
 		return;
 	}
 	s->to = strdup(to);
 	if (!s->to) {
-		finish(s, TODOD_HANDLED_RETRY, "out of memory");
+		finish(s, TODOD_RETRY, "out of memory");
 		return;
 	}
 	send_message(s, json_object_is_type(tz, json_type_string) ? json_object_get_string(tz) : NULL);
@@ -341,20 +342,20 @@ static void on_reminder(const struct todod_event *ev, struct todod_delivery *d, 
 {
 	struct email *em = arg;
 	if (strcmp(ev->type, "todod.reminder.due") != 0) {
-		em->api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+		em->api->bus_answer(d, TODOD_OK, NULL);
 		return;
 	}
 	/* Unrecorded, the event is delivered again after the restart. */
 	if (em->draining) {
-		em->api->bus_answer(d, TODOD_HANDLED_RETRY, "shutting down");
+		em->api->bus_answer(d, TODOD_RETRY, "shutting down");
 		return;
 	}
 	const char *why;
 	struct send *s = send_new(em, ev, d, &why);
 	if (!s) {
 		em->api->log(em->ctx, TODOD_LOG_ERROR, "event %s dropped: %s", ev->id, why);
-		em->api->bus_answer(d, strcmp(why, "out of memory") == 0 ? TODOD_HANDLED_RETRY :
-									    TODOD_HANDLED_DROP, why);
+		em->api->bus_answer(d, strcmp(why, "out of memory") == 0 ? TODOD_RETRY :
+									    TODOD_DROP, why);
 		return;
 	}
 	json_object *none = json_object_new_object();
@@ -364,7 +365,7 @@ static void on_reminder(const struct todod_event *ev, struct todod_delivery *d, 
 		      : todod_err_set(&err, "out of memory");
 	json_object_put(none);
 	if (rc != 0)
-		finish(s, TODOD_HANDLED_RETRY, err.text);
+		finish(s, TODOD_RETRY, err.text);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -420,25 +421,33 @@ static void email_destroy(void *state)
 
 #define OPT(field) offsetof(struct email_conf, field)
 static const struct todod_opt email_options[] = {
-	{ "server", TODOD_OPT_STRING, NULL, TODOD_OPT_REQUIRED, OPT(server), 0, 0, NULL,
-	  "Where mail goes: smtp://host:port (STARTTLS per `starttls`), smtps://host:port "
-	  "(implicit TLS) or mbox:/path (appended to a local mbox file)" },
-	{ "from", TODOD_OPT_STRING, NULL, TODOD_OPT_REQUIRED, OPT(from), 0, 0, NULL,
-	  "Sender: todod@example.org or \"Todo <todod@example.org>\"; its domain names the "
-	  "Message-ID" },
-	{ "username", TODOD_OPT_STRING, NULL, 0, OPT(username), 0, 0, NULL,
-	  "SMTP AUTH user; unset: no AUTH" },
-	{ "password", TODOD_OPT_SECRET, NULL, 0, OPT(password), 0, 0, NULL,
-	  "SMTP AUTH password (literal, env:NAME or file:/path)" },
-	{ "starttls", TODOD_OPT_ENUM, "auto", 0, OPT(starttls), 0, 0, starttls_choices,
-	  "smtp:// only: required, optional or never; auto is required when username is set "
-	  "(credentials never travel in clear text) and optional otherwise" },
-	{ "timeout", TODOD_OPT_DURATION, "30s", 0, OPT(timeout_ms), 1000, 600000, NULL,
-	  "Whole SMTP conversation, connecting included; over it the send is retried" },
-	{ "max_attempts", TODOD_OPT_INT, "0", 0, OPT(max_attempts), 0, 100, NULL,
-	  "Deliveries of one reminder before it is dead-lettered; 0 follows [core] "
-	  "max_attempts, which is also the upper bound (the core stops redelivering there)" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "server", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_REQUIRED,
+	  .offset = OPT(server),
+	  .description = "Where mail goes: smtp://host:port (STARTTLS per `starttls`), "
+			 "smtps://host:port (implicit TLS) or mbox:/path (appended to a local "
+			 "mbox file)" },
+	{ .key = "from", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_REQUIRED, .offset = OPT(from),
+	  .description = "Sender: todod@example.org or \"Todo <todod@example.org>\"; its domain "
+			 "names the Message-ID" },
+	{ .key = "username", .type = TODOD_OPT_STRING, .offset = OPT(username),
+	  .description = "SMTP AUTH user; unset: no AUTH" },
+	{ .key = "password", .type = TODOD_OPT_SECRET, .offset = OPT(password),
+	  .description = "SMTP AUTH password (literal, env:NAME or file:/path)" },
+	{ .key = "starttls", .type = TODOD_OPT_ENUM, .default_value = "auto",
+	  .offset = OPT(starttls), .choices = starttls_choices,
+	  .description = "smtp:// only: required, optional or never; auto is required when "
+			 "username is set (credentials never travel in clear text) and optional "
+			 "otherwise" },
+	{ .key = "timeout", .type = TODOD_OPT_DURATION, .default_value = "30s",
+	  .offset = OPT(timeout_ms), .min = 1000, .max = 600000,
+	  .description = "Whole SMTP conversation, connecting included; over it the send is "
+			 "retried" },
+	{ .key = "max_attempts", .type = TODOD_OPT_INT, .default_value = "0",
+	  .offset = OPT(max_attempts), .max = 100,
+	  .description = "Deliveries of one reminder before it is dead-lettered; 0 follows "
+			 "[core] max_attempts, which is also the upper bound (the core stops "
+			 "redelivering there)" },
+	{ .key = NULL },
 };
 
 TODOD_PLUGIN = {

@@ -65,7 +65,7 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 		ex->completed++;
 	else if (strcmp(ev->type, "todod.task.deleted") == 0)
 		ex->deleted++;
-	ex->api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+	ex->api->bus_answer(d, TODOD_OK, NULL);
 }
 
 static int example_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
@@ -84,8 +84,10 @@ static int example_init(const struct todod_api *api, struct todod_ctx *ctx, cons
 		free(ex);
 		return -1;
 	}
-	ex->heartbeat = api->timer_add(ctx, ex->conf->interval_ms, true, beat, ex);
-	if (!ex->heartbeat) {
+	/* The core keeps ex->heartbeat current: timer_del(&ex->heartbeat)
+	 * or a one-shot firing sets it to NULL. */
+	if (api->timer_add(ctx, &ex->heartbeat, ex->conf->interval_ms, TODOD_TIMER_REPEAT, beat,
+			   ex) != 0) {
 		free(ex);
 		return todod_err_set(err, "cannot create the heartbeat timer");
 	}
@@ -99,14 +101,12 @@ static int example_reconfigure(void *state, const void *old_conf, const void *ne
 {
 	struct example *ex = state;
 	const struct example_conf *next = new_conf;
-	/* Everything that can fail first: on failure the old options stay. */
-	if (((const struct example_conf *)old_conf)->interval_ms != next->interval_ms) {
-		struct todod_timer *t = ex->api->timer_add(ex->ctx, next->interval_ms, true, beat, ex);
-		if (!t)
-			return todod_err_set(err, "cannot create a heartbeat timer");
-		ex->api->timer_del(ex->heartbeat);
-		ex->heartbeat = t;
-	}
+	/* Arming into the slot replaces the old timer, but only once the new
+	 * one exists: on failure the old options and heartbeat stay. */
+	if (((const struct example_conf *)old_conf)->interval_ms != next->interval_ms &&
+	    ex->api->timer_add(ex->ctx, &ex->heartbeat, next->interval_ms, TODOD_TIMER_REPEAT, beat,
+			       ex) != 0)
+		return todod_err_set(err, "cannot create a heartbeat timer");
 	ex->conf = next;
 	return 0;
 }
@@ -114,11 +114,13 @@ static int example_reconfigure(void *state, const void *old_conf, const void *ne
 static void example_destroy(void *state) { free(state); }
 
 static const struct todod_opt example_options[] = {
-	{ "greeting", TODOD_OPT_STRING, "hello from todod", 0,
-	  offsetof(struct example_conf, greeting), 0, 0, NULL, "What GET /example/hello says" },
-	{ "interval", TODOD_OPT_DURATION, "30s", 0, offsetof(struct example_conf, interval_ms),
-	  100, 86400000, NULL, "Time between two heartbeats" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "greeting", .type = TODOD_OPT_STRING, .default_value = "hello from todod",
+	  .offset = offsetof(struct example_conf, greeting),
+	  .description = "What GET /example/hello says" },
+	{ .key = "interval", .type = TODOD_OPT_DURATION, .default_value = "30s",
+	  .offset = offsetof(struct example_conf, interval_ms), .min = 100, .max = 86400000,
+	  .description = "Time between two heartbeats" },
+	{ .key = NULL },
 };
 
 TODOD_PLUGIN = {

@@ -176,7 +176,7 @@ static int subscribe(struct kafka_consumer *kc, struct todod_err *err)
 
 static void consumer_destroy(struct kafka_consumer *kc)
 {
-	kc->k->api->timer_del(kc->poll);
+	kc->k->api->timer_del(&kc->poll);
 	if (kc->kq)
 		kafka_queue_free(kc->kq);
 	partitions_free(kc);
@@ -193,8 +193,7 @@ static void consumer_destroy(struct kafka_consumer *kc)
 
 static void close_done(struct kafka_consumer *kc)
 {
-	kc->k->api->timer_del(kc->poll);
-	kc->poll = NULL;
+	kc->k->api->timer_del(&kc->poll);
 	kc->closed = true;
 	void (*done)(struct kafka *k) = kc->drained;
 	kc->drained = NULL;
@@ -214,9 +213,7 @@ static void on_poll(void *arg)
 
 static int poll_every(struct kafka_consumer *kc, int64_t ms)
 {
-	kc->k->api->timer_del(kc->poll);
-	kc->poll = kc->k->api->timer_add(kc->k->ctx, ms, true, on_poll, kc);
-	return kc->poll ? 0 : -1;
+	return kc->k->api->timer_add(kc->k->ctx, &kc->poll, ms, TODOD_TIMER_REPEAT, on_poll, kc);
 }
 
 int kafka_consumer_start(struct kafka *k, struct todod_err *err)

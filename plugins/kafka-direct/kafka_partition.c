@@ -113,7 +113,7 @@ static struct message *message_new(struct partition *p, const rd_kafka_message_t
 
 static void message_free(struct message *m)
 {
-	m->kc->k->api->timer_del(m->timer);
+	m->kc->k->api->timer_del(&m->timer);
 	free(m->reason);
 	free(m);
 }
@@ -283,7 +283,7 @@ static bool key_take(struct partition *p, const struct message *m)
 	}
 }
 
-static void on_inbound(int result, const char *reason, int attempts, void *arg);
+static void on_inbound(enum todod_result result, const char *reason, int attempts, void *arg);
 
 static void dispatch(struct message *m)
 {
@@ -293,6 +293,7 @@ static void dispatch(struct message *m)
 	m->state = MSG_IN_BUS;
 	kc->outstanding++;
 	const struct todod_inbound in = {
+		.struct_size = sizeof in,
 		.topic = kafka_topic_logical(k, m->part->topic),
 		.key = m->has_key ? m->key : NULL,
 		.raw = m->value,
@@ -302,7 +303,7 @@ static void dispatch(struct message *m)
 		.arg = m,
 	};
 	if (k->api->bus_inbound(k->ctx, &in, &err) != 0)
-		on_inbound(TODOD_HANDLED_RETRY, err.text, 0, m);
+		on_inbound(TODOD_RETRY, err.text, 0, m);
 }
 
 /* Hands every message whose turn has come to the bus. */
@@ -396,13 +397,12 @@ static void wait_then_retry(struct message *m, enum msg_state state)
 {
 	struct kafka *k = m->kc->k;
 	m->state = state;
-	m->timer = k->api->timer_add(k->ctx, k->conf->retry_backoff_ms, false, on_wait_over, m);
-	if (!m->timer)
+	if (k->api->timer_add(k->ctx, &m->timer, k->conf->retry_backoff_ms, 0, on_wait_over, m) != 0)
 		KC_LOG(m->kc, ERROR, "cannot arm a retry timer: offset %" PRId64 " of %s [%" PRId32
 		       "] waits for the next assignment", m->offset, m->part->topic, m->part->id);
 }
 
-static void on_dead_lettered(int result, const char *reason, void *arg);
+static void on_dead_lettered(enum todod_result result, const char *reason, void *arg);
 
 static void dead_letter(struct message *m)
 {
@@ -421,7 +421,6 @@ static void dead_letter(struct message *m)
 static void on_wait_over(void *arg)
 {
 	struct message *m = arg;
-	m->timer = NULL;
 	if (m->state == MSG_RETRY_WAIT) {
 		m->state = MSG_WAITING;
 		pump(m->part);
@@ -432,7 +431,7 @@ static void on_wait_over(void *arg)
 	}
 }
 
-static void on_inbound(int result, const char *reason, int attempts, void *arg)
+static void on_inbound(enum todod_result result, const char *reason, int attempts, void *arg)
 {
 	struct message *m = arg;
 	struct kafka_consumer *kc = m->kc;
@@ -444,10 +443,10 @@ static void on_inbound(int result, const char *reason, int attempts, void *arg)
 		return;
 	}
 	switch (result) {
-	case TODOD_HANDLED_OK:
+	case TODOD_OK:
 		m->state = MSG_SETTLED;
 		break;
-	case TODOD_HANDLED_RETRY:
+	case TODOD_RETRY:
 		KC_LOG(kc, DEBUG, "%s: again in %" PRId64 " ms (%s)",
 		       describe(m, what, sizeof what), kc->k->conf->retry_backoff_ms,
 		       reason ? reason : "no reason given");
@@ -466,14 +465,14 @@ static void on_inbound(int result, const char *reason, int attempts, void *arg)
 	kafka_consumer_settled(kc);
 }
 
-static void on_dead_lettered(int result, const char *reason, void *arg)
+static void on_dead_lettered(enum todod_result result, const char *reason, void *arg)
 {
 	struct message *m = arg;
 	struct kafka_consumer *kc = m->kc;
 	kc->outstanding--;
 	if (!m->part) {
 		orphan_release(m);
-	} else if (result == TODOD_HANDLED_OK) {
+	} else if (result == TODOD_OK) {
 		m->state = MSG_SETTLED;
 		pump(m->part);
 	} else {

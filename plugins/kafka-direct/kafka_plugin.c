@@ -154,7 +154,6 @@ static void on_outage_check(void *arg)
 {
 	struct kafka_plugin *kp = arg;
 	struct kafka *k = &kp->k;
-	kp->outage_check = NULL;
 	k->broker_up = false;
 	if (kp->said != OUTAGE_NONE)
 		return;
@@ -174,8 +173,7 @@ static void suspect_outage(struct kafka *k, const char *fmt, ...)
 	vsnprintf(kp->outage_reason, sizeof kp->outage_reason, fmt, ap);
 	va_end(ap);
 	if (kp->said == OUTAGE_NONE && !kp->outage_check)
-		kp->outage_check = k->api->timer_add(k->ctx, OUTAGE_GRACE_MS, false, on_outage_check,
-						     kp);
+		k->api->timer_add(k->ctx, &kp->outage_check, OUTAGE_GRACE_MS, 0, on_outage_check, kp);
 }
 
 /* The broker answered and turned us away (login, certificate): only the
@@ -247,8 +245,7 @@ static void set_broker_up(struct kafka *k, bool up, const char *state)
 			suspect_outage(k, "no broker connected (%s)", state);
 		return;
 	}
-	k->api->timer_del(kp->outage_check);
-	kp->outage_check = NULL;
+	k->api->timer_del(&kp->outage_check);
 	if (kp->said != OUTAGE_NONE)
 		k->api->log(k->ctx, TODOD_LOG_INFO, "brokers reachable again");
 	kp->said = OUTAGE_NONE;
@@ -563,7 +560,7 @@ static void kafka_destroy(void *state)
 {
 	struct kafka_plugin *kp = state;
 	struct kafka *k = &kp->k;
-	k->api->timer_del(kp->outage_check);
+	k->api->timer_del(&kp->outage_check);
 	kafka_topics_free(k);
 	if (k->consumer)
 		kafka_consumer_free(k);
@@ -577,51 +574,73 @@ static void kafka_destroy(void *state)
 #define OPT(field) offsetof(struct kafka_conf, field)
 
 static const struct todod_opt kafka_options[] = {
-	{ "brokers", TODOD_OPT_LIST, "127.0.0.1:9092", TODOD_OPT_NO_RELOAD, OPT(brokers), 0, 0, NULL,
-	  "Bootstrap brokers, host:port, comma-separated" },
-	{ "group_id", TODOD_OPT_STRING, "todod", TODOD_OPT_NO_RELOAD, OPT(group_id), 0, 0, NULL,
-	  "Consumer group; instances in one group share the partitions" },
-	{ "client_id", TODOD_OPT_STRING, NULL, TODOD_OPT_NO_RELOAD, OPT(client_id), 0, 0, NULL,
-	  "Client id the brokers see (default: [core] instance, else the host name)" },
-	{ "security_protocol", TODOD_OPT_ENUM, "plaintext", TODOD_OPT_NO_RELOAD,
-	  OPT(security_protocol), 0, 0, security_choices,
-	  "How to talk to the brokers: TLS, SASL login, both or neither" },
-	{ "sasl_mechanism", TODOD_OPT_ENUM, "SCRAM-SHA-512", TODOD_OPT_NO_RELOAD,
-	  OPT(sasl_mechanism), 0, 0, sasl_choices,
-	  "SASL mechanism, with security_protocol sasl_plaintext or sasl_ssl" },
-	{ "username", TODOD_OPT_STRING, NULL, TODOD_OPT_NO_RELOAD, OPT(username), 0, 0, NULL,
-	  "SASL user name" },
-	{ "password", TODOD_OPT_SECRET, NULL, TODOD_OPT_NO_RELOAD, OPT(password), 0, 0, NULL,
-	  "SASL password: literal, env:NAME or file:/path" },
-	{ "ssl_ca", TODOD_OPT_STRING, NULL, TODOD_OPT_NO_RELOAD, OPT(ssl_ca), 0, 0, NULL,
-	  "CA certificate file (PEM) for the brokers' TLS certificates (default: the system's)" },
-	{ "create_topics", TODOD_OPT_BOOL, "yes", TODOD_OPT_NO_RELOAD, OPT(create_topics), 0, 0,
-	  NULL, "Create missing topics and their -dlq topics at start, and again when one is "
-	  "missing" },
-	{ "topic_partitions", TODOD_OPT_INT, "6", TODOD_OPT_NO_RELOAD, OPT(topic_partitions), 1,
-	  10000, NULL, "Partitions of a topic created at start" },
-	{ "topic_replication", TODOD_OPT_INT, "1", TODOD_OPT_NO_RELOAD, OPT(topic_replication), -1,
-	  100, NULL, "Replication factor of a topic created at start; -1: the broker's default" },
-	{ "max_attempts", TODOD_OPT_INT, "5", TODOD_OPT_NO_RELOAD, OPT(max_attempts), 1, 100, NULL,
-	  "Tries per subscriber before a consumed message goes to <topic>-dlq" },
-	{ "retry_backoff", TODOD_OPT_DURATION, "1s", TODOD_OPT_NO_RELOAD, OPT(retry_backoff_ms), 0,
-	  3600000, NULL, "Wait before a consumed message whose outcome was not recorded is "
-	  "delivered again" },
-	{ "linger", TODOD_OPT_DURATION, "5ms", TODOD_OPT_NO_RELOAD, OPT(linger_ms), 0, 10000, NULL,
-	  "How long the producer waits to fill a batch (librdkafka linger.ms)" },
-	{ "batch_size", TODOD_OPT_SIZE, "1M", TODOD_OPT_NO_RELOAD, OPT(batch_size), 1,
-	  2147483647, NULL, "Largest batch the producer sends (librdkafka batch.size)" },
-	{ "compression", TODOD_OPT_ENUM, "none", TODOD_OPT_NO_RELOAD, OPT(compression), 0, 0,
-	  kafka_compressions, "Compression of produced batches" },
-	{ "max_in_flight", TODOD_OPT_INT, "1000", TODOD_OPT_NO_RELOAD, OPT(max_in_flight), 1,
-	  1000000, NULL, "Consumed messages handed to subscribers at once, per partition" },
-	{ "topic.", TODOD_OPT_PREFIX, NULL, TODOD_OPT_NO_RELOAD, OPT(topics), 0, 0, NULL,
-	  "Kafka name of a topic: topic.task-events = prod.task-events" },
-	{ "librdkafka.", TODOD_OPT_PREFIX, NULL, TODOD_OPT_NO_RELOAD, OPT(librdkafka), 0, 0, NULL,
-	  "Any librdkafka property for both clients, e.g. librdkafka.socket.keepalive.enable = "
-	  "true (librdkafka.producer.<property> or librdkafka.consumer.<property> for one); wins "
-	  "over the options above, except enable.auto.offset.store and log.queue" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "brokers", .type = TODOD_OPT_LIST, .default_value = "127.0.0.1:9092",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(brokers),
+	  .description = "Bootstrap brokers, host:port, comma-separated" },
+	{ .key = "group_id", .type = TODOD_OPT_STRING, .default_value = "todod",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(group_id),
+	  .description = "Consumer group; instances in one group share the partitions" },
+	{ .key = "client_id", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(client_id),
+	  .description = "Client id the brokers see (default: [core] instance, else the host "
+			 "name)" },
+	{ .key = "security_protocol", .type = TODOD_OPT_ENUM, .default_value = "plaintext",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(security_protocol),
+	  .choices = security_choices,
+	  .description = "How to talk to the brokers: TLS, SASL login, both or neither" },
+	{ .key = "sasl_mechanism", .type = TODOD_OPT_ENUM, .default_value = "SCRAM-SHA-512",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(sasl_mechanism), .choices = sasl_choices,
+	  .description = "SASL mechanism, with security_protocol sasl_plaintext or sasl_ssl" },
+	{ .key = "username", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(username), .description = "SASL user name" },
+	{ .key = "password", .type = TODOD_OPT_SECRET, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(password),
+	  .description = "SASL password: literal, env:NAME or file:/path" },
+	{ .key = "ssl_ca", .type = TODOD_OPT_STRING, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(ssl_ca),
+	  .description = "CA certificate file (PEM) for the brokers' TLS certificates (default: "
+			 "the system's)" },
+	{ .key = "create_topics", .type = TODOD_OPT_BOOL, .default_value = "yes",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(create_topics),
+	  .description = "Create missing topics and their -dlq topics at start, and again when "
+			 "one is missing" },
+	{ .key = "topic_partitions", .type = TODOD_OPT_INT, .default_value = "6",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(topic_partitions), .min = 1, .max = 10000,
+	  .description = "Partitions of a topic created at start" },
+	{ .key = "topic_replication", .type = TODOD_OPT_INT, .default_value = "1",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(topic_replication), .min = -1, .max = 100,
+	  .description = "Replication factor of a topic created at start; -1: the broker's "
+			 "default" },
+	{ .key = "max_attempts", .type = TODOD_OPT_INT, .default_value = "5",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(max_attempts), .min = 1, .max = 100,
+	  .description = "Tries per subscriber before a consumed message goes to <topic>-dlq" },
+	{ .key = "retry_backoff", .type = TODOD_OPT_DURATION, .default_value = "1s",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(retry_backoff_ms), .max = 3600000,
+	  .description = "Wait before a consumed message whose outcome was not recorded is "
+			 "delivered again" },
+	{ .key = "linger", .type = TODOD_OPT_DURATION, .default_value = "5ms",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(linger_ms), .max = 10000,
+	  .description = "How long the producer waits to fill a batch (librdkafka linger.ms)" },
+	{ .key = "batch_size", .type = TODOD_OPT_SIZE, .default_value = "1M",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(batch_size), .min = 1, .max = 2147483647,
+	  .description = "Largest batch the producer sends (librdkafka batch.size)" },
+	{ .key = "compression", .type = TODOD_OPT_ENUM, .default_value = "none",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(compression), .choices = kafka_compressions,
+	  .description = "Compression of produced batches" },
+	{ .key = "max_in_flight", .type = TODOD_OPT_INT, .default_value = "1000",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(max_in_flight), .min = 1, .max = 1000000,
+	  .description = "Consumed messages handed to subscribers at once, per partition" },
+	{ .key = "topic.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(topics),
+	  .description = "Kafka name of a topic: topic.task-events = prod.task-events" },
+	{ .key = "librdkafka.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD,
+	  .offset = OPT(librdkafka),
+	  .description = "Any librdkafka property for both clients, e.g. "
+			 "librdkafka.socket.keepalive.enable = true "
+			 "(librdkafka.producer.<property> or librdkafka.consumer.<property> for "
+			 "one); wins over the options above, except enable.auto.offset.store and "
+			 "log.queue" },
+	{ .key = NULL },
 };
 
 TODOD_PLUGIN = {

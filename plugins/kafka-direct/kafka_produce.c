@@ -92,7 +92,7 @@ static void pending_free(struct pending *p)
 
 /* The record goes before its callback runs: the callback may publish
  * again, or be the last answer a drain waits for. */
-static void answer(struct pending *p, int result, const char *reason)
+static void answer(struct pending *p, enum todod_result result, const char *reason)
 {
 	todod_publish_cb done = p->done;
 	void *arg = p->arg;
@@ -110,14 +110,13 @@ static void on_answer_refused(void *arg)
 {
 	struct kafka *k = arg;
 	struct kafka_producer *pr = k->producer;
-	pr->answer_refused = NULL;
 	/* Answers may refuse new requests; those wait for the next turn. */
 	struct pending_list now = pr->refused;
 	pr->refused = (struct pending_list){ NULL, NULL };
 	while (now.head) {
 		struct pending *p = now.head;
 		list_unlink(&now, p);
-		answer(p, TODOD_HANDLED_RETRY, NULL);
+		answer(p, TODOD_RETRY, NULL);
 	}
 }
 
@@ -133,7 +132,7 @@ static void refuse(struct kafka *k, struct pending *p, const char *fmt, ...)
 	p->refusal = strdup(reason);
 	list_append(&pr->refused, p);
 	if (!pr->answer_refused)
-		pr->answer_refused = k->api->timer_add(k->ctx, 0, false, on_answer_refused, k);
+		k->api->timer_add(k->ctx, &pr->answer_refused, 0, 0, on_answer_refused, k);
 }
 
 /* ---- producing ----------------------------------------------------------- */
@@ -230,7 +229,7 @@ void kafka_dead_letter(struct kafka *k, const struct kafka_dead_letter *dl,
 	/* Without memory for the record there is no next turn to wait for. */
 	if (produce(k, topic, dl->key, dl->key_len, dl->value, dl->value_len, h, counter, done,
 		    arg) != 0)
-		done(TODOD_HANDLED_RETRY, "out of memory", arg);
+		done(TODOD_RETRY, "out of memory", arg);
 }
 
 /* ---- answers from librdkafka --------------------------------------------- */
@@ -248,11 +247,11 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 					       (double)(monotonic_us() - p->started_us) / 1e6);
 			if (p->dead_letters)
 				k->api->metric_add(p->dead_letters, 1);
-			answer(p, TODOD_HANDLED_OK, NULL);
+			answer(p, TODOD_OK, NULL);
 		} else {
 			k->api->metric_add(k->delivery_failures, 1);
 			note_produce_error(k, rd_kafka_topic_name(m->rkt), m->err);
-			answer(p, TODOD_HANDLED_RETRY, rd_kafka_err2str(m->err));
+			answer(p, TODOD_RETRY, rd_kafka_err2str(m->err));
 		}
 	}
 }
@@ -290,7 +289,7 @@ static void on_topics_created(struct kafka *k, rd_kafka_event_t *ev)
 		size_t len = strlen(reason);
 		snprintf(reason + len, sizeof reason - len, " (and %d more)", failed - 1);
 	}
-	answer(p, reason[0] ? TODOD_HANDLED_RETRY : TODOD_HANDLED_OK, reason[0] ? reason : NULL);
+	answer(p, reason[0] ? TODOD_RETRY : TODOD_OK, reason[0] ? reason : NULL);
 }
 
 static void on_error(struct kafka *k, rd_kafka_event_t *ev)
@@ -342,7 +341,7 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 	if (!p || !topics) {
 		free(p);
 		free(topics);
-		done(TODOD_HANDLED_RETRY, "out of memory", arg);
+		done(TODOD_RETRY, "out of memory", arg);
 		return;
 	}
 	*p = (struct pending){ .done = done, .arg = arg, .started_us = monotonic_us() };
@@ -444,8 +443,7 @@ static void on_drain_poll(void *arg)
 		return;
 	void (*done)(struct kafka *k) = pr->drained;
 	pr->drained = NULL;
-	k->api->timer_del(pr->drain_poll);
-	pr->drain_poll = NULL;
+	k->api->timer_del(&pr->drain_poll);
 	done(k);
 }
 
@@ -457,7 +455,7 @@ void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k))
 		return;
 	}
 	pr->drained = done;
-	pr->drain_poll = k->api->timer_add(k->ctx, DRAIN_POLL_MS, true, on_drain_poll, k);
+	k->api->timer_add(k->ctx, &pr->drain_poll, DRAIN_POLL_MS, TODOD_TIMER_REPEAT, on_drain_poll, k);
 	on_drain_poll(k);
 }
 
@@ -478,8 +476,8 @@ void kafka_producer_free(struct kafka *k)
 	if (!pr)
 		return;
 	kafka_queue_free(pr->kq);
-	k->api->timer_del(pr->answer_refused);
-	k->api->timer_del(pr->drain_poll);
+	k->api->timer_del(&pr->answer_refused);
+	k->api->timer_del(&pr->drain_poll);
 	/* Without this, rd_kafka_destroy() would wait for messages that can
 	 * no longer be reported to anyone. */
 	rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -34,8 +34,8 @@ struct kafka_queue {
 static void queue_release(struct kafka_queue *kq)
 {
 	rd_kafka_queue_io_event_enable(kq->q, -1, NULL, 0);
-	kq->api->fd_unwatch(kq->watch);
-	kq->api->timer_del(kq->next_turn);
+	kq->api->fd_unwatch(&kq->watch);
+	kq->api->timer_del(&kq->next_turn);
 	close(kq->read_fd);
 	close(kq->write_fd);
 	rd_kafka_queue_destroy(kq->q);
@@ -47,7 +47,7 @@ static void on_next_turn(void *arg);
 static void schedule_turn(struct kafka_queue *kq)
 {
 	if (!kq->next_turn)
-		kq->next_turn = kq->api->timer_add(kq->ctx, 0, false, on_next_turn, kq);
+		kq->api->timer_add(kq->ctx, &kq->next_turn, 0, 0, on_next_turn, kq);
 }
 
 void kafka_queue_serve(struct kafka_queue *kq)
@@ -72,9 +72,7 @@ void kafka_queue_serve(struct kafka_queue *kq)
 
 static void on_next_turn(void *arg)
 {
-	struct kafka_queue *kq = arg;
-	kq->next_turn = NULL; /* a fired one-shot timer is gone */
-	kafka_queue_serve(kq);
+	kafka_queue_serve(arg);
 }
 
 static void on_wake(int fd, int what, void *arg)

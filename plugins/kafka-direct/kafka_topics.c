@@ -46,7 +46,7 @@ static void add_unique(const char **names, size_t *n, const char *name)
 	names[(*n)++] = name;
 }
 
-static void on_answer(int result, const char *reason, void *arg);
+static void on_answer(enum todod_result result, const char *reason, void *arg);
 
 /* Every topic the core publishes to and the subscribers consume, each
  * with its -dlq (kafka_create_topics adds those). */
@@ -56,7 +56,7 @@ static void request_creation(struct kafka *k)
 	const char **names = calloc(n_core + k->n_wanted, sizeof *names);
 	k->topics->creating = true;
 	if (!names) {
-		on_answer(TODOD_HANDLED_RETRY, "out of memory", k);
+		on_answer(TODOD_RETRY, "out of memory", k);
 		return;
 	}
 	for (size_t i = 0; i < n_core; i++)
@@ -80,9 +80,7 @@ static void create_if_missing(struct kafka *k)
 
 static void on_quiet_over(void *arg)
 {
-	struct kafka *k = arg;
-	k->topics->quiet = NULL;
-	create_if_missing(k);
+	create_if_missing(arg);
 }
 
 static void note_failure(struct kafka *k, const char *reason)
@@ -97,13 +95,13 @@ static void note_failure(struct kafka *k, const char *reason)
 		    "is reachable, events wait in the outbox", reason);
 }
 
-static void on_answer(int result, const char *reason, void *arg)
+static void on_answer(enum todod_result result, const char *reason, void *arg)
 {
 	struct kafka *k = arg;
 	struct kafka_topics *t = k->topics;
 	int64_t quiet_ms;
 	t->creating = false;
-	if (result == TODOD_HANDLED_OK) {
+	if (result == TODOD_OK) {
 		t->missing = false;
 		t->said[0] = '\0';
 		t->backoff_ms = RETRY_MIN_MS;
@@ -114,7 +112,7 @@ static void on_answer(int result, const char *reason, void *arg)
 		quiet_ms = t->backoff_ms;
 		t->backoff_ms = t->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : t->backoff_ms * 2;
 	}
-	t->quiet = k->api->timer_add(k->ctx, quiet_ms, false, on_quiet_over, k);
+	k->api->timer_add(k->ctx, &t->quiet, quiet_ms, 0, on_quiet_over, k);
 	if (!t->answered) {
 		t->answered = true;
 		t->first_answer(k);
@@ -164,7 +162,7 @@ void kafka_topics_free(struct kafka *k)
 {
 	if (!k->topics)
 		return;
-	k->api->timer_del(k->topics->quiet);
+	k->api->timer_del(&k->topics->quiet);
 	free(k->topics);
 	k->topics = NULL;
 }

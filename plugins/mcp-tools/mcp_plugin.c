@@ -86,8 +86,7 @@ static void drain_check(void *arg)
 	struct mcp_plugin *p = arg;
 	if (mcp_inflight(p->srv) || mcp_http_busy(p->http) || mcp_stdio_busy(p->stdio))
 		return;
-	p->api->timer_del(p->drain_poll);
-	p->drain_poll = NULL;
+	p->api->timer_del(&p->drain_poll);
 	p->drained(p->ctx);
 }
 
@@ -99,8 +98,7 @@ static void mcp_drain(void *state, struct todod_ctx *ctx, todod_drained_cb done)
 		done(ctx);
 		return;
 	}
-	p->drain_poll = p->api->timer_add(ctx, 10, true, drain_check, p);
-	if (!p->drain_poll) {
+	if (p->api->timer_add(ctx, &p->drain_poll, 10, TODOD_TIMER_REPEAT, drain_check, p) != 0) {
 		p->api->log(ctx, TODOD_LOG_WARN, "drain: no timer; not waiting for %u tool calls",
 			    mcp_inflight(p->srv));
 		done(ctx);
@@ -115,27 +113,34 @@ static int mcp_health(void *state, struct todod_err *why)
 static const char *const auth_choices[] = { "token", "none", NULL };
 
 static const struct todod_opt mcp_options[] = {
-	{ "auth", TODOD_OPT_ENUM, "token", 0, offsetof(struct mcp_conf, auth), 0, 0, auth_choices,
-	  "token: every client sends Authorization: Bearer <token> (see `todod user add`); "
-	  "none: every client acts as default_user, and only loopback peers are served. A reload "
-	  "that changes it (or default_user) ends every open session" },
-	{ "default_user", TODOD_OPT_STRING, NULL, 0, offsetof(struct mcp_conf, default_user), 0, 0,
-	  NULL, "With auth = none: the name of the user every client acts as" },
-	{ "allowed_origins", TODOD_OPT_LIST, "http://localhost http://127.0.0.1 http://[::1]", 0,
-	  offsetof(struct mcp_conf, allowed_origins), 0, 0, NULL,
-	  "Browser origins allowed to call the endpoint (others get 403; requests without "
-	  "Origin are allowed). An entry without a port also admits that origin with any port; "
-	  "* admits every origin" },
-	{ "session_timeout", TODOD_OPT_DURATION, "30m", 0,
-	  offsetof(struct mcp_conf, session_timeout_ms), 1000, 7 * 86400000LL, NULL,
-	  "An MCP session without a request for this long ends (clients then initialize again)" },
-	{ "max_sessions_per_user", TODOD_OPT_INT, "100", 0,
-	  offsetof(struct mcp_conf, max_sessions_per_user), 1, 65536, NULL,
-	  "Open MCP sessions one user may have; a new one past this ends that user's least "
-	  "recently used session, never another user's" },
-	{ "path", TODOD_OPT_STRING, "/mcp", TODOD_OPT_NO_RELOAD, offsetof(struct mcp_conf, path),
-	  0, 0, NULL, "The HTTP path of the MCP endpoint" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "auth", .type = TODOD_OPT_ENUM, .default_value = "token",
+	  .offset = offsetof(struct mcp_conf, auth), .choices = auth_choices,
+	  .description = "token: every client sends Authorization: Bearer <token> (see `todod "
+			 "user add`); none: every client acts as default_user, and only loopback "
+			 "peers are served. A reload that changes it (or default_user) ends "
+			 "every open session" },
+	{ .key = "default_user", .type = TODOD_OPT_STRING,
+	  .offset = offsetof(struct mcp_conf, default_user),
+	  .description = "With auth = none: the name of the user every client acts as" },
+	{ .key = "allowed_origins", .type = TODOD_OPT_LIST,
+	  .default_value = "http://localhost http://127.0.0.1 http://[::1]",
+	  .offset = offsetof(struct mcp_conf, allowed_origins),
+	  .description = "Browser origins allowed to call the endpoint (others get 403; requests "
+			 "without Origin are allowed). An entry without a port also admits that "
+			 "origin with any port; * admits every origin" },
+	{ .key = "session_timeout", .type = TODOD_OPT_DURATION, .default_value = "30m",
+	  .offset = offsetof(struct mcp_conf, session_timeout_ms), .min = 1000,
+	  .max = 7 * 86400000LL,
+	  .description = "An MCP session without a request for this long ends (clients then "
+			 "initialize again)" },
+	{ .key = "max_sessions_per_user", .type = TODOD_OPT_INT, .default_value = "100",
+	  .offset = offsetof(struct mcp_conf, max_sessions_per_user), .min = 1, .max = 65536,
+	  .description = "Open MCP sessions one user may have; a new one past this ends that "
+			 "user's least recently used session, never another user's" },
+	{ .key = "path", .type = TODOD_OPT_STRING, .default_value = "/mcp",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = offsetof(struct mcp_conf, path),
+	  .description = "The HTTP path of the MCP endpoint" },
+	{ .key = NULL },
 };
 
 TODOD_PLUGIN = {

@@ -343,13 +343,10 @@ static int64_t sweep_interval(int64_t timeout_ms)
 int mcp_sessions_set_timeout(struct mcp_sessions *set, int64_t idle_timeout_ms,
 			     struct todod_err *err)
 {
-	struct todod_timer *t = set->api->timer_add(set->ctx, sweep_interval(idle_timeout_ms), true,
-						    sweep, set);
-	if (!t)
+	/* Arming replaces the sweep timer already there. */
+	if (set->api->timer_add(set->ctx, &set->sweep, sweep_interval(idle_timeout_ms),
+				TODOD_TIMER_REPEAT, sweep, set) != 0)
 		return todod_err_set(err, "cannot create the session expiry timer");
-	if (set->sweep)
-		set->api->timer_del(set->sweep);
-	set->sweep = t;
 	set->timeout_ms = idle_timeout_ms;
 	return 0;
 }

@@ -86,8 +86,7 @@ static void pause_input(struct stdio_conn *c, bool pause)
 {
 	const struct todod_api *api = c->st->api;
 	if (pause && c->in_watch) {
-		api->fd_unwatch(c->in_watch);
-		c->in_watch = NULL;
+		api->fd_unwatch(&c->in_watch);
 		c->paused = true;
 	} else if (!pause && c->paused) {
 		c->paused = false;
@@ -121,10 +120,7 @@ static void flush_out(struct stdio_conn *c)
 			 n < 0 ? strerror(error) : "nothing written");
 	}
 	c->out.len = c->out_done = 0;
-	if (c->out_watch) {
-		api->fd_unwatch(c->out_watch);
-		c->out_watch = NULL;
-	}
+	api->fd_unwatch(&c->out_watch);
 	pause_input(c, false);
 	maybe_closed(c);
 }
@@ -214,10 +210,7 @@ static void take_input(struct stdio_conn *c, const char *data, size_t len)
 
 static void end_input(struct stdio_conn *c)
 {
-	if (c->in_watch) {
-		c->st->api->fd_unwatch(c->in_watch);
-		c->in_watch = NULL;
-	}
+	c->st->api->fd_unwatch(&c->in_watch);
 	/* An unterminated last line is still a message. */
 	if (c->in.len && !c->skipping) {
 		size_t len = c->in.len;

@@ -104,7 +104,7 @@ static void fail_with(struct tool_call *c, const char *code, const char *field, 
 	snprintf(c->message, sizeof c->message, "%s", message);
 	if (!c->in_run)
 		answer_error(c);
-	else if (!c->env.api->timer_add(c->env.ctx, 0, false, answer_error_later, c))
+	else if (c->env.api->timer_add(c->env.ctx, NULL, 0, 0, answer_error_later, c) != 0)
 		abort(); /* only out of memory; done must not fire inside run() */
 }
 

@@ -44,19 +44,19 @@ static void on_recurred(json_object *res, const struct todod_store_error *err, v
 		else if (json_object_object_get_ex(res, "reason", &reason))
 			api->log(rc->ctx, TODOD_LOG_INFO, "task %lld: no next occurrence (%s)",
 				 (long long)job->task_id, json_object_get_string(reason));
-		api->bus_answer(job->delivery, TODOD_HANDLED_OK, NULL);
+		api->bus_answer(job->delivery, TODOD_OK, NULL);
 	} else if (strcmp(err->code, "ALREADY_HANDLED") == 0) {
 		api->log(rc->ctx, TODOD_LOG_DEBUG, "task %lld: completion already handled",
 			 (long long)job->task_id);
-		api->bus_answer(job->delivery, TODOD_HANDLED_OK, NULL);
+		api->bus_answer(job->delivery, TODOD_OK, NULL);
 	} else if (strcmp(err->code, "DATABASE_UNAVAILABLE") == 0) {
-		api->bus_answer(job->delivery, TODOD_HANDLED_RETRY, err->text);
+		api->bus_answer(job->delivery, TODOD_RETRY, err->text);
 	} else {
 		char reason[600];
 		snprintf(reason, sizeof reason, "%s: %s", err->code, err->text);
 		api->log(rc->ctx, TODOD_LOG_WARN, "task %lld: no next occurrence: %s",
 			 (long long)job->task_id, reason);
-		api->bus_answer(job->delivery, TODOD_HANDLED_DROP, reason);
+		api->bus_answer(job->delivery, TODOD_DROP, reason);
 	}
 	free(job);
 	if (--rc->in_flight == 0 && rc->drained)
@@ -70,7 +70,7 @@ static void on_completed(const struct todod_event *ev, struct todod_delivery *d,
 
 	/* The topic carries completions only; anything else is not ours. */
 	if (strcmp(ev->type, "todod.task.completed") != 0) {
-		api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+		api->bus_answer(d, TODOD_OK, NULL);
 		return;
 	}
 	json_object *task = NULL;
@@ -78,13 +78,13 @@ static void on_completed(const struct todod_event *ev, struct todod_delivery *d,
 	int64_t user_id = data_int(ev->data, "user_id");
 	int64_t task_id = data_int(task, "id");
 	if (user_id <= 0 || task_id <= 0) {
-		api->bus_answer(d, TODOD_HANDLED_DROP, "the event names no user_id and task id");
+		api->bus_answer(d, TODOD_DROP, "the event names no user_id and task id");
 		return;
 	}
 
 	struct recur_job *job = calloc(1, sizeof *job);
 	if (!job) {
-		api->bus_answer(d, TODOD_HANDLED_RETRY, "out of memory");
+		api->bus_answer(d, TODOD_RETRY, "out of memory");
 		return;
 	}
 	*job = (struct recur_job){ rc, d, task_id };
@@ -94,7 +94,7 @@ static void on_completed(const struct todod_event *ev, struct todod_delivery *d,
 	struct todod_err err;
 	if (api->store_call(rc->ctx, "task.recur", user_id, args, api->delivery_consumer(d),
 			    api->delivery_event_id(d), on_recurred, job, &err) != 0) {
-		api->bus_answer(d, TODOD_HANDLED_DROP, err.text);
+		api->bus_answer(d, TODOD_DROP, err.text);
 		free(job);
 		rc->in_flight--;
 	}
@@ -130,7 +130,7 @@ static void recurrence_drain(void *state, struct todod_ctx *ctx, todod_drained_c
 static void recurrence_destroy(void *state) { free(state); }
 
 static const struct todod_opt recurrence_options[] = {
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = NULL },
 };
 
 TODOD_PLUGIN = {

@@ -84,9 +84,7 @@ static int64_t parse_utc_ms(const char *text)
 
 static void on_wake(void *arg)
 {
-	struct reminders *r = arg;
-	r->wake = NULL; /* a one-shot timer is gone once it fired */
-	reminders_check(r, "timer");
+	reminders_check(arg, "timer");
 }
 
 static void on_scan(void *arg)
@@ -94,18 +92,10 @@ static void on_scan(void *arg)
 	reminders_check(arg, "scan");
 }
 
-static void disarm(struct reminders *r)
-{
-	r->api->timer_del(r->wake);
-	r->wake = NULL;
-}
-
 /* Points the wake-up timer at `at_ms`, replacing whatever it was set to. */
 static void arm(struct reminders *r, int64_t at_ms)
 {
-	disarm(r);
-	r->wake = r->api->timer_at(r->ctx, at_ms, on_wake, r);
-	if (!r->wake) {
+	if (r->api->timer_at(r->ctx, &r->wake, at_ms, on_wake, r) != 0) {
 		r->api->log(r->ctx, TODOD_LOG_ERROR,
 			    "cannot arm the reminder timer; the scan every %" PRId64 " ms stands in",
 			    r->conf->scan_interval_ms);
@@ -143,7 +133,7 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 		if (at_ms > 0)
 			arm_no_later_than(r, at_ms);
 	}
-	r->api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+	r->api->bus_answer(d, TODOD_OK, NULL);
 }
 
 /* ---- claim and emit ------------------------------------------------------ */
@@ -214,7 +204,7 @@ static void round_done(struct reminders *r, int64_t next_due_ms)
 	if (hint && (at_ms < 0 || hint < at_ms))
 		at_ms = hint;
 	if (at_ms < 0)
-		disarm(r); /* nothing pending: the scan alone watches */
+		r->api->timer_del(&r->wake); /* nothing pending: the scan alone watches */
 	else
 		arm(r, at_ms);
 }
@@ -301,17 +291,16 @@ static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, co
 	return 0;
 }
 
-static struct todod_timer *start_scan(struct reminders *r, int64_t interval_ms)
+static int start_scan(struct reminders *r, int64_t interval_ms)
 {
-	return r->api->timer_add(r->ctx, interval_ms, true, on_scan, r);
+	return r->api->timer_add(r->ctx, &r->scan, interval_ms, TODOD_TIMER_REPEAT, on_scan, r);
 }
 
 /* The first round also catches what came due while no todod ran. */
 static int reminders_start(void *state, struct todod_err *err)
 {
 	struct reminders *r = state;
-	r->scan = start_scan(r, r->conf->scan_interval_ms);
-	if (!r->scan)
+	if (start_scan(r, r->conf->scan_interval_ms) != 0)
 		return todod_err_set(err, "cannot create the scan timer");
 	reminders_check(r, "start-up");
 	return 0;
@@ -323,11 +312,9 @@ static int reminders_reconfigure(void *state, const void *old_conf, const void *
 	struct reminders *r = state;
 	const struct reminders_conf *next = new_conf;
 	if (((const struct reminders_conf *)old_conf)->scan_interval_ms != next->scan_interval_ms) {
-		struct todod_timer *t = start_scan(r, next->scan_interval_ms);
-		if (!t)
+		/* On failure the old scan timer keeps running. */
+		if (start_scan(r, next->scan_interval_ms) != 0)
 			return todod_err_set(err, "cannot create a scan timer");
-		r->api->timer_del(r->scan);
-		r->scan = t;
 	}
 	r->conf = next;
 	return 0;
@@ -339,9 +326,8 @@ static void reminders_drain(void *state, struct todod_ctx *ctx, todod_drained_cb
 {
 	struct reminders *r = state;
 	r->stopping = true;
-	r->api->timer_del(r->scan);
-	r->scan = NULL;
-	disarm(r);
+	r->api->timer_del(&r->scan);
+	r->api->timer_del(&r->wake);
 	r->check_again = false;
 	if (!r->claiming) {
 		done(ctx);
@@ -364,15 +350,18 @@ static int reminders_health(void *state, struct todod_err *why)
 }
 
 static const struct todod_opt reminders_options[] = {
-	{ "scan_interval", TODOD_OPT_DURATION, "30s", 0,
-	  offsetof(struct reminders_conf, scan_interval_ms), 1000, 86400000, NULL,
-	  "Time between two safety scans for due reminders (the timer normally fires first)" },
-	{ "grace", TODOD_OPT_DURATION, "1h", 0, offsetof(struct reminders_conf, grace_ms),
-	  1000, 366LL * 86400000, NULL,
-	  "A reminder found more than this late (e.g. after downtime) is marked skipped, not sent" },
-	{ "batch", TODOD_OPT_INT, "100", 0, offsetof(struct reminders_conf, batch), 1, 10000, NULL,
-	  "Reminders claimed per database transaction" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "scan_interval", .type = TODOD_OPT_DURATION, .default_value = "30s",
+	  .offset = offsetof(struct reminders_conf, scan_interval_ms), .min = 1000, .max = 86400000,
+	  .description = "Time between two safety scans for due reminders (the timer normally "
+			 "fires first)" },
+	{ .key = "grace", .type = TODOD_OPT_DURATION, .default_value = "1h",
+	  .offset = offsetof(struct reminders_conf, grace_ms), .min = 1000, .max = 366LL * 86400000,
+	  .description = "A reminder found more than this late (e.g. after downtime) is marked "
+			 "skipped, not sent" },
+	{ .key = "batch", .type = TODOD_OPT_INT, .default_value = "100",
+	  .offset = offsetof(struct reminders_conf, batch), .min = 1, .max = 10000,
+	  .description = "Reminders claimed per database transaction" },
+	{ .key = NULL },
 };
 
 TODOD_PLUGIN = {

@@ -22,18 +22,25 @@ static const char *const modes[] = { "plain", "starttls", "tls", NULL };
 #define FIELD(f) offsetof(struct fuzz_conf, f)
 
 static const struct todod_opt schema[] = {
-	{ "name", TODOD_OPT_STRING, "todod", 0, FIELD(name), 0, 0, NULL, "a string" },
-	{ "port", TODOD_OPT_INT, "8080", 0, FIELD(port), 1, 65535, NULL, "bounded int" },
-	{ "verbose", TODOD_OPT_BOOL, "no", 0, FIELD(verbose), 0, 0, NULL, "a bool" },
-	{ "timeout", TODOD_OPT_DURATION, "30s", 0, FIELD(timeout_ms), 1, 86400000, NULL,
-	  "bounded duration" },
-	{ "max.body", TODOD_OPT_SIZE, "1M", TODOD_OPT_NO_RELOAD, FIELD(max_body), 0, 0, NULL,
-	  "unbounded size" },
-	{ "mode", TODOD_OPT_ENUM, "plain", 0, FIELD(mode), 0, 0, modes, "an enum" },
-	{ "brokers", TODOD_OPT_LIST, NULL, 0, FIELD(brokers), 0, 0, NULL, "a list" },
-	/* env: and file: are resolved for real; file: only reads regular files. */
-	{ "password", TODOD_OPT_SECRET, NULL, 0, FIELD(password), 0, 0, NULL, "a secret" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "name", .type = TODOD_OPT_STRING, .default_value = "todod", .offset = FIELD(name),
+	  .description = "a string" },
+	{ .key = "port", .type = TODOD_OPT_INT, .default_value = "8080", .offset = FIELD(port),
+	  .min = 1, .max = 65535, .description = "bounded int" },
+	{ .key = "verbose", .type = TODOD_OPT_BOOL, .default_value = "no", .offset = FIELD(verbose),
+	  .description = "a bool" },
+	{ .key = "timeout", .type = TODOD_OPT_DURATION, .default_value = "30s",
+	  .offset = FIELD(timeout_ms), .min = 1, .max = 86400000,
+	  .description = "bounded duration" },
+	{ .key = "max.body", .type = TODOD_OPT_SIZE, .default_value = "1M",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = FIELD(max_body),
+	  .description = "unbounded size" },
+	{ .key = "mode", .type = TODOD_OPT_ENUM, .default_value = "plain", .offset = FIELD(mode),
+	  .choices = modes, .description = "an enum" },
+	{ .key = "brokers", .type = TODOD_OPT_LIST, .offset = FIELD(brokers),
+	  .description = "a list" },
+	{ .key = "password", .type = TODOD_OPT_SECRET, .offset = FIELD(password),
+	  .description = "a secret" },
+	{ .key = NULL },
 };
 
 static void bind_and_use(const struct cfg_file *cf, const struct cfg_section *sec, FILE *sink)

@@ -199,18 +199,18 @@ static void on_task_marked(json_object *res, const struct todod_store_error *err
 	if (!err) {
 		api->log(p->ctx, TODOD_LOG_INFO, "marked task %lld for event %s",
 			 (long long)call->task_id, event_id);
-		api->bus_answer(call->delivery, TODOD_HANDLED_OK, NULL);
+		api->bus_answer(call->delivery, TODOD_OK, NULL);
 	} else if (err->code && strcmp(err->code, "ALREADY_HANDLED") == 0) {
 		api->log(p->ctx, TODOD_LOG_INFO, "event %s already handled", event_id);
-		api->bus_answer(call->delivery, TODOD_HANDLED_OK, NULL);
+		api->bus_answer(call->delivery, TODOD_OK, NULL);
 	} else if (err->code && strcmp(err->code, "DATABASE_UNAVAILABLE") == 0) {
-		api->bus_answer(call->delivery, TODOD_HANDLED_RETRY, err->text);
+		api->bus_answer(call->delivery, TODOD_RETRY, err->text);
 	} else {
 		char reason[512];
 
 		snprintf(reason, sizeof reason, "task.update: %s: %s",
 			 err->code ? err->code : "?", err->text ? err->text : "");
-		api->bus_answer(call->delivery, TODOD_HANDLED_DROP, reason);
+		api->bus_answer(call->delivery, TODOD_DROP, reason);
 	}
 	probe_call_done(call);
 }
@@ -236,7 +236,7 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 	int64_t task_id, user_id;
 
 	if (!ev->type || strcmp(ev->type, "todod.task.created") != 0) {
-		api->bus_answer(d, TODOD_HANDLED_OK, NULL);
+		api->bus_answer(d, TODOD_OK, NULL);
 		return;
 	}
 	/* The event names its owner: updating as the configured user instead
@@ -244,13 +244,13 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 	if (!json_get_int64(ev->data, "user_id", &user_id) ||
 	    !json_object_object_get_ex(ev->data, "task", &task) ||
 	    !json_get_int64(task, "id", &task_id)) {
-		api->bus_answer(d, TODOD_HANDLED_DROP, "event data lacks user_id or task.id");
+		api->bus_answer(d, TODOD_DROP, "event data lacks user_id or task.id");
 		return;
 	}
 
 	call = probe_call_new(p, NULL, d);
 	if (!call) {
-		api->bus_answer(d, TODOD_HANDLED_RETRY, "out of memory");
+		api->bus_answer(d, TODOD_RETRY, "out of memory");
 		return;
 	}
 	call->task_id = task_id;
@@ -259,7 +259,7 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 	json_object_object_add(args, "description", json_object_new_string(PROBE_DESCRIPTION));
 	if (api->store_call(p->ctx, "task.update", user_id, args, api->delivery_consumer(d),
 			    api->delivery_event_id(d), on_task_marked, call, &err) < 0) {
-		api->bus_answer(d, TODOD_HANDLED_DROP, err.text);
+		api->bus_answer(d, TODOD_DROP, err.text);
 		probe_call_done(call);
 	}
 	json_object_put(args);

@@ -10,9 +10,12 @@ struct test_conf {
 };
 
 static const struct todod_opt test_options[] = {
-	{ "label", TODOD_OPT_STRING, "x", 0, offsetof(struct test_conf, label), 0, 0, NULL, "a label" },
-	{ "count", TODOD_OPT_INT, "1", 0, offsetof(struct test_conf, count), 1, 10, NULL, "a count" },
-	{ NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL },
+	{ .key = "label", .type = TODOD_OPT_STRING, .default_value = "x",
+	  .offset = offsetof(struct test_conf, label), .description = "a label" },
+	{ .key = "count", .type = TODOD_OPT_INT, .default_value = "1",
+	  .offset = offsetof(struct test_conf, count), .min = 1, .max = 10,
+	  .description = "a count" },
+	{ .key = NULL },
 };
 
 static void never(void *arg) { (void)arg; }
@@ -44,7 +47,7 @@ static int test_init(const struct todod_api *api, struct todod_ctx *ctx, const v
 	if (api->http_route(ctx, TODOD_HTTP_GET, path, answer, NULL, err) != 0 ||
 	    api->service_provide(ctx, service, "test", &dummy_service, err) != 0 ||
 	    api->bus_subscribe(ctx, "task-events", service, on_event, NULL, err) != 0 ||
-	    !api->timer_add(ctx, 3600000, true, never, NULL))
+	    api->timer_add(ctx, NULL, 3600000, TODOD_TIMER_REPEAT, never, NULL) != 0)
 		return -1;
 	*state = NULL;
 #ifdef VARIANT_FAILING_INIT
@@ -70,7 +73,16 @@ TODOD_PLUGIN = {
 	.abi_minor = 0,
 	.struct_size = sizeof(struct todod_plugin_def),
 	.build_sig = TODOD_BUILD_SIG,
+	.option_size = sizeof(struct todod_opt),
 	.name = "wrong_abi",
+#elif defined(VARIANT_OLD_ABI)
+	/* What a plugin built against todod-plugin.h 1.2 says about itself;
+	 * the loader must refuse it before reading anything else. */
+	.abi_major = 1,
+	.abi_minor = 2,
+	.struct_size = sizeof(struct todod_plugin_def),
+	.build_sig = "todod-abi1-ptr8-long8-jsonc0",
+	.name = "old_abi",
 #else
 	TODOD_PLUGIN_HEADER,
 #endif

@@ -1,6 +1,8 @@
-/* test_loader.c - the plugin loader: good, wrong ABI, missing symbol,
- * missing file, failing init (everything it registered is rolled back),
- * unmet requirement, a name that does not match, duplicates. */
+/* test_loader.c - the plugin loader: good, wrong ABI, an ABI 1.x plugin,
+ * missing symbol, missing file, failing init (everything it registered is
+ * rolled back), unmet requirement, a name that does not match, duplicates;
+ * and what the function table promises plugins: timer handles that never
+ * dangle, typed services checked when provided, struct_size checked. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,10 +93,16 @@ static void test_refusals(void)
 	char want[1024];
 
 	snprintf(want, sizeof want,
-		 "test.conf:1: [plugin.wrong_abi] %s/wrong_abi.so: plugin ABI %d.0 does not fit this todod "
-		 "(expected %d.0 to %d.%d)", plugin_dir, TODOD_ABI_MAJOR + 1, TODOD_ABI_MAJOR,
-		 TODOD_ABI_MAJOR, TODOD_ABI_MINOR);
+		 "test.conf:1: [plugin.wrong_abi] %s/wrong_abi.so: plugin built for ABI %d.0, this todod "
+		 "requires ABI %d.0", plugin_dir, TODOD_ABI_MAJOR + 1, TODOD_ABI_MAJOR);
 	ok(contains(load("[plugin.wrong_abi]\n", &set), want), "wrong ABI: expected vs found");
+
+	snprintf(want, sizeof want,
+		 "test.conf:1: [plugin.old_abi] %s/old_abi.so: plugin built for ABI 1.2, this todod "
+		 "requires ABI 2.0; rebuild the plugin against this version's todod-plugin.h",
+		 plugin_dir);
+	is_str(load("[plugin.old_abi]\n", &set), want,
+	       "an ABI 1.x plugin is refused by file and ABI");
 
 	snprintf(want, sizeof want,
 		 "test.conf:2: [plugin.no_symbol] %s/no_symbol.so: not a todod plugin (no 'todod_plugin' symbol)",
@@ -145,6 +153,121 @@ static void test_name_mismatch(void)
 	rmdir(dir);
 }
 
+/* ---- timers ------------------------------------------------------------- */
+
+struct timer_probe {
+	struct todod_timer *slot;
+	struct todod_timer **seen_slot; /* what the callback found in `slot` */
+	int fired;
+	bool rearm;
+	struct todod_ctx *ctx;
+};
+
+static void on_timer(void *arg)
+{
+	struct timer_probe *tp = arg;
+	tp->fired++;
+	tp->seen_slot = tp->slot ? &tp->slot : NULL;
+	if (tp->rearm) {
+		tp->rearm = false;
+		core_api.timer_add(tp->ctx, &tp->slot, 1, 0, on_timer, tp);
+	}
+}
+
+static void run_until_fired(struct timer_probe *tp, int times)
+{
+	for (int spins = 0; tp->fired < times && spins < 200; spins++)
+		event_base_loop(core.base, EVLOOP_ONCE);
+}
+
+static void test_timers(void)
+{
+	struct todod_ctx *ctx = ctx_new(&core, "timers");
+	struct timer_probe tp = { .ctx = ctx };
+
+	ok(core_api.timer_add(ctx, &tp.slot, 1, 0, on_timer, &tp) == 0 && tp.slot,
+	   "timer_add stores the handle in the slot");
+	run_until_fired(&tp, 1);
+	ok(tp.fired == 1 && !tp.seen_slot, "a one-shot's slot is NULL before its callback runs");
+	ok(!tp.slot && api_live_events() == 0, "and the timer is gone");
+
+	tp = (struct timer_probe){ .ctx = ctx, .rearm = true };
+	core_api.timer_add(ctx, &tp.slot, 1, 0, on_timer, &tp);
+	run_until_fired(&tp, 2);
+	ok(tp.fired == 2 && !tp.slot && api_live_events() == 0,
+	   "a callback may arm its own slot again");
+
+	tp = (struct timer_probe){ .ctx = ctx };
+	core_api.timer_add(ctx, &tp.slot, 3600000, TODOD_TIMER_REPEAT, on_timer, &tp);
+	struct todod_timer *first = tp.slot;
+	ok(core_api.timer_add(ctx, &tp.slot, 3600000, TODOD_TIMER_REPEAT, on_timer, &tp) == 0 &&
+	   tp.slot != first && api_live_events() == 1, "arming a live slot replaces its timer");
+	struct todod_timer *copy = tp.slot;
+	core_api.timer_del(&copy);
+	ok(!copy && !tp.slot && api_live_events() == 0,
+	   "timer_del through a copy clears the copy and the slot");
+	core_api.timer_del(&copy);
+	ok(api_live_events() == 0, "timer_del of a NULL handle does nothing");
+
+	/* Release must not write slots: at unload the plugin's state that
+	 * held them is already freed (ASan watches this one). */
+	struct todod_timer **gone = malloc(sizeof *gone);
+	*gone = NULL;
+	core_api.timer_at(ctx, gone, core_api.now_ms() + 3600000, on_timer, &tp);
+	core_api.timer_add(ctx, NULL, 3600000, 0, on_timer, &tp);
+	free(gone);
+	ctx_release(ctx);
+	ok(api_live_events() == 0, "releasing the context removes timers without their slots");
+}
+
+/* ---- services and sized structs ----------------------------------------- */
+
+static int t_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg)
+{
+	return 0;
+}
+static int t_subscribe(void *self, const char *topic, struct todod_err *err) { return 0; }
+static int t_ready(void *self, struct todod_err *why) { return 0; }
+
+static void test_services(void)
+{
+	struct todod_ctx *ctx = ctx_new(&core, "services");
+	struct todod_err err = { "" };
+	struct todod_transport t = { .struct_size = sizeof t, .name = "t", .publish = t_publish,
+				     .subscribe = t_subscribe };
+	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) != 0,
+	   "a transport without ready is refused");
+	is_str(err.text, "transport service has no 'ready'", "the error names the missing member");
+	t.ready = t_ready;
+	t.struct_size = offsetof(struct todod_transport, future);
+	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) != 0 &&
+	   strstr(err.text, "transport service struct_size is"),
+	   "a transport smaller than ABI 2.0's is refused");
+	t.struct_size = sizeof t;
+	ok(core_api.service_provide(ctx, "transport", "t", &t, &err) == 0,
+	   "a complete transport is taken");
+	ok(services_get(&core, "transport", NULL) == &t, "and found");
+
+	struct todod_stdio_service stdio = { .struct_size = sizeof stdio };
+	ok(core_api.service_provide(ctx, "stdio", "s", &stdio, &err) != 0 &&
+	   strcmp(err.text, "stdio service has no 'attach'") == 0,
+	   "a stdio service without attach is refused");
+	int opaque = 0;
+	ok(core_api.service_provide(ctx, "plugin-contract", "p", &opaque, &err) == 0,
+	   "a kind the core does not use is stored unchecked");
+
+	struct todod_inbound in = { .topic = "task-events", .raw = "{}", .len = 2 };
+	ok(core_api.bus_inbound(ctx, &in, &err) != 0 &&
+	   strstr(err.text, "bus_inbound: struct_size is 0"),
+	   "bus_inbound checks struct_size: %s", err.text);
+	struct todod_http_request rq = { .url = "http://127.0.0.1:1/" };
+	ok(core_api.http_request(ctx, &rq, NULL, NULL, &err) != 0 &&
+	   strstr(err.text, "http_request: struct_size is 0"), "http_request checks struct_size");
+	ctx_release(ctx);
+	ok(services_get(&core, "transport", NULL) == NULL,
+	   "releasing the context removes its services");
+}
+
 int main(void)
 {
 	plugin_dir = getenv("TODOD_TEST_PLUGINDIR");
@@ -167,6 +290,8 @@ int main(void)
 	test_failing_init();
 	test_refusals();
 	test_name_mismatch();
+	test_timers();
+	test_services();
 
 	bus_free(core.bus);
 	http_server_free(core.http);

@@ -1,0 +1,140 @@
+/* services.c - the service registry and the typed kinds the core calls. */
+#include "services.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "core.h"
+
+/* One typed kind (a new kind is a row of `kinds` below). */
+struct service_kind {
+	const char *kind;
+	/* The struct's size in the ABI that introduced the kind: members up
+	 * to there are read without a struct_size check. */
+	size_t min_size;
+	/* 0 when every required member is set, else -1 naming the first
+	 * one missing. */
+	int (*check)(const void *vtable, struct todod_err *err);
+};
+
+struct service {
+	struct service *next;
+	const void *owner;
+	char *kind;
+	char *name;
+	const void *vtable;
+};
+
+#define REQUIRE(vt, member, kind) \
+	do { \
+		if (!(vt)->member) \
+			return todod_err_set(err, "%s service has no '%s'", kind, #member); \
+	} while (0)
+
+static int check_transport(const void *vtable, struct todod_err *err)
+{
+	const struct todod_transport *t = vtable;
+	REQUIRE(t, name, "transport");
+	REQUIRE(t, publish, "transport");
+	REQUIRE(t, subscribe, "transport");
+	/* The relay asks ready() at drain without looking first. */
+	REQUIRE(t, ready, "transport");
+	return 0;
+}
+
+static int check_stdio(const void *vtable, struct todod_err *err)
+{
+	REQUIRE((const struct todod_stdio_service *)vtable, attach, "stdio");
+	return 0;
+}
+
+static const struct service_kind kinds[] = {
+	{ .kind = "transport", .min_size = ABI2_SIZE(struct todod_transport),
+	  .check = check_transport },
+	{ .kind = "stdio", .min_size = ABI2_SIZE(struct todod_stdio_service), .check = check_stdio },
+};
+
+static const struct service_kind *service_kind_find(const char *kind)
+{
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (strcmp(kinds[i].kind, kind) == 0)
+			return &kinds[i];
+	return NULL;
+}
+
+/* Every typed service struct starts with its uint32_t struct_size. */
+static int check_typed(const struct service_kind *sk, const void *vtable, struct todod_err *err)
+{
+	uint32_t size = *(const uint32_t *)vtable;
+	if (size < sk->min_size)
+		return todod_err_set(err, "%s service struct_size is %u, expected at least %zu "
+				     "(set it to sizeof the struct)", sk->kind, size, sk->min_size);
+	return sk->check(vtable, err);
+}
+
+int services_provide(struct core *core, void *owner, const char *kind, const char *name,
+		     const void *vtable, struct todod_err *err)
+{
+	if (!kind || !*kind || !name || !vtable)
+		return todod_err_set(err, "service_provide: kind, name and vtable are required");
+	const struct service_kind *sk = service_kind_find(kind);
+	if (sk && check_typed(sk, vtable, err) != 0)
+		return -1;
+	const char *other;
+	if (services_get(core, kind, &other))
+		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
+	struct service *s = calloc(1, sizeof *s);
+	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
+		if (s)
+			free(s->kind);
+		free(s);
+		return todod_err_set(err, "out of memory");
+	}
+	s->owner = owner;
+	s->vtable = vtable;
+	s->next = core->services;
+	core->services = s;
+	return 0;
+}
+
+const void *services_get(struct core *core, const char *kind, const char **name)
+{
+	for (struct service *s = core->services; s; s = s->next)
+		if (strcmp(s->kind, kind) == 0) {
+			if (name)
+				*name = s->name;
+			return s->vtable;
+		}
+	return NULL;
+}
+
+static void service_free(struct service *s)
+{
+	free(s->kind);
+	free(s->name);
+	free(s);
+}
+
+void services_remove_owner(struct core *core, const void *owner)
+{
+	struct service **pp = &core->services;
+	while (*pp) {
+		struct service *s = *pp;
+		if (s->owner == owner) {
+			*pp = s->next;
+			service_free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+void services_free(struct core *core)
+{
+	while (core->services) {
+		struct service *s = core->services;
+		core->services = s->next;
+		service_free(s);
+	}
+}
