@@ -414,6 +414,11 @@ static const void *api_service_get(struct todod_ctx *ctx, const char *kind, cons
 	return services_get(ctx->core, kind, name);
 }
 
+static const struct todod_trigger *api_trigger_get(struct todod_ctx *ctx, const char *name)
+{
+	return name ? services_get_named(ctx->core, "trigger", name) : NULL;
+}
+
 /* ---- store ----------------------------------------------------------------- */
 
 static void store_call_done(json_object *res, const struct todod_store_error *err, void *arg)
@@ -529,6 +534,7 @@ const struct todod_api core_api = {
 	.metric_observe = api_metric_observe,
 	.tz_to_local = tz_to_local,
 	.tz_from_local = tz_from_local,
+	.trigger_get = api_trigger_get,
 };
 
 /* The instance name is process-wide; the daemon sets it at start-up. */

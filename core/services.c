@@ -16,6 +16,9 @@ struct service_kind {
 	/* 0 when every required member is set, else -1 naming the first
 	 * one missing. */
 	int (*check)(const void *vtable, struct todod_err *err);
+	/* One provider per name instead of one per kind: many plugins may
+	 * each offer their own trigger. */
+	bool per_name;
 };
 
 struct service {
@@ -49,10 +52,21 @@ static int check_stdio(const void *vtable, struct todod_err *err)
 	return 0;
 }
 
+static int check_trigger(const void *vtable, struct todod_err *err)
+{
+	const struct todod_trigger *t = vtable;
+	REQUIRE(t, name, "trigger");
+	REQUIRE(t, fire, "trigger");
+	return 0;
+}
+
 static const struct service_kind kinds[] = {
 	{ .kind = "transport", .min_size = ABI2_SIZE(struct todod_transport),
 	  .check = check_transport },
 	{ .kind = "stdio", .min_size = ABI2_SIZE(struct todod_stdio_service), .check = check_stdio },
+	/* ABI 2.1 */
+	{ .kind = "trigger", .min_size = ABI2_SIZE(struct todod_trigger), .check = check_trigger,
+	  .per_name = true },
 };
 
 static const struct service_kind *service_kind_find(const char *kind)
@@ -82,7 +96,10 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 	if (sk && check_typed(sk, vtable, err) != 0)
 		return -1;
 	const char *other;
-	if (services_get(core, kind, &other))
+	if (sk && sk->per_name) {
+		if (services_get_named(core, kind, name))
+			return todod_err_set(err, "%s '%s' is already provided", kind, name);
+	} else if (services_get(core, kind, &other))
 		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
 	struct service *s = calloc(1, sizeof *s);
 	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
@@ -106,6 +123,14 @@ const void *services_get(struct core *core, const char *kind, const char **name)
 				*name = s->name;
 			return s->vtable;
 		}
+	return NULL;
+}
+
+const void *services_get_named(struct core *core, const char *kind, const char *name)
+{
+	for (struct service *s = core->services; s; s = s->next)
+		if (strcmp(s->kind, kind) == 0 && strcmp(s->name, name) == 0)
+			return s->vtable;
 	return NULL;
 }
 

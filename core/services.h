@@ -16,6 +16,9 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 
 /* The provider of a service kind, or NULL. */
 const void *services_get(struct core *core, const char *kind, const char **name);
+/* The provider of `kind` registered under `name`, or NULL: for the kinds
+ * with one provider per name ("trigger"). */
+const void *services_get_named(struct core *core, const char *kind, const char *name);
 void services_remove_owner(struct core *core, const void *owner);
 void services_free(struct core *core);
 

@@ -49,7 +49,7 @@ extern "C" {
  * minor is not newer than the core's; anything else is refused by name.
  */
 #define TODOD_ABI_MAJOR 2
-#define TODOD_ABI_MINOR 0
+#define TODOD_ABI_MINOR 1
 
 /* Spare room at the end of a plugin-filled struct, zero until a minor
  * release gives a slot a name (Mosquitto's `future` members). */
@@ -373,6 +373,26 @@ struct todod_stdio_service {
 	void *future[TODOD_FUTURE_SLOTS];
 };
 
+/*
+ * A trigger asks another plugin to act now: provided as service "trigger"
+ * under a name that says what it does ("reminders.due": claim and send the
+ * due reminders), found with trigger_get() (ABI 2.1) and fired by a
+ * scheduler plugin (a Dapr Job callback) or anyone else.  Several
+ * triggers may be provided, one per name.
+ */
+struct todod_trigger {
+	uint32_t struct_size;      /* sizeof(struct todod_trigger) */
+	/* Required: the name trigger_get() finds it by. */
+	const char *name;
+	/* Required.  Start the work and return at once (the work runs on the
+	 * loop, later); 0 when accepted, else -1 with `err`.  A fire while
+	 * the work runs is not lost: the provider coalesces it into one more
+	 * run after the current one. */
+	int (*fire)(void *self, struct todod_err *err);
+	void *self;
+	void *future[TODOD_FUTURE_SLOTS];
+};
+
 /* ------------------------------------------------------------------ */
 /* Time zones                                                          */
 /* ------------------------------------------------------------------ */
@@ -563,6 +583,12 @@ struct todod_api {
 	 * a time a change back repeats means its first instant. */
 	int (*tz_from_local)(const char *zone, const struct tm *local, int64_t *instant,
 			     struct todod_err *err);
+
+	/* -- ABI 2.1 -- */
+	/* The trigger (service kind "trigger") provided under `name`, or NULL
+	 * when none is.  Look it up each time it is fired, not once: its
+	 * provider may be unloaded by a reload. */
+	const struct todod_trigger *(*trigger_get)(struct todod_ctx *ctx, const char *name);
 };
 
 /* ------------------------------------------------------------------ */

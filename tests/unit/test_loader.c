@@ -99,7 +99,7 @@ static void test_refusals(void)
 
 	snprintf(want, sizeof want,
 		 "test.conf:1: [plugin.old_abi] %s/old_abi.so: plugin built for ABI 1.2, this todod "
-		 "requires ABI 2.0; rebuild the plugin against this version's todod-plugin.h",
+		 "requires ABI 2.0 to 2.1; rebuild the plugin against this version's todod-plugin.h",
 		 plugin_dir);
 	is_str(load("[plugin.old_abi]\n", &set), want,
 	       "an ABI 1.x plugin is refused by file and ABI");
@@ -268,6 +268,51 @@ static void test_services(void)
 	   "releasing the context removes its services");
 }
 
+/* ---- triggers (ABI 2.1) ------------------------------------------------- */
+
+static int t_fire(void *self, struct todod_err *err)
+{
+	(*(int *)self)++;
+	return 0;
+}
+
+static void test_triggers(void)
+{
+	struct todod_ctx *ctx = ctx_new(&core, "triggers");
+	struct todod_ctx *other = ctx_new(&core, "scheduler");
+	struct todod_err err = { "" };
+	int fired = 0;
+	struct todod_trigger due = { .struct_size = sizeof due, .name = "x.due", .self = &fired };
+	ok(core_api.service_provide(ctx, "trigger", due.name, &due, &err) != 0,
+	   "a trigger without fire is refused");
+	is_str(err.text, "trigger service has no 'fire'", "the error names the missing member");
+	due.fire = t_fire;
+	due.struct_size = offsetof(struct todod_trigger, future);
+	ok(core_api.service_provide(ctx, "trigger", due.name, &due, &err) != 0 &&
+	   strstr(err.text, "trigger service struct_size is"),
+	   "a trigger smaller than ABI 2.1's is refused");
+	due.struct_size = sizeof due;
+	ok(core_api.trigger_get(other, "x.due") == NULL, "no trigger is found before it is provided");
+	ok(core_api.service_provide(ctx, "trigger", due.name, &due, &err) == 0,
+	   "a complete trigger is taken");
+	struct todod_trigger sweep = due;
+	sweep.name = "x.sweep";
+	ok(core_api.service_provide(ctx, "trigger", sweep.name, &sweep, &err) == 0,
+	   "triggers are one per name, not one per kind");
+	ok(core_api.service_provide(other, "trigger", due.name, &sweep, &err) != 0 &&
+	   strcmp(err.text, "trigger 'x.due' is already provided") == 0,
+	   "a second provider of one name is refused: %s", err.text);
+	const struct todod_trigger *t = core_api.trigger_get(other, "x.due");
+	ok(t == &due, "another plugin finds it by name");
+	ok(t && t->fire(t->self, &err) == 0 && fired == 1, "and fires it");
+	ok(core_api.trigger_get(other, "x.nothing") == NULL && core_api.trigger_get(other, NULL) == NULL,
+	   "an unknown name finds nothing");
+	ctx_release(ctx);
+	ok(core_api.trigger_get(other, "x.due") == NULL,
+	   "releasing the provider's context removes its triggers");
+	ctx_release(other);
+}
+
 int main(void)
 {
 	plugin_dir = getenv("TODOD_TEST_PLUGINDIR");
@@ -292,6 +337,7 @@ int main(void)
 	test_name_mismatch();
 	test_timers();
 	test_services();
+	test_triggers();
 
 	bus_free(core.bus);
 	http_server_free(core.http);
