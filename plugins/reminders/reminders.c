@@ -7,9 +7,10 @@
  *     says nothing due is left.  The database makes this safe with any
  *     number of replicas, so every trigger may simply call it.
  *   - "when to check" (the triggers): a wall-clock timer armed for the
- *     earliest pending reminder, a periodic safety scan, and task events
- *     (also other replicas' changes) that bring a reminder forward.  A
- *     later trigger (a Dapr Job) only has to call reminders_check().
+ *     earliest pending reminder, a periodic safety scan, task events
+ *     (also other replicas' changes) that bring a reminder forward, and
+ *     the service trigger "reminders.due" that another plugin (a Dapr Job
+ *     callback, a scheduler) fires.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ struct reminders {
 
 	bool stopping;             /* draining: no new rounds, no timers */
 	todod_drained_cb drained;  /* set while a drain waits for the round */
+
+	struct todod_trigger due;  /* service trigger "reminders.due" */
 };
 
 static void reminders_check(struct reminders *r, const char *trigger);
@@ -272,6 +275,19 @@ static void reminders_check(struct reminders *r, const char *trigger)
 	claim_batch(r);
 }
 
+/* Trigger "reminders.due": another plugin (a scheduler, a Dapr Job) asks
+ * for a round now.  reminders_check coalesces a fire during a round into
+ * one more round after it, so any number of fires never run two rounds at
+ * once. */
+static int fire_due(void *self, struct todod_err *err)
+{
+	struct reminders *r = self;
+	if (r->stopping)
+		return todod_err_set(err, "reminders is shutting down");
+	reminders_check(r, "trigger");
+	return 0;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
@@ -283,7 +299,10 @@ static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, co
 	r->api = api;
 	r->ctx = ctx;
 	r->conf = conf;
-	if (api->bus_subscribe(ctx, "task-events", "reminders", on_task_event, r, err) != 0) {
+	r->due = (struct todod_trigger){ .struct_size = sizeof r->due, .name = "reminders.due",
+					.fire = fire_due, .self = r };
+	if (api->bus_subscribe(ctx, "task-events", "reminders", on_task_event, r, err) != 0 ||
+	    api->service_provide(ctx, "trigger", r->due.name, &r->due, err) != 0) {
 		free(r);
 		return -1;
 	}
