@@ -19,4 +19,7 @@ const void *services_get(struct core *core, const char *kind, const char **name)
 void services_remove_owner(struct core *core, const void *owner);
 void services_free(struct core *core);
 
+/* Who provides `kind` (the plugin's ctx), or NULL. */
+const void *services_owner(struct core *core, const char *kind);
+
 #endif
