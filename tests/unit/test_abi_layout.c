@@ -41,6 +41,13 @@ static const struct layout layouts[] = {
 	SIZE(struct todod_store_error, 24),
 	SIZE(struct todod_api, 296),
 	SIZE(struct todod_plugin_def, 192),
+	/* Inbox drivers (service "inbox"). */
+	SIZE(struct todod_inbox_key, 16),
+	SIZE(struct todod_inbox_driver, 72),
+	{ "offsetof(struct todod_inbox_driver, seen)", offsetof(struct todod_inbox_driver, seen), 16 },
+	{ "offsetof(struct todod_inbox_driver, record)", offsetof(struct todod_inbox_driver, record),
+	  24 },
+	{ "offsetof(struct todod_inbox_driver, self)", offsetof(struct todod_inbox_driver, self), 32 },
 	API(struct_size, 0),
 	API(log, 8),
 	API(timer_add, 16),
