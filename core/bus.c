@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "cloudevent.h"
+#include "inbox_db.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -72,14 +73,22 @@ struct bus {
 	const char **topics;
 	size_t n_topics;
 	/* Inbox checks and records wait for the end of the loop turn, so what
-	 * the relay hands over together shares one statement each. */
+	 * the relay hands over together shares one driver call each. */
 	struct batch to_check, to_record;
 	struct event *flush;
+	/* The driver in use: &db_inbox unless [core] inbox names a plugin's
+	 * (owned by inbox_owner); NULL once that plugin is gone. */
+	const struct todod_inbox_driver *inbox;
+	const void *inbox_owner;
+	struct todod_inbox_driver db_inbox;
+	struct inbox_call *calls;
 };
 
-/* One inbox statement in flight and the deliveries it answers. */
+/* One inbox driver call in flight and the deliveries it answers. */
 struct inbox_call {
+	struct inbox_call *next, *prev;
 	struct bus *bus;
+	bool record;
 	struct batch b;
 };
 
@@ -94,6 +103,8 @@ struct bus *bus_new(struct event_base *base, struct store *store, const struct b
 	bus->base = base;
 	bus->store = store;
 	bus->conf = *conf;
+	bus->db_inbox = inbox_db_driver(store);
+	bus->inbox = &bus->db_inbox;
 	bus->topics = calloc(1, sizeof *bus->topics);
 	bus->flush = event_new(base, -1, 0, flush_inbox, bus);
 	if (!bus->topics || !bus->flush) {
@@ -105,6 +116,13 @@ struct bus *bus_new(struct event_base *base, struct store *store, const struct b
 }
 
 void bus_set_conf(struct bus *bus, const struct bus_conf *conf) { bus->conf = *conf; }
+
+void bus_set_inbox(struct bus *bus, const struct todod_inbox_driver *driver,
+		   const void *owner)
+{
+	bus->inbox = driver;
+	bus->inbox_owner = owner;
+}
 
 static void count(const char *consumer, const char *result)
 {
@@ -223,9 +241,16 @@ static void delivery_finish(struct todod_delivery *d)
 static void outcome_recorded(PGresult *res, const char *error, void *arg)
 {
 	struct todod_delivery *d = arg;
+	struct bus *bus = d->dsp->bus;
 	if (error) {
 		log_warn("event %s for '%s': could not record the outcome (%s); it will be redelivered",
 			 d->dsp->ce.ev.id, d->consumer, error);
+		d->dsp->unrecorded = true;
+	} else if (bus->inbox != &bus->db_inbox) {
+		/* The dead letter's row settled it in the database inbox; the
+		 * driver in use must learn it too, or a redelivery tries again. */
+		if (batch_add(bus, &bus->to_record, d) == 0)
+			return;
 		d->dsp->unrecorded = true;
 	}
 	delivery_finish(d);
@@ -335,28 +360,41 @@ static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d)
 	return 0;
 }
 
-static struct inbox_call *call_new(struct bus *bus, size_t n)
+static struct inbox_call *call_new(struct bus *bus, struct batch *todo, bool record)
 {
 	struct inbox_call *call = calloc(1, sizeof *call);
-	if (call && !(call->b.v = malloc((n ? n : 1) * sizeof *call->b.v))) {
+	if (call && !(call->b.v = malloc(todo->n * sizeof *call->b.v))) {
 		free(call);
 		return NULL;
 	}
 	if (call) {
 		call->bus = bus;
-		call->b.cap = n;
+		call->record = record;
+		memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
+		call->b.n = call->b.cap = todo->n;
+		call->next = bus->calls;
+		if (bus->calls)
+			bus->calls->prev = call;
+		bus->calls = call;
 	}
 	return call;
 }
 
 static void call_free(struct inbox_call *call)
 {
+	struct bus *bus = call->bus;
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		bus->calls = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
 	free(call->b.v);
 	free(call);
 }
 
-/* The deliveries of a failed inbox statement stay unacknowledged, so they
- * come again. */
+/* The deliveries of a failed inbox call stay unacknowledged, so they come
+ * again. */
 static void fail_all(struct batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
@@ -365,118 +403,68 @@ static void fail_all(struct batch *b)
 	}
 }
 
-static void inbox_checked(PGresult *res, const char *error, void *arg)
+static void inbox_answered(const bool *found, size_t n, const char *error, void *arg)
 {
 	struct inbox_call *call = arg;
+	struct batch *b = &call->b;
+	if (!error && n != b->n)
+		error = "the driver answered a different number of keys";
 	if (error) {
-		fail_all(&call->b);
-		call_free(call);
-		return;
-	}
-	int rows = PQntuples(res);
-	for (size_t i = 0; i < call->b.n; i++) {
-		struct todod_delivery *d = call->b.v[i];
-		bool seen = false;
-		for (int r = 0; r < rows && !seen; r++)
-			seen = strcmp(PQgetvalue(res, r, 0), d->dsp->ce.ev.id) == 0;
-		if (seen) {
-			count(d->consumer, "duplicate");
-			delivery_finish(d);
-		} else {
-			deliver(d);
-		}
-	}
-	call_free(call);
-}
-
-static void inbox_recorded(PGresult *res, const char *error, void *arg)
-{
-	struct inbox_call *call = arg;
-	if (error) {
-		log_warn("inbox: could not record %zu handled event%s (%s); they will be redelivered",
-			 call->b.n, call->b.n == 1 ? "" : "s", error);
-		fail_all(&call->b);
+		log_warn("inbox: could not %s %zu event%s (%s); they will be redelivered",
+			 call->record ? "record" : "check", b->n, b->n == 1 ? "" : "s", error);
+		fail_all(b);
 	} else {
-		for (size_t i = 0; i < call->b.n; i++)
-			delivery_finish(call->b.v[i]);
+		for (size_t i = 0; i < b->n; i++) {
+			struct todod_delivery *d = b->v[i];
+			if (call->record) {
+				delivery_finish(d);
+			} else if (found[i]) {
+				count(d->consumer, "duplicate");
+				delivery_finish(d);
+			} else {
+				deliver(d);
+			}
+		}
 	}
 	call_free(call);
 }
 
-/* One text[] of the deliveries' event ids, or consumers. */
-static char *ids_of(const struct batch *b, bool consumers)
+/* Hands what waits in `todo` to the driver as one call. */
+static void flush_batch(struct bus *bus, struct batch *todo, bool record)
 {
-	const char **items = malloc((b->n ? b->n : 1) * sizeof *items);
-	if (!items)
-		return NULL;
-	for (size_t i = 0; i < b->n; i++)
-		items[i] = consumers ? b->v[i]->consumer : b->v[i]->dsp->ce.ev.id;
-	char *array = store_text_array(items, b->n);
-	free(items);
-	return array;
-}
-
-static void flush_checks(struct bus *bus)
-{
-	/* One statement per consumer: the inbox is keyed by consumer first. */
-	struct batch *todo = &bus->to_check;
-	while (todo->n > 0) {
-		const char *consumer = todo->v[0]->consumer;
-		struct inbox_call *call = call_new(bus, todo->n);
-		if (!call) {
-			fail_all(todo);
-			todo->n = 0;
-			return;
-		}
-		size_t keep = 0;
-		for (size_t i = 0; i < todo->n; i++) {
-			if (strcmp(todo->v[i]->consumer, consumer) == 0)
-				call->b.v[call->b.n++] = todo->v[i];
-			else
-				todo->v[keep++] = todo->v[i];
-		}
-		todo->n = keep;
-		char *ids = ids_of(&call->b, false);
-		if (!ids) {
-			fail_all(&call->b);
-			call_free(call);
-			continue;
-		}
-		store_inbox_seen(bus->store, consumer, ids, inbox_checked, call);
-		free(ids);
-	}
-}
-
-static void flush_records(struct bus *bus)
-{
-	struct batch *todo = &bus->to_record;
 	if (todo->n == 0)
 		return;
-	struct inbox_call *call = call_new(bus, todo->n);
-	char *ids = NULL, *consumers = NULL;
-	if (call) {
-		memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
-		call->b.n = todo->n;
-		ids = ids_of(&call->b, false);
-		consumers = ids_of(&call->b, true);
-	}
-	if (!call || !ids || !consumers) {
+	struct todod_err err = { "" };
+	struct inbox_call *call = NULL;
+	struct todod_inbox_key *keys = malloc(todo->n * sizeof *keys);
+	if (!bus->inbox)
+		todod_err_set(&err, "the inbox driver's plugin is gone");
+	else if (!keys || !(call = call_new(bus, todo, record)))
+		todod_err_set(&err, "out of memory");
+	if (!call) {
+		log_warn("inbox: %s; the events will be redelivered", err.text);
+		free(keys);
 		fail_all(todo);
-		if (call)
-			call_free(call);
-	} else {
-		store_inbox_record(bus->store, consumers, ids, inbox_recorded, call);
+		todo->n = 0;
+		return;
 	}
 	todo->n = 0;
-	free(ids);
-	free(consumers);
+	for (size_t i = 0; i < call->b.n; i++)
+		keys[i] = (struct todod_inbox_key){ .consumer = call->b.v[i]->consumer,
+						    .event_id = call->b.v[i]->dsp->ce.ev.id };
+	int rc = (record ? bus->inbox->record : bus->inbox->seen)(bus->inbox->self, keys,
+								  call->b.n, inbox_answered,
+								  call, &err);
+	free(keys);
+	if (rc != 0)
+		inbox_answered(NULL, 0, err.text[0] ? err.text : "the driver refused", call);
 }
 
 static void flush_inbox(evutil_socket_t fd, short what, void *arg)
 {
 	struct bus *bus = arg;
-	flush_checks(bus);
-	flush_records(bus);
+	flush_batch(bus, &bus->to_check, false);
+	flush_batch(bus, &bus->to_record, true);
 }
 
 void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport)
@@ -530,6 +518,14 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transp
 
 void bus_unsubscribe_owner(struct bus *bus, void *owner)
 {
+	if (owner && bus->inbox_owner == owner) {
+		/* The driver answers nothing after its plugin's destroy(): settle
+		 * what it still had, and keep the rest unacknowledged. */
+		bus->inbox = NULL;
+		bus->inbox_owner = NULL;
+		while (bus->calls)
+			inbox_answered(NULL, 0, "the inbox driver's plugin is gone", bus->calls);
+	}
 	for (struct todod_delivery *d = bus->deliveries, *next; d; d = next) {
 		next = d->next;
 		if (d->dsp->transport == owner)
@@ -584,7 +580,8 @@ void bus_free(struct bus *bus)
 	}
 	/* Deliveries left at exit were never acknowledged; the outbox or the
 	 * broker still has them.  (The database is closed by now, so none is
-	 * waiting on an inbox statement.) */
+	 * waiting on an inbox statement, and a plugin's driver was settled when
+	 * its plugin was unloaded.) */
 	bus->to_check.n = bus->to_record.n = 0;
 	while (bus->deliveries) {
 		struct todod_delivery *d = bus->deliveries;
@@ -592,6 +589,9 @@ void bus_free(struct bus *bus)
 		d->dsp->unrecorded = true;
 		delivery_finish(d);
 	}
+	/* Their deliveries were just settled above. */
+	while (bus->calls)
+		call_free(bus->calls);
 	free(bus->to_check.v);
 	free(bus->to_record.v);
 	event_free(bus->flush);

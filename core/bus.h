@@ -22,6 +22,10 @@ struct bus_conf {
 struct bus *bus_new(struct event_base *base, struct store *store, const struct bus_conf *conf);
 void bus_free(struct bus *bus);
 void bus_set_conf(struct bus *bus, const struct bus_conf *conf);
+/* Use a plugin's inbox driver instead of the database's; `owner` is the
+ * plugin (its ctx), whose unsubscribe settles the driver's open calls. */
+void bus_set_inbox(struct bus *bus, const struct todod_inbox_driver *driver,
+		   const void *owner);
 
 int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *consumer,
 		  todod_event_handler handler, void *arg, struct todod_err *err);

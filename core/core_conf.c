@@ -87,5 +87,9 @@ const struct todod_opt core_options[] = {
 	  .offset = OFF(max_tags_per_user), .min = 1, .max = 1000000,
 	  .description = "Tags one user may have, those that tasks create by name included; one "
 			 "more fails with QUOTA_EXCEEDED" },
+	{ .key = "inbox", .type = TODOD_OPT_STRING, .default_value = "database",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(inbox),
+	  .description = "Where consumers record the events they handled: \"database\", or the "
+			 "name of the inbox driver a loaded plugin provides" },
 	{ .key = NULL },
 };

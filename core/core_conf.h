@@ -30,6 +30,7 @@ struct core_conf {
 	char *pg_bindir;         /* initdb/pg_ctl for the private cluster */
 	int64_t max_categories_per_user;
 	int64_t max_tags_per_user;
+	char *inbox;             /* "database" or a plugin's inbox driver */
 };
 
 extern const struct todod_opt core_options[];

@@ -24,12 +24,14 @@
 #include "curlm.h"
 #include "db.h"
 #include "http.h"
+#include "inbox_db.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "outbox.h"
 #include "pgcluster.h"
 #include "sdnotify.h"
+#include "services.h"
 #include "store.h"
 #include "store_admin.h"
 #include "todod-config.h"
@@ -370,6 +372,27 @@ static int connect_transport(struct core *core, struct todod_err *err)
 	return 0;
 }
 
+/* [core] inbox names the driver; one a plugin provides but the option
+ * does not name stays unused, so a loaded plugin cannot move the inbox
+ * behind the operator's back. */
+static int choose_inbox(struct core *core, struct todod_err *err)
+{
+	const char *want = core->conf.inbox, *name = NULL;
+	const struct todod_inbox_driver *d = services_get(core, "inbox", &name);
+	if (strcmp(want, INBOX_DB_NAME) == 0) {
+		if (d)
+			log_info("inbox: database ([core] inbox does not name '%s')", d->name);
+		return 0;
+	}
+	if (!d || strcmp(d->name, want) != 0)
+		return todod_err_set(err, "%s: [core] inbox = %s: no loaded plugin provides an "
+				     "inbox driver of that name%s%s", core->config_path, want,
+				     d ? "; loaded: " : "", d ? d->name : "");
+	bus_set_inbox(core->bus, d, services_owner(core, "inbox"));
+	log_info("inbox: driver '%s' (service '%s')", d->name, name);
+	return 0;
+}
+
 static void stdio_closed(void *arg)
 {
 	start_drain(arg, "end of input");
@@ -422,7 +445,8 @@ static int start_core(struct core *core, struct todod_err *err)
 			       core->conf.max_tags_per_user);
 	db_pool_start(core->db);
 	if (core_routes_add(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
-	    connect_transport(core, err) != 0 || loader_start_all(&core->plugins, err) != 0 ||
+	    connect_transport(core, err) != 0 || choose_inbox(core, err) != 0 ||
+	    loader_start_all(&core->plugins, err) != 0 ||
 	    attach_stdio(core, err) != 0)
 		return -1;
 

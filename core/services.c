@@ -35,6 +35,16 @@ struct service {
 			return todod_err_set(err, "%s service has no '%s'", kind, #member); \
 	} while (0)
 
+static int check_inbox(const void *vtable, struct todod_err *err)
+{
+	const struct todod_inbox_driver *d = vtable;
+	/* [core] inbox chooses a driver by its name. */
+	REQUIRE(d, name, "inbox");
+	REQUIRE(d, seen, "inbox");
+	REQUIRE(d, record, "inbox");
+	return 0;
+}
+
 static int check_transport(const void *vtable, struct todod_err *err)
 {
 	const struct todod_transport *t = vtable;
@@ -61,6 +71,8 @@ static int check_trigger(const void *vtable, struct todod_err *err)
 }
 
 static const struct service_kind kinds[] = {
+	{ .kind = "inbox", .min_size = ABI2_SIZE(struct todod_inbox_driver),
+	  .check = check_inbox },
 	{ .kind = "transport", .min_size = ABI2_SIZE(struct todod_transport),
 	  .check = check_transport },
 	{ .kind = "stdio", .min_size = ABI2_SIZE(struct todod_stdio_service), .check = check_stdio },
@@ -162,4 +174,12 @@ void services_free(struct core *core)
 		core->services = s->next;
 		service_free(s);
 	}
+}
+
+const void *services_owner(struct core *core, const char *kind)
+{
+	for (struct service *s = core->services; s; s = s->next)
+		if (strcmp(s->kind, kind) == 0)
+			return s->owner;
+	return NULL;
 }

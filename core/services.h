@@ -22,4 +22,7 @@ const void *services_get_named(struct core *core, const char *kind, const char *
 void services_remove_owner(struct core *core, const void *owner);
 void services_free(struct core *core);
 
+/* Who provides `kind` (the plugin's ctx), or NULL. */
+const void *services_owner(struct core *core, const char *kind);
+
 #endif

@@ -52,10 +52,12 @@ void store_outbox_depth(struct store *st, db_cb cb, void *arg);
 /* Inbox statements take many events at once (the bus coalesces what one
  * loop turn asks for).  Arrays are PostgreSQL text[] literals made by
  * store_text_array().
- * Which of `event_ids` has `consumer` handled?  One row per handled id. */
-void store_inbox_seen(struct store *st, const char *consumer, const char *event_ids,
+ * Keys are pairs (consumers[i], event_ids[i]); answers are rows of one
+ * 1-based position into them.
+ * Which keys were handled?  The position of each that was. */
+void store_inbox_seen(struct store *st, const char *consumers, const char *event_ids,
 		      db_cb cb, void *arg);
-/* Record pairs (consumers[i], event_ids[i]) as handled. */
+/* Record the keys as handled; the position of each newly inserted. */
 void store_inbox_record(struct store *st, const char *consumers, const char *event_ids,
 			db_cb cb, void *arg);
 /* {"a","b\"c"}: a malloc'd text[] literal of `n` strings. */

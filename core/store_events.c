@@ -63,12 +63,15 @@ void store_outbox_depth(struct store *st, db_cb cb, void *arg)
 		 0, NULL, cb, arg);
 }
 
-void store_inbox_seen(struct store *st, const char *consumer, const char *event_ids,
+void store_inbox_seen(struct store *st, const char *consumers, const char *event_ids,
 		      db_cb cb, void *arg)
 {
-	const char *params[] = { consumer, event_ids };
+	const char *params[] = { consumers, event_ids };
 	db_query(store_pool(st),
-		 "SELECT event_id FROM inbox WHERE consumer = $1 AND event_id = ANY ($2::text[])",
+		 "SELECT k.pos FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+		 " AS k(consumer, event_id, pos)"
+		 " WHERE EXISTS (SELECT 1 FROM inbox i"
+		 " WHERE i.consumer = k.consumer AND i.event_id = k.event_id)",
 		 2, params, cb, arg);
 }
 
@@ -77,10 +80,16 @@ void store_inbox_record(struct store *st, const char *consumers, const char *eve
 {
 	const char *params[] = { consumers, event_ids };
 	/* The handler may have recorded some already, in the same transaction
-	 * as its effect (a store call with a once-key). */
+	 * as its effect (a store call with a once-key).  A key twice in one
+	 * batch counts as inserted by its first occurrence only. */
 	db_query(store_pool(st),
-		 "INSERT INTO inbox (consumer, event_id)"
-		 " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+		 "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+		 " AS k(consumer, event_id, pos)),"
+		 " ins AS (INSERT INTO inbox (consumer, event_id)"
+		 " SELECT DISTINCT consumer, event_id FROM k ON CONFLICT DO NOTHING"
+		 " RETURNING consumer, event_id)"
+		 " SELECT min(k.pos) FROM k JOIN ins USING (consumer, event_id)"
+		 " GROUP BY k.consumer, k.event_id",
 		 2, params, cb, arg);
 }
 

@@ -433,6 +433,47 @@ typedef void (*todod_store_cb)(json_object *res,
 			       const struct todod_store_error *err, void *arg);
 
 /* ------------------------------------------------------------------ */
+/* Inbox drivers                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The inbox remembers which events each consumer has handled, so a
+ * redelivery has no second effect.  The database keeps it by default
+ * ([core] inbox = database); a plugin can provide service "inbox" and be
+ * chosen by its `name` ([core] inbox = NAME), e.g. a Dapr state store.
+ * The core batches: what one loop turn asks for is one call.
+ */
+struct todod_inbox_key {
+	const char *consumer;      /* the subscriber's consumer name */
+	const char *event_id;      /* the CloudEvent id */
+};
+
+/* Fires exactly once per seen()/record() that returned 0.  On success
+ * `error` is NULL and `found[i]` answers `keys[i]` (seen: it was handled;
+ * record: it was there already); `found` is borrowed for the call.  On
+ * failure `error` says why and `found` is NULL: the core redelivers. */
+typedef void (*todod_inbox_cb)(const bool *found, size_t n, const char *error, void *arg);
+
+/* Every member up to `self` is required: service_provide() refuses a
+ * driver without one.  `keys` (and their strings) are borrowed for the
+ * call only.  Neither may block; -1 (with `err`) means the call failed at
+ * once and `done` will not fire.  `done` may fire up to the plugin's
+ * destroy(); what is still open after that the core settles itself. */
+struct todod_inbox_driver {
+	uint32_t struct_size;      /* sizeof(struct todod_inbox_driver) */
+	const char *name;          /* what [core] inbox names */
+	/* Which keys were handled already? */
+	int (*seen)(void *self, const struct todod_inbox_key *keys, size_t n,
+		    todod_inbox_cb done, void *arg, struct todod_err *err);
+	/* Record the keys as handled, first write wins (an existing entry is
+	 * kept and reported as found). */
+	int (*record)(void *self, const struct todod_inbox_key *keys, size_t n,
+		      todod_inbox_cb done, void *arg, struct todod_err *err);
+	void *self;
+	void *future[TODOD_FUTURE_SLOTS];
+};
+
+/* ------------------------------------------------------------------ */
 /* The function table                                                  */
 /* ------------------------------------------------------------------ */
 

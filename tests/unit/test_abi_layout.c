@@ -4,7 +4,7 @@
  * from another, so a member inserted in the middle of a public struct
  * breaks every plugin in the field without a compiler noticing.  This test
  * records the size of every public struct and the offset of every member
- * of the function table and of the definition, as ABI 2.0 has them on
+ * of the function table and of the definition, as ABI 2.1 has them on
  * x86_64 (LP64).  A change that adds at the end (a minor release) changes
  * a size here and nothing else: update the sizes and bump
  * TODOD_ABI_MINOR.  Any other change here breaks the promise in
@@ -42,6 +42,13 @@ static const struct layout layouts[] = {
 	SIZE(struct todod_store_error, 24),
 	SIZE(struct todod_api, 304),
 	SIZE(struct todod_plugin_def, 192),
+	/* Inbox drivers (service "inbox"). */
+	SIZE(struct todod_inbox_key, 16),
+	SIZE(struct todod_inbox_driver, 72),
+	{ "offsetof(struct todod_inbox_driver, seen)", offsetof(struct todod_inbox_driver, seen), 16 },
+	{ "offsetof(struct todod_inbox_driver, record)", offsetof(struct todod_inbox_driver, record),
+	  24 },
+	{ "offsetof(struct todod_inbox_driver, self)", offsetof(struct todod_inbox_driver, self), 32 },
 	API(struct_size, 0),
 	API(log, 8),
 	API(timer_add, 16),

@@ -313,6 +313,36 @@ static void test_triggers(void)
 	ctx_release(other);
 }
 
+static int i_call(void *self, const struct todod_inbox_key *keys, size_t n,
+		  todod_inbox_cb done, void *arg, struct todod_err *err)
+{
+	return 0;
+}
+
+static void test_inbox_service(void)
+{
+	struct todod_ctx *ctx = ctx_new(&core, "inbox");
+	struct todod_err err = { "" };
+	struct todod_inbox_driver d = { .struct_size = sizeof d, .seen = i_call, .record = i_call };
+	ok(core_api.service_provide(ctx, "inbox", "i", &d, &err) != 0, "an unnamed driver is refused");
+	is_str(err.text, "inbox service has no 'name'", "the error names the missing member");
+	d.name = "memory";
+	d.record = NULL;
+	ok(core_api.service_provide(ctx, "inbox", "i", &d, &err) != 0 &&
+	   strcmp(err.text, "inbox service has no 'record'") == 0, "a driver without record too");
+	d.record = i_call;
+	d.struct_size = offsetof(struct todod_inbox_driver, future);
+	ok(core_api.service_provide(ctx, "inbox", "i", &d, &err) != 0 &&
+	   strstr(err.text, "inbox service struct_size is"),
+	   "a driver smaller than its ABI's struct is refused");
+	d.struct_size = sizeof d;
+	ok(core_api.service_provide(ctx, "inbox", "i", &d, &err) == 0, "a complete driver is taken");
+	ok(services_get(&core, "inbox", NULL) == &d && services_owner(&core, "inbox") == ctx,
+	   "and found with its owner");
+	ctx_release(ctx);
+	ok(services_owner(&core, "inbox") == NULL, "releasing the context removes it");
+}
+
 int main(void)
 {
 	plugin_dir = getenv("TODOD_TEST_PLUGINDIR");
@@ -338,6 +368,7 @@ int main(void)
 	test_timers();
 	test_services();
 	test_triggers();
+	test_inbox_service();
 
 	bus_free(core.bus);
 	http_server_free(core.http);
