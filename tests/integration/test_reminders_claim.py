@@ -12,7 +12,7 @@ import math
 import re
 import time
 
-from harness import lead_time, query, scalar, wait_until
+from harness import lead_time, query, scalar, start_all, wait_until
 from harness.todod import task_id
 
 DUE = "SELECT count(*) FROM outbox WHERE type = 'todod.reminder.due'"
@@ -75,16 +75,6 @@ def test_a_reminder_fires_once_at_its_time(todod_factory, database):
 
     time.sleep(1.5)  # nothing fires twice
     assert scalar(database, DUE) == 1
-
-
-def start_all(replicas):
-    """Starts the replicas side by side; returns the seconds it took."""
-    started = time.monotonic()
-    for t in replicas:
-        t.start(wait=False)
-    for t in replicas:
-        t.wait_healthy()
-    return time.monotonic() - started
 
 
 def test_three_replicas_fire_300_reminders_once_each(todod_factory, database):

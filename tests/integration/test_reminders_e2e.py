@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from email.header import decode_header, make_header
 from zoneinfo import ZoneInfo
 
-from harness import lead_time, mcp_sdk, query, scalar, task_id, wait_until
+from harness import lead_time, mcp_sdk, query, scalar, start_all, task_id, wait_until
 from harness.e2e import McpHttp, received_with_times
 from harness.mcp_sdk import call, ok, ref, task
 
@@ -185,16 +185,6 @@ def test_reminder_set_through_mcp_is_mailed_once_on_time(todod_factory, database
 
 
 # ---- 2. three replicas, 300 reminders in one second --------------------------------
-
-def start_all(replicas):
-    """Starts the replicas side by side; returns the seconds it took."""
-    started = time.monotonic()
-    for t in replicas:
-        t.start(wait=False)
-    for t in replicas:
-        t.wait_healthy()
-    return time.monotonic() - started
-
 
 def test_three_replicas_mail_300_reminders_once_each(todod_factory, database, smtp):
     replicas = stack(todod_factory, database, smtp.url, replicas=3, log_level="info")
