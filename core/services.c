@@ -127,23 +127,27 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 	return 0;
 }
 
-const void *services_get(struct core *core, const char *kind, const char **name)
+/* The first service of `kind`, or of `kind` and `name` when a name is given. */
+static struct service *service_find(struct core *core, const char *kind, const char *name)
 {
 	for (struct service *s = core->services; s; s = s->next)
-		if (strcmp(s->kind, kind) == 0) {
-			if (name)
-				*name = s->name;
-			return s->vtable;
-		}
+		if (strcmp(s->kind, kind) == 0 && (!name || strcmp(s->name, name) == 0))
+			return s;
 	return NULL;
+}
+
+const void *services_get(struct core *core, const char *kind, const char **name)
+{
+	struct service *s = service_find(core, kind, NULL);
+	if (s && name)
+		*name = s->name;
+	return s ? s->vtable : NULL;
 }
 
 const void *services_get_named(struct core *core, const char *kind, const char *name)
 {
-	for (struct service *s = core->services; s; s = s->next)
-		if (strcmp(s->kind, kind) == 0 && strcmp(s->name, name) == 0)
-			return s->vtable;
-	return NULL;
+	struct service *s = service_find(core, kind, name);
+	return s ? s->vtable : NULL;
 }
 
 static void service_free(struct service *s)
@@ -178,8 +182,6 @@ void services_free(struct core *core)
 
 const void *services_owner(struct core *core, const char *kind)
 {
-	for (struct service *s = core->services; s; s = s->next)
-		if (strcmp(s->kind, kind) == 0)
-			return s->owner;
-	return NULL;
+	struct service *s = service_find(core, kind, NULL);
+	return s ? s->owner : NULL;
 }
