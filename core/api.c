@@ -419,6 +419,11 @@ static const struct todod_trigger *api_trigger_get(struct todod_ctx *ctx, const 
 	return name ? services_get_named(ctx->core, "trigger", name) : NULL;
 }
 
+static const struct todod_trigger *api_trigger_drive(struct todod_ctx *ctx, const char *name)
+{
+	return name ? services_drive_trigger(ctx->core, ctx, ctx->name, name) : NULL;
+}
+
 /* ---- store ----------------------------------------------------------------- */
 
 static void store_call_done(json_object *res, const struct todod_store_error *err, void *arg)
@@ -535,6 +540,7 @@ const struct todod_api core_api = {
 	.tz_to_local = tz_to_local,
 	.tz_from_local = tz_from_local,
 	.trigger_get = api_trigger_get,
+	.trigger_drive = api_trigger_drive,
 };
 
 /* The instance name is process-wide; the daemon sets it at start-up. */

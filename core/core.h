@@ -32,6 +32,7 @@ struct core {
 	struct bus *bus;
 	struct outbox_relay *relay;
 	struct service *services;
+	struct trigger_driver *trigger_drivers; /* who drives which trigger (services.c) */
 	struct pgcluster *pgcluster;   /* when todod runs its own database */
 
 	struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;

@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "core.h"
+#include "log.h"
 
 /* One typed kind (a new kind is a row of `kinds` below). */
 struct service_kind {
@@ -27,6 +28,16 @@ struct service {
 	char *kind;
 	char *name;
 	const void *vtable;
+};
+
+/* A plugin that decides when a trigger fires (trigger_drive()).  Kept
+ * apart from the trigger itself: the driver may ask before the provider
+ * provides, and outlives a provider that goes. */
+struct trigger_driver {
+	struct trigger_driver *next;
+	const void *owner;
+	char *driver;  /* the plugin's name, what driven() hears */
+	char *trigger;
 };
 
 #define REQUIRE(vt, member, kind) \
@@ -99,6 +110,24 @@ static int check_typed(const struct service_kind *sk, const void *vtable, struct
 	return sk->check(vtable, err);
 }
 
+static struct service *service_find(struct core *core, const char *kind, const char *name);
+
+/* Tells trigger `name`'s provider, if any, who drives it now: the driver
+ * that asked last, or NULL when none is left. */
+static void tell_trigger(struct core *core, const char *name)
+{
+	struct service *s = service_find(core, "trigger", name);
+	const struct todod_trigger *t = s ? s->vtable : NULL;
+	/* An ABI 2.1 plugin has a zero future slot where `driven` is. */
+	if (!t || !t->driven)
+		return;
+	const char *driver = NULL;
+	for (struct trigger_driver *d = core->trigger_drivers; d && !driver; d = d->next)
+		if (strcmp(d->trigger, name) == 0)
+			driver = d->driver;
+	t->driven(t->self, driver);
+}
+
 int services_provide(struct core *core, void *owner, const char *kind, const char *name,
 		     const void *vtable, struct todod_err *err)
 {
@@ -124,6 +153,8 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 	s->vtable = vtable;
 	s->next = core->services;
 	core->services = s;
+	if (strcmp(kind, "trigger") == 0)
+		tell_trigger(core, name);
 	return 0;
 }
 
@@ -157,8 +188,59 @@ static void service_free(struct service *s)
 	free(s);
 }
 
+const struct todod_trigger *services_drive_trigger(struct core *core, const void *owner,
+						   const char *driver, const char *name)
+{
+	bool known = false;
+	for (struct trigger_driver *d = core->trigger_drivers; d && !known; d = d->next)
+		known = d->owner == owner && strcmp(d->trigger, name) == 0;
+	if (!known) {
+		struct trigger_driver *d = calloc(1, sizeof *d);
+		if (!d || !(d->driver = strdup(driver)) || !(d->trigger = strdup(name))) {
+			/* The provider keeps timing its work itself: late, never lost. */
+			log_error("out of memory: trigger '%s' is not driven by '%s'", name, driver);
+			if (d)
+				free(d->driver);
+			free(d);
+		} else {
+			d->owner = owner;
+			d->next = core->trigger_drivers;
+			core->trigger_drivers = d;
+			tell_trigger(core, name);
+		}
+	}
+	return services_get_named(core, "trigger", name);
+}
+
+static void trigger_driver_free(struct trigger_driver *d)
+{
+	free(d->driver);
+	free(d->trigger);
+	free(d);
+}
+
+/* The triggers `owner` drove learn that it is gone, unless it provided
+ * them itself (they go with it). */
+static void drop_drivers(struct core *core, const void *owner)
+{
+	struct trigger_driver **pp = &core->trigger_drivers;
+	while (*pp) {
+		struct trigger_driver *d = *pp;
+		if (d->owner != owner) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		struct service *s = service_find(core, "trigger", d->trigger);
+		if (s && s->owner != owner)
+			tell_trigger(core, d->trigger);
+		trigger_driver_free(d);
+	}
+}
+
 void services_remove_owner(struct core *core, const void *owner)
 {
+	drop_drivers(core, owner);
 	struct service **pp = &core->services;
 	while (*pp) {
 		struct service *s = *pp;
@@ -173,6 +255,11 @@ void services_remove_owner(struct core *core, const void *owner)
 
 void services_free(struct core *core)
 {
+	while (core->trigger_drivers) {
+		struct trigger_driver *d = core->trigger_drivers;
+		core->trigger_drivers = d->next;
+		trigger_driver_free(d);
+	}
 	while (core->services) {
 		struct service *s = core->services;
 		core->services = s->next;

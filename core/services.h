@@ -19,8 +19,16 @@ const void *services_get(struct core *core, const char *kind, const char **name)
 /* The provider of `kind` registered under `name`, or NULL: for the kinds
  * with one provider per name ("trigger"). */
 const void *services_get_named(struct core *core, const char *kind, const char *name);
+/* Everything `owner` provided goes, and the triggers it drove hear
+ * that it is gone. */
 void services_remove_owner(struct core *core, const void *owner);
 void services_free(struct core *core);
+
+/* `owner` (named `driver`) drives trigger `name` from now on; its
+ * provider's driven() is told now, or when one provides it.  Returns the
+ * trigger, or NULL when none is provided yet. */
+const struct todod_trigger *services_drive_trigger(struct core *core, const void *owner,
+						   const char *driver, const char *name);
 
 /* Who provides `kind` (the plugin's ctx), or NULL. */
 const void *services_owner(struct core *core, const char *kind);

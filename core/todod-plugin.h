@@ -49,7 +49,7 @@ extern "C" {
  * minor is not newer than the core's; anything else is refused by name.
  */
 #define TODOD_ABI_MAJOR 2
-#define TODOD_ABI_MINOR 1
+#define TODOD_ABI_MINOR 2
 
 /* Spare room at the end of a plugin-filled struct, zero until a minor
  * release gives a slot a name (Mosquitto's `future` members). */
@@ -390,7 +390,14 @@ struct todod_trigger {
 	 * run after the current one. */
 	int (*fire)(void *self, struct todod_err *err);
 	void *self;
-	void *future[TODOD_FUTURE_SLOTS];
+	/* ABI 2.2, optional.  Another plugin now decides when this trigger
+	 * fires (it called trigger_drive(), e.g. dapr-transport with a Dapr
+	 * Job per reminder); `driver` names it, and is NULL once that plugin
+	 * is unloaded.  A provider that also times its own work (a wake-up
+	 * timer) may stop doing so while driven, keeping a slow safety net:
+	 * otherwise every replica polls what one scheduler already times. */
+	void (*driven)(void *self, const char *driver);
+	void *future[TODOD_FUTURE_SLOTS - 1];
 };
 
 /* ------------------------------------------------------------------ */
@@ -630,6 +637,13 @@ struct todod_api {
 	 * when none is.  Look it up each time it is fired, not once: its
 	 * provider may be unloaded by a reload. */
 	const struct todod_trigger *(*trigger_get)(struct todod_ctx *ctx, const char *name);
+
+	/* -- ABI 2.2 -- */
+	/* As trigger_get(), and from now on the calling plugin drives the
+	 * trigger: its provider's driven() hears the plugin's name now (or as
+	 * soon as one provides `name`, when none does yet) and NULL when the
+	 * plugin is unloaded.  Calling it again changes nothing. */
+	const struct todod_trigger *(*trigger_drive)(struct todod_ctx *ctx, const char *name);
 };
 
 /* ------------------------------------------------------------------ */

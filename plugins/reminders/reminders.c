@@ -10,7 +10,10 @@
  *     earliest pending reminder, a periodic safety scan, task events
  *     (also other replicas' changes) that bring a reminder forward, and
  *     the service trigger "reminders.due" that another plugin (a Dapr Job
- *     callback, a scheduler) fires.
+ *     callback, a scheduler) fires.  While such a plugin drives the
+ *     trigger (trigger_drive()), its scheduler times the reminders and
+ *     the wake-up timer rests, so replicas do not each poll; the scan
+ *     stays as the safety net.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -24,6 +27,11 @@
  * round began (its clock behind ours, or the row locked by a replica's
  * claim) is looked at again shortly, so that this can never spin. */
 #define ALREADY_DUE_RETRY_MS 20
+
+/* While driven, the wake-up timer is only armed this close to now: for a
+ * reminder a job fired a moment too early for (the scheduler's clock is
+ * not the database's), which would otherwise wait for the scan. */
+#define DRIVEN_HORIZON_MS 1000
 
 struct reminders_conf {
 	int64_t scan_interval_ms;
@@ -50,6 +58,7 @@ struct reminders {
 	bool unavailable;          /* the last claim found no database */
 	char why[256];
 
+	char driver[64];           /* who drives "reminders.due"; "" when nobody */
 	bool stopping;             /* draining: no new rounds, no timers */
 	todod_drained_cb drained;  /* set while a drain waits for the round */
 
@@ -98,6 +107,10 @@ static void on_scan(void *arg)
 /* Points the wake-up timer at `at_ms`, replacing whatever it was set to. */
 static void arm(struct reminders *r, int64_t at_ms)
 {
+	if (r->driver[0] && at_ms - r->api->now_ms() > DRIVEN_HORIZON_MS) {
+		r->api->timer_del(&r->wake);
+		return;
+	}
 	if (r->api->timer_at(r->ctx, &r->wake, at_ms, on_wake, r) != 0) {
 		r->api->log(r->ctx, TODOD_LOG_ERROR,
 			    "cannot arm the reminder timer; the scan every %" PRId64 " ms stands in",
@@ -288,6 +301,30 @@ static int fire_due(void *self, struct todod_err *err)
 	return 0;
 }
 
+/* Another plugin drives "reminders.due" from now on (`driver`), or no
+ * longer does (NULL): the wake-up timer rests, or takes over again with
+ * a round that finds the earliest reminder. */
+static void driven_by(void *self, const char *driver)
+{
+	struct reminders *r = self;
+	if (driver) {
+		snprintf(r->driver, sizeof r->driver, "%s", driver);
+		r->api->log(r->ctx, TODOD_LOG_INFO,
+			    "%s times the reminders now; the scan every %" PRId64 " ms stays as a "
+			    "safety net", r->driver, r->conf->scan_interval_ms);
+		r->api->timer_del(&r->wake);
+		return;
+	}
+	if (!r->driver[0])
+		return;
+	r->api->log(r->ctx, TODOD_LOG_INFO, "%s is gone; timing the reminders here again",
+		    r->driver);
+	r->driver[0] = '\0';
+	/* Not before start() nor once draining (the driver unloads at exit). */
+	if (r->scan)
+		reminders_check(r, "driver gone");
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
@@ -300,7 +337,7 @@ static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, co
 	r->ctx = ctx;
 	r->conf = conf;
 	r->due = (struct todod_trigger){ .struct_size = sizeof r->due, .name = "reminders.due",
-					.fire = fire_due, .self = r };
+					.fire = fire_due, .driven = driven_by, .self = r };
 	if (api->bus_subscribe(ctx, "task-events", "reminders", on_task_event, r, err) != 0 ||
 	    api->service_provide(ctx, "trigger", r->due.name, &r->due, err) != 0) {
 		free(r);

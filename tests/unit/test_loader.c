@@ -99,7 +99,7 @@ static void test_refusals(void)
 
 	snprintf(want, sizeof want,
 		 "test.conf:1: [plugin.old_abi] %s/old_abi.so: plugin built for ABI 1.2, this todod "
-		 "requires ABI 2.0 to 2.1; rebuild the plugin against this version's todod-plugin.h",
+		 "requires ABI 2.0 to 2.2; rebuild the plugin against this version's todod-plugin.h",
 		 plugin_dir);
 	is_str(load("[plugin.old_abi]\n", &set), want,
 	       "an ABI 1.x plugin is refused by file and ABI");
@@ -313,6 +313,53 @@ static void test_triggers(void)
 	ctx_release(other);
 }
 
+/* ---- driven triggers (ABI 2.2) -------------------------------------------- */
+
+struct drive_log {
+	int calls;
+	char last[64]; /* "" for NULL */
+};
+
+static void t_driven(void *self, const char *driver)
+{
+	struct drive_log *log = self;
+	log->calls++;
+	snprintf(log->last, sizeof log->last, "%s", driver ? driver : "");
+}
+
+static int t_fire_nothing(void *self, struct todod_err *err) { return 0; }
+
+static void test_driven_triggers(void)
+{
+	struct todod_ctx *provider = ctx_new(&core, "reminders");
+	struct todod_ctx *driver = ctx_new(&core, "dapr-transport");
+	struct todod_err err = { "" };
+	struct drive_log log = { 0, "" };
+	struct todod_trigger due = { .struct_size = sizeof due, .name = "d.due",
+				     .fire = t_fire_nothing, .driven = t_driven, .self = &log };
+	ok(core_api.trigger_drive(driver, "d.due") == NULL,
+	   "driving a trigger nobody provides yet finds nothing");
+	ok(core_api.service_provide(provider, "trigger", due.name, &due, &err) == 0,
+	   "the trigger is provided later");
+	ok(log.calls == 1 && strcmp(log.last, "dapr-transport") == 0,
+	   "its provider hears at once who drives it (%d call(s), '%s')", log.calls, log.last);
+	ok(core_api.trigger_drive(driver, "d.due") == &due && log.calls == 1,
+	   "driving it again returns it and tells nobody twice");
+	ctx_release(driver);
+	ok(log.calls == 2 && strcmp(log.last, "") == 0,
+	   "the provider hears NULL once the driver is unloaded");
+	struct todod_trigger plain = { .struct_size = sizeof plain, .name = "d.plain",
+				       .fire = t_fire_nothing, .self = &log };
+	ok(core_api.service_provide(provider, "trigger", plain.name, &plain, &err) == 0,
+	   "a trigger without driven() (ABI 2.1) is still taken");
+	driver = ctx_new(&core, "dapr-transport");
+	ok(core_api.trigger_drive(driver, "d.plain") == &plain && log.calls == 2,
+	   "and can be driven without being told");
+	ctx_release(provider);
+	ctx_release(driver);
+	ok(log.calls == 2, "a driver unloaded after the provider tells nobody");
+}
+
 static int i_call(void *self, const struct todod_inbox_key *keys, size_t n,
 		  todod_inbox_cb done, void *arg, struct todod_err *err)
 {
@@ -368,6 +415,7 @@ int main(void)
 	test_timers();
 	test_services();
 	test_triggers();
+	test_driven_triggers();
 	test_inbox_service();
 
 	bus_free(core.bus);
