@@ -1,0 +1,144 @@
+/* dapr.h - the dapr-transport plugin's parts and what they share.
+ *
+ *   dapr_plugin.c   options, lifecycle, readiness (the sidecar's health),
+ *                   the "transport" service
+ *   dapr_client.c   every call to daprd: URL, token, timeout, error text
+ *   dapr_publish.c  publishing through daprd's pub/sub API
+ *   dapr_app.c      what daprd calls on todod's listener: the subscription
+ *                   list, deliveries, job callbacks; the app token
+ *   dapr_jobs.c     reminder timing from Dapr Jobs (trigger reminders.due)
+ *   dapr_state.c    the inbox driver "dapr-state" over the state API
+ *
+ * Everything runs on the loop thread.  Calls to daprd go through the
+ * core's curl multi (api->http_request); Dapr's calls to us arrive on the
+ * core's one listener (api->http_route). */
+#ifndef TODOD_DAPR_H
+#define TODOD_DAPR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <todod-plugin.h>
+
+#define DAPR_TRIGGER "reminders.due"
+
+struct dapr_conf {
+	char *http_endpoint;
+	char *pubsub;
+	char *api_token;          /* secret: sent to daprd */
+	char *app_token;          /* secret: daprd's calls must carry it */
+	int64_t request_timeout_ms;
+	bool jobs;
+	char *statestore;
+	struct todod_list topics; /* "logical=physical" from topic.<logical> = <physical> */
+};
+
+struct dapr_call;
+struct dapr_delivery;
+struct dapr_jobs;
+
+struct dapr {
+	const struct todod_api *api;
+	struct todod_ctx *ctx;
+	const struct dapr_conf *conf;
+	char endpoint[512];       /* http_endpoint without a trailing '/' */
+
+	/* Topics the core's subscribers need (logical names), collected by
+	 * the transport's subscribe() before start. */
+	char **wanted;
+	size_t n_wanted;
+
+	/* Readiness.  `sidecar_up` follows GET /v1.0/healthz/outbound (and
+	 * calls that could not connect); `refusal` is set while daprd turns
+	 * publishing down for a reason only the operator can fix. */
+	bool sidecar_up;
+	bool sidecar_seen;        /* it was up once: a loss is an outage */
+	bool said_waiting;        /* "waiting for the sidecar" was logged */
+	char why[1024];           /* why the sidecar is not up */
+	char refusal[1024];       /* "" unless publishing is refused */
+	struct todod_timer *health_check;
+	bool checking;            /* a health check is in flight */
+
+	struct dapr_call *calls;  /* in flight to daprd */
+	struct dapr_delivery *deliveries; /* Dapr's deliveries not answered yet */
+	struct dapr_jobs *jobs;   /* NULL with jobs = no */
+	struct todod_transport transport;
+	struct todod_inbox_driver inbox;
+
+	bool draining;
+	todod_drained_cb drained;
+	struct todod_ctx *drain_ctx;
+
+	struct todod_metric *publish_latency;  /* histogram: publish call to 204 */
+	struct todod_metric *publish_failures; /* counter */
+	struct todod_metric *deliveries_ok, *deliveries_retry, *deliveries_drop;
+	struct todod_metric *job_calls;        /* counter: job callbacks served */
+	struct todod_metric *job_failures;     /* counter: jobs daprd did not take */
+};
+
+/* Broker name of a logical topic (topic.<logical>); a name without a
+ * mapping is its own.  Lives as long as the options. */
+const char *dapr_topic_physical(const struct dapr *d, const char *logical);
+
+/* ---- dapr_plugin.c ---- */
+/* A call could not reach daprd (`reason`): the sidecar is down until the
+ * next health check says otherwise. */
+void dapr_sidecar_lost(struct dapr *d, const char *reason);
+/* An in-flight call or delivery ended: a drain may be over. */
+void dapr_settled(struct dapr *d);
+
+/* ---- dapr_client.c ---- */
+struct dapr_request {
+	const char *method;
+	const char *path;          /* "/v1.0/...", escaped, with its query */
+	const char *content_type;  /* NULL without a body */
+	const void *body;
+	size_t body_len;
+	const char *traceparent;   /* NULL: none */
+};
+
+/* One call to daprd with the api token and request_timeout.  `done` fires
+ * once (not from inside this call); `forget(arg)`, when given, frees
+ * `arg` for a call still open when the plugin is destroyed.  -1 with
+ * `err` when the call could not be started. */
+int dapr_call(struct dapr *d, const struct dapr_request *rq, todod_transfer_cb done, void *arg,
+	      void (*forget)(void *arg), struct todod_err *err);
+int dapr_calls_in_flight(const struct dapr *d);
+void dapr_calls_forget(struct dapr *d);
+
+/* What went wrong with an answer that was not a success, for logs and
+ * /readyz: "HTTP 404 ERR_PUBSUB_NOT_FOUND: pubsub nope is not found",
+ * or the transfer's error ("no answer: Connection refused"). */
+void dapr_failure_text(const struct todod_transfer_result *res, char *buf, size_t size);
+
+/* Appends `s` to `buf` percent-encoded for a URL path segment or query
+ * value (RFC 3986 unreserved characters stay).  false when it does not
+ * fit. */
+bool dapr_escape(char *buf, size_t size, const char *s);
+/* Appends `s` as it is; false when it does not fit. */
+bool dapr_append(char *buf, size_t size, const char *s);
+
+/* ---- dapr_publish.c ---- */
+/* The transport's publish(): `done` fires once, OK on daprd's 204. */
+int dapr_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg);
+
+/* ---- dapr_app.c ---- */
+int dapr_app_routes(struct dapr *d, struct todod_err *err);
+/* Answers what is still open (RETRY) when the plugin is destroyed. */
+void dapr_app_free(struct dapr *d);
+/* Whether the request carries the app token (always, without one); else
+ * answers 401 and returns false. */
+bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req);
+
+/* ---- dapr_jobs.c ---- */
+int dapr_jobs_init(struct dapr *d, struct todod_err *err);
+void dapr_jobs_start(struct dapr *d);
+/* The sidecar answers (again): register the periodic safety job. */
+void dapr_jobs_sidecar_up(struct dapr *d);
+void dapr_jobs_free(struct dapr *d);
+
+/* ---- dapr_state.c ---- */
+/* Provides the inbox driver "dapr-state". */
+int dapr_state_init(struct dapr *d, struct todod_err *err);
+
+#endif

@@ -1,0 +1,215 @@
+/* dapr_app.c - what daprd asks of todod, on todod's own listener.
+ *
+ *   GET  /dapr/subscribe        the topics the loaded consumers need, each
+ *                               with its route and dead-letter topic
+ *   POST /dapr/events/<topic>   one delivery of a subscribed topic
+ *
+ * (/dapr/config is not served: daprd takes its 404 as "no app config".)
+ *
+ * A delivery goes through the bus like one kafka-direct consumed: the
+ * inbox first (a redelivery is answered at once), then the subscribers,
+ * with the core's retries, and is answered once the bus settled it:
+ * {"status":"SUCCESS"} when handled, "RETRY" when an outcome could not be
+ * recorded (daprd redelivers as its Resiliency policy says), "DROP" when
+ * it can never be handled (daprd publishes it to the dead-letter topic).
+ * The body is the event either as it was published (header Rawpayload:
+ * true: dapr-transport's and kafka-direct's bytes) or re-serialised by
+ * daprd with its attributes added (a CloudEvent published without
+ * rawPayload); the core reads both and ignores what it does not know.
+ *
+ * The answer is one small write (evhttp sends the header block and the
+ * body together), so Nagle never holds it back waiting for an ACK. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapr.h"
+
+#define EVENTS_ROUTE "/dapr/events/"
+
+struct dapr_delivery {
+	struct dapr_delivery *prev, *next;
+	struct dapr *d;
+	struct todod_http_req *req;
+	const char *topic;        /* logical, lives as long as `wanted` */
+};
+
+/* Compares in time that depends on the secret's length only, never on
+ * where the first difference is. */
+static bool same_secret(const char *given, const char *secret)
+{
+	size_t given_len = strlen(given), len = strlen(secret);
+	volatile unsigned char diff = given_len != len;
+	for (size_t i = 0; i < len; i++)
+		diff |= (unsigned char)secret[i] ^ (unsigned char)(i < given_len ? given[i] : 0);
+	return diff == 0;
+}
+
+bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
+{
+	const char *secret = d->conf->app_token;
+	if (!secret)
+		return true;
+	const char *given = d->api->http_header(req, "dapr-api-token");
+	if (given && same_secret(given, secret))
+		return true;
+	/* A caller's mistake (or daprd without APP_API_TOKEN): not ours to
+	 * log as an error. */
+	d->api->log(d->ctx, TODOD_LOG_WARN, "refused %s from %s: %s dapr-api-token (option "
+		    "app_token; daprd sends the one in its APP_API_TOKEN)",
+		    d->api->http_path(req), d->api->http_peer(req), given ? "wrong" : "no");
+	d->api->http_reply_error(req, 401, "UNAUTHORIZED",
+				 "this call needs the app API token in header dapr-api-token");
+	return false;
+}
+
+/* ---- the subscription list ------------------------------------------------- */
+
+static void serve_subscribe(struct todod_http_req *req, void *arg)
+{
+	struct dapr *d = arg;
+	if (!dapr_app_authorized(d, req))
+		return;
+	json_object *list = json_object_new_array();
+	for (size_t i = 0; i < d->n_wanted; i++) {
+		const char *physical = dapr_topic_physical(d, d->wanted[i]);
+		char route[512], dead_letter[512];
+		snprintf(route, sizeof route, EVENTS_ROUTE "%s", d->wanted[i]);
+		snprintf(dead_letter, sizeof dead_letter, "%s-dlq", physical);
+		json_object *sub = json_object_new_object();
+		json_object_object_add(sub, "pubsubname", json_object_new_string(d->conf->pubsub));
+		json_object_object_add(sub, "topic", json_object_new_string(physical));
+		json_object_object_add(sub, "route", json_object_new_string(route));
+		json_object_object_add(sub, "deadLetterTopic", json_object_new_string(dead_letter));
+		json_object_array_add(list, sub);
+	}
+	size_t len;
+	const char *text = json_object_to_json_string_length(list, JSON_C_TO_STRING_PLAIN, &len);
+	d->api->http_reply(req, 200, "application/json", text, len);
+	json_object_put(list);
+}
+
+/* ---- deliveries ---------------------------------------------------------------- */
+
+static void reply_status(struct dapr *d, struct todod_http_req *req, const char *status)
+{
+	char body[64];
+	int len = snprintf(body, sizeof body, "{\"status\":\"%s\"}", status);
+	d->api->http_reply(req, 200, "application/json", body, (size_t)len);
+}
+
+static void delivery_free(struct dapr_delivery *dl)
+{
+	struct dapr *d = dl->d;
+	if (dl->prev)
+		dl->prev->next = dl->next;
+	else
+		d->deliveries = dl->next;
+	if (dl->next)
+		dl->next->prev = dl->prev;
+	free(dl);
+}
+
+static void on_settled(enum todod_result result, const char *reason, int attempts, void *arg)
+{
+	struct dapr_delivery *dl = arg;
+	struct dapr *d = dl->d;
+	switch (result) {
+	case TODOD_OK:
+		d->api->metric_add(d->deliveries_ok, 1);
+		reply_status(d, dl->req, "SUCCESS");
+		break;
+	case TODOD_RETRY:
+		d->api->metric_add(d->deliveries_retry, 1);
+		d->api->log(d->ctx, TODOD_LOG_DEBUG, "delivery on %s: daprd redelivers it (%s)",
+			    dl->topic, reason ? reason : "no reason given");
+		reply_status(d, dl->req, "RETRY");
+		break;
+	default:
+		d->api->metric_add(d->deliveries_drop, 1);
+		/* What came on the topic is at fault, not todod: a warning. */
+		d->api->log(d->ctx, TODOD_LOG_WARN,
+			    "delivery on %s dropped, daprd dead-letters it to %s-dlq: %s", dl->topic,
+			    dapr_topic_physical(d, dl->topic), reason ? reason : "no reason given");
+		reply_status(d, dl->req, "DROP");
+		break;
+	}
+	delivery_free(dl);
+	dapr_settled(d);
+}
+
+static const char *wanted_topic(const struct dapr *d, const char *logical)
+{
+	for (size_t i = 0; i < d->n_wanted; i++)
+		if (strcmp(d->wanted[i], logical) == 0)
+			return d->wanted[i];
+	return NULL;
+}
+
+static void serve_delivery(struct todod_http_req *req, void *arg)
+{
+	struct dapr *d = arg;
+	if (!dapr_app_authorized(d, req))
+		return;
+	const char *topic = wanted_topic(d, d->api->http_path(req) + strlen(EVENTS_ROUTE));
+	if (!topic) {
+		d->api->log(d->ctx, TODOD_LOG_WARN, "delivery to %s, a topic no loaded plugin "
+			    "consumes: dropped (daprd's subscriptions are from before a "
+			    "configuration change; restart daprd)", d->api->http_path(req));
+		reply_status(d, req, "DROP");
+		return;
+	}
+	if (d->draining) {
+		reply_status(d, req, "RETRY"); /* another replica, or this one after the restart */
+		return;
+	}
+	size_t len;
+	const void *body = d->api->http_body(req, &len);
+	struct dapr_delivery *dl = calloc(1, sizeof *dl);
+	if (!dl) {
+		reply_status(d, req, "RETRY");
+		return;
+	}
+	*dl = (struct dapr_delivery){ .d = d, .req = req, .topic = topic, .next = d->deliveries };
+	if (d->deliveries)
+		d->deliveries->prev = dl;
+	d->deliveries = dl;
+	/* Kafka names the message key __key; other brokers pass on the
+	 * publisher's partitionKey. */
+	const char *key = d->api->http_header(req, "__key");
+	if (!key)
+		key = d->api->http_header(req, "Partitionkey");
+	const struct todod_inbound in = {
+		.struct_size = sizeof in,
+		.topic = topic,
+		.key = key,
+		.raw = body ? body : "",
+		.len = body ? len : 0,
+		.done = on_settled,
+		.arg = dl,
+	};
+	struct todod_err err = { "" };
+	if (d->api->bus_inbound(d->ctx, &in, &err) != 0)
+		on_settled(TODOD_RETRY, err.text, 0, dl);
+}
+
+int dapr_app_routes(struct dapr *d, struct todod_err *err)
+{
+	if (d->api->http_route(d->ctx, TODOD_HTTP_GET, "/dapr/subscribe", serve_subscribe, d,
+			       err) != 0 ||
+	    d->api->http_route(d->ctx, TODOD_HTTP_POST, EVENTS_ROUTE "*", serve_delivery, d,
+			       err) != 0)
+		return -1;
+	return 0;
+}
+
+/* The loop has stopped: nothing settles these any more.  RETRY is what
+ * they are; the replies only free the requests if daprd is gone. */
+void dapr_app_free(struct dapr *d)
+{
+	while (d->deliveries) {
+		struct dapr_delivery *dl = d->deliveries;
+		reply_status(d, dl->req, "RETRY");
+		delivery_free(dl);
+	}
+}

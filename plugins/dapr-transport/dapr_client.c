@@ -1,0 +1,163 @@
+/* dapr_client.c - every call to daprd, through the core's curl multi.
+ *
+ * One place adds what every call needs (the endpoint, dapr-api-token,
+ * request_timeout: a sidecar whose scheduler is down answers job calls
+ * never) and keeps the calls in flight, so a drain can wait for them and
+ * destroy() can free what their callbacks would have freed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dapr.h"
+
+struct dapr_call {
+	struct dapr_call *prev, *next;
+	struct dapr *d;
+	todod_transfer_cb done;
+	void *arg;
+	void (*forget)(void *arg);
+};
+
+static void call_unlink(struct dapr_call *c)
+{
+	struct dapr *d = c->d;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+}
+
+static void call_done(const struct todod_transfer_result *res, void *arg)
+{
+	struct dapr_call *c = arg;
+	struct dapr *d = c->d;
+	call_unlink(c);
+	todod_transfer_cb done = c->done;
+	void *done_arg = c->arg;
+	free(c);
+	done(res, done_arg);
+	dapr_settled(d);
+}
+
+int dapr_call(struct dapr *d, const struct dapr_request *rq, todod_transfer_cb done, void *arg,
+	      void (*forget)(void *arg), struct todod_err *err)
+{
+	char url[4096], content_type[128], traceparent[128], token[1024];
+	const char *headers[4];
+	size_t n = 0;
+	if ((size_t)snprintf(url, sizeof url, "%s%s", d->endpoint, rq->path) >= sizeof url)
+		return todod_err_set(err, "the URL of %s %s is too long", rq->method, rq->path);
+	if (rq->content_type) {
+		snprintf(content_type, sizeof content_type, "Content-Type: %s", rq->content_type);
+		headers[n++] = content_type;
+	}
+	if (rq->traceparent &&
+	    (size_t)snprintf(traceparent, sizeof traceparent, "traceparent: %s", rq->traceparent) <
+		    sizeof traceparent)
+		headers[n++] = traceparent;
+	if (d->conf->api_token) {
+		snprintf(token, sizeof token, "dapr-api-token: %s", d->conf->api_token);
+		headers[n++] = token;
+	}
+	headers[n] = NULL;
+
+	struct dapr_call *c = calloc(1, sizeof *c);
+	if (!c)
+		return todod_err_set(err, "out of memory");
+	*c = (struct dapr_call){ .d = d, .done = done, .arg = arg, .forget = forget };
+	const struct todod_http_request hr = {
+		.struct_size = sizeof hr,
+		.method = rq->method,
+		.url = url,
+		.headers = headers,
+		.body = rq->body,
+		.body_len = rq->body_len,
+		.timeout_ms = d->conf->request_timeout_ms,
+	};
+	int rc = d->api->http_request(d->ctx, &hr, call_done, c, err);
+	/* The core copied the headers; the token must not linger on the stack. */
+	explicit_bzero(token, sizeof token);
+	if (rc != 0) {
+		free(c);
+		return -1;
+	}
+	c->next = d->calls;
+	if (d->calls)
+		d->calls->prev = c;
+	d->calls = c;
+	return 0;
+}
+
+int dapr_calls_in_flight(const struct dapr *d)
+{
+	int n = 0;
+	for (const struct dapr_call *c = d->calls; c; c = c->next)
+		n++;
+	return n;
+}
+
+/* The core cancelled the transfers with the context, without callbacks. */
+void dapr_calls_forget(struct dapr *d)
+{
+	while (d->calls) {
+		struct dapr_call *c = d->calls;
+		call_unlink(c);
+		if (c->forget)
+			c->forget(c->arg);
+		free(c);
+	}
+}
+
+/* Dapr's errors are {"errorCode":"ERR_...","message":"..."}. */
+void dapr_failure_text(const struct todod_transfer_result *res, char *buf, size_t size)
+{
+	if (res->status == 0) {
+		snprintf(buf, size, "no answer: %s", res->error ? res->error : "unknown error");
+		return;
+	}
+	json_object *root = res->body && res->body_len ? json_tokener_parse(res->body) : NULL;
+	json_object *code = NULL, *message = NULL;
+	if (root && json_object_is_type(root, json_type_object)) {
+		json_object_object_get_ex(root, "errorCode", &code);
+		json_object_object_get_ex(root, "message", &message);
+	}
+	if (message)
+		snprintf(buf, size, "HTTP %ld %s: %s", res->status,
+			 code ? json_object_get_string(code) : "", json_object_get_string(message));
+	else
+		snprintf(buf, size, "HTTP %ld: %.200s", res->status,
+			 res->body_len ? res->body : "(no body)");
+	json_object_put(root);
+}
+
+bool dapr_escape(char *buf, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t used = strlen(buf);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+		if (used + (plain ? 1 : 3) >= size)
+			return false;
+		if (plain) {
+			buf[used++] = (char)*p;
+		} else {
+			buf[used++] = '%';
+			buf[used++] = hex[*p >> 4];
+			buf[used++] = hex[*p & 15];
+		}
+	}
+	buf[used] = '\0';
+	return true;
+}
+
+bool dapr_append(char *buf, size_t size, const char *s)
+{
+	size_t used = strlen(buf), n = strlen(s);
+	if (used + n >= size)
+		return false;
+	memcpy(buf + used, s, n + 1);
+	return true;
+}
