@@ -8,14 +8,16 @@
 #     Java and Maven run the Kafka broker the harness assembles from Maven
 #     Central; kcat reads and writes its topics; openssl makes its TLS
 #     certificates; libssl, zlib, zstd and lz4 headers build the librdkafka
-#     the tests use (contrib/build-librdkafka.sh).
+#     the tests use (contrib/build-librdkafka.sh); redis-server is the
+#     Redis Streams behind Dapr's second pub/sub component (the harness
+#     runs it by hand: the package's unit needs systemd).
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
       libcurl4-openssl-dev libpq-dev postgresql"
 if [ "${1:-}" = test ]; then
 	pkgs="$pkgs clang libclang-rt-dev python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd postgresql-client wrk
 	      librdkafka-dev kcat openjdk-17-jre-headless maven openssl
-	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev"
+	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server"
 fi
 missing=""
 for p in $pkgs; do

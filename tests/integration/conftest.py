@@ -1,5 +1,5 @@
 """Fixtures for todod's integration tests: real PostgreSQL, Apache Kafka,
-the real binary.
+Redis, Dapr's sidecar and scheduler, the real binary.
 
 Run from the source tree:
     TODOD_BUILDDIR=/path/to/build /usr/bin/python3 -m pytest -q tests/integration
@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from harness import KafkaServer, PostgresServer, ServiceUnavailable, Todod, in_ci  # noqa: E402
+from harness.dapr import Daprd, RedisServer, Scheduler  # noqa: E402
 from harness.kafka import KafkaNames, todod_options  # noqa: E402
 from harness.smtp import SmtpServer  # noqa: E402
 
@@ -166,3 +167,44 @@ def kafka_todod(kafka, kafka_names, todod_factory):
                                                    **options)
         return todod_factory(database, plugins=everything, core=core)
     return make
+
+
+# ---- Dapr -------------------------------------------------------------------------
+
+@pytest.fixture
+def redis():
+    """A private redis-server (password set, nothing persisted)."""
+    server = started("Redis", RedisServer)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def dapr_scheduler():
+    """A Dapr scheduler with a fresh etcd data dir."""
+    server = started("the Dapr scheduler", Scheduler)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def daprd_factory(request, tmp_path):
+    """make(app_id, app_port, **Daprd options) -> a Daprd not yet started,
+    loading the component files of contrib/dapr.  Every sidecar is killed
+    at teardown; its log is shown when the test failed."""
+    made = []
+
+    def make(app_id, app_port, **options):
+        workdir = tmp_path / f"daprd{len(made) + 1}"
+        d = Daprd(app_id, app_port, workdir=str(workdir), **options)
+        made.append(d)
+        return d
+
+    yield make
+
+    failed = any(getattr(request.node, "report_" + w, None) is not None
+                 and getattr(request.node, "report_" + w).failed for w in ("setup", "call"))
+    for d in made:
+        d.kill9()
+        if failed:
+            print(f"---- daprd log ({d.logfile}) ----\n{d.log_tail(60)}")
