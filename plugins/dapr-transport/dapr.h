@@ -30,6 +30,7 @@ struct dapr_conf {
 	int64_t request_timeout_ms;
 	bool jobs;
 	char *statestore;
+	int64_t inbox_ttl_ms;     /* 0: inbox entries are kept for ever */
 	struct todod_list topics; /* "logical=physical" from topic.<logical> = <physical> */
 };
 
