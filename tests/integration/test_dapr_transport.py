@@ -65,20 +65,35 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(todod_factory, daprd_factory, dapr_scheduler, redis, database, monkeypatch):
-    t = todod_factory(database, plugins={"recurrence": {}, "dapr-transport": {}},
-                      core={"inbox": "dapr-state", "retry_backoff": "100ms"})
-    d = daprd_factory(unique("todod"), t.port, scheduler=dapr_scheduler, pubsub="redis",
-                      redis=redis, database=database, api_token=API_TOKEN, app_token=APP_TOKEN)
-    t.plugins["dapr-transport"] = {"http_endpoint": d.endpoint, "api_token": "env:TEST_API_TOKEN",
-                                   "app_token": APP_TOKEN, "request_timeout": "5s"}
-    t.write_config()
-    t.user_id, _ = t.provision("alice")
+def make_fleet(todod_factory, daprd_factory, dapr_scheduler, redis, database, monkeypatch):
+    """make(plugins=None, **dapr-transport options) -> a running Fleet:
+    todod with dapr-transport and `plugins` (default: recurrence), its
+    sidecar on Redis with both tokens set (the api token reaches todod
+    through the environment, as a secret reference)."""
     monkeypatch.setenv("TEST_API_TOKEN", API_TOKEN)
-    t.start()
-    d.start()
-    t.wait_ready()
-    return Fleet(t, d, database)
+
+    def make(plugins=None, **options):
+        everything = dict(plugins if plugins is not None else {"recurrence": {}})
+        t = todod_factory(database, plugins={**everything, "dapr-transport": {}},
+                          core={"inbox": "dapr-state", "retry_backoff": "100ms"})
+        d = daprd_factory(unique("todod"), t.port, scheduler=dapr_scheduler, pubsub="redis",
+                          redis=redis, database=database, api_token=API_TOKEN,
+                          app_token=APP_TOKEN)
+        t.plugins["dapr-transport"] = {"http_endpoint": d.endpoint,
+                                       "api_token": "env:TEST_API_TOKEN",
+                                       "app_token": APP_TOKEN, **options}
+        t.write_config()
+        t.user_id, _ = t.provision("alice")
+        t.start()
+        d.start()
+        t.wait_ready()
+        return Fleet(t, d, database)
+    return make
+
+
+@pytest.fixture
+def fleet(make_fleet):
+    return make_fleet()
 
 
 def test_events_reach_subscribers_and_the_inbox_answers_duplicates(fleet, daprd_factory,
@@ -117,3 +132,102 @@ def test_events_reach_subscribers_and_the_inbox_answers_duplicates(fleet, daprd_
     assert scalar(f.db, "SELECT count(*) FROM tasks") == 2
     key = f"todod-inbox:recurrence:{event_id}"
     assert scalar(f.db, "SELECT count(*) FROM state WHERE key LIKE %s", "%" + key) == 1
+    # Kept for inbox_ttl (7 days by default), then the store deletes it.
+    assert scalar(f.db, "SELECT expires_at > now() + interval '6 days' FROM state "
+                        "WHERE key LIKE %s", "%" + key)
+
+
+def test_not_a_cloudevent_is_dropped_with_the_reason_and_dead_lettered(fleet, redis):
+    f = fleet
+    # JSON, or daprd itself refuses it before todod sees it ("error
+    # deserializing cloud event", logged by daprd only).
+    resp = f.d.publish("task-recurrence", b'{"task_id": 47, "note": "this is no event"}',
+                       metadata={"rawPayload": "true"})
+    assert resp.status == 204, resp
+    wait_until(lambda: f.deliveries("DROP") == 1, 30, what="the delivery dropped")
+    f.t.wait_log("delivery on task-recurrence dropped")
+    line = [ln for ln in f.t.log().splitlines() if "delivery on task-recurrence dropped" in ln][0]
+    assert " warn " in line and "specversion" in line, line
+    # daprd publishes what it was given to the dead-letter topic.
+    entries = wait_until(lambda: redis.stream("task-recurrence-dlq"), 30,
+                         what="an entry on task-recurrence-dlq")
+    assert any("this is no event" in json.dumps(fields) for _, fields in entries), entries
+    assert " error " not in f.t.log()
+
+    # daprd's own envelope (a CloudEvent published without rawPayload,
+    # topic and pubsubname added) is read as well.
+    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/elsewhere",
+             "type": "todod.task.updated", "subject": "task/1",
+             "datacontenttype": "application/json", "data": {"task": {"id": 1}}}
+    assert f.d.publish("task-events", event).status == 204
+    wait_until(lambda: f.deliveries("SUCCESS") >= 1, 30, what="the enveloped event handled")
+    assert scalar(f.db, "SELECT count(*) FROM state WHERE key LIKE %s",
+                  f"%todod-inbox:dapr-jobs:{event['id']}") == 1
+    assert f.deliveries("DROP") == 1
+
+
+def test_calls_without_the_app_token_are_refused(fleet):
+    f = fleet
+    body = json.dumps({"specversion": "1.0", "id": "x", "source": "/s", "type": "t"}).encode()
+    for headers in ({}, {"dapr-api-token": "wrong"}, {"dapr-api-token": APP_TOKEN + "x"}):
+        for method, path in (("POST", "/dapr/events/task-recurrence"), ("POST", "/job/x"),
+                             ("GET", "/dapr/subscribe")):
+            resp = f.t.request(method, path, body=body if method == "POST" else None,
+                               headers=headers)
+            assert resp.status == 401, (method, path, headers, resp)
+            assert resp.json()["error"]["code"] == "UNAUTHORIZED"
+    resp = f.t.get("/dapr/subscribe", headers={"dapr-api-token": APP_TOKEN})
+    assert resp.status == 200
+    subs = {s["topic"]: s for s in resp.json()}
+    assert subs["task-recurrence"] == {"pubsubname": "pubsub", "topic": "task-recurrence",
+                                       "route": "/dapr/events/task-recurrence",
+                                       "deadLetterTopic": "task-recurrence-dlq"}, subs
+    log = f.t.log()
+    assert APP_TOKEN not in log and API_TOKEN not in log
+    assert " error " not in log
+
+
+def test_events_wait_while_the_sidecar_is_down(fleet):
+    f = fleet
+    f.d.stop()
+    checks = f.t.wait_ready(False, timeout=30)
+    assert f"Dapr sidecar at {f.d.endpoint} unreachable" in checks["transport"], checks
+    first = f.call("todod_task_create", {"title": "series", "due_at": "2030-01-07T09:00:00Z",
+                                         "rrule": "FREQ=DAILY"})["id"]
+    plain = [f.call("todod_task_create", {"title": f"t{i}"})["id"] for i in range(20)]
+    f.call("todod_task_complete", {"id": first})
+    time.sleep(1)  # the relay's backoff runs meanwhile
+    assert f.unsent() == 23, "events wait in the outbox"
+    assert not f.t.readiness()[0]
+    assert f.successors(first) == 0
+
+    f.d.start()
+    f.t.wait_ready(timeout=60)
+    f.wait_outbox_empty()
+    wait_until(lambda: f.successors(first) == 1, 60, what="the successor")
+    assert len(plain) == 20
+    log = f.t.log()
+    assert "events wait in the outbox" in log and "reachable again" in log
+    assert f.successors(first) == 1
+
+
+def test_reminders_are_timed_by_dapr_jobs(make_fleet):
+    f = make_fleet(plugins={"reminders": {"scan_interval": "1h"}})
+    f.t.wait_log("dapr-transport times the reminders now")
+    due = time.time() + 4
+    remind_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(due))
+    task = f.call("todod_task_create", {"title": "call mum", "remind_at": remind_at})["id"]
+    job = wait_until(lambda: (lambda r: r if r.status == 200 else None)(
+        f.d.get_job(f"reminder-{task}")), 30, what="the reminder's job")
+    assert job.json()["dueTime"] == remind_at, job.json()
+    assert job.json()["data"]["value"] == {"task_id": task, "remind_at": remind_at}
+    wait_until(lambda: scalar(f.db, "SELECT reminder_state FROM tasks WHERE id = %s", task)
+               == "fired", 60, what="the reminder fired")
+    fired_at = time.time()
+    assert fired_at >= due - 1.5, "fired before its time"
+    # The job's callback fired it, not a timer of the reminders plugin.
+    assert "[reminders] trigger: 1 reminder(s) fired" in f.t.log(), f.t.log_tail(30)
+    assert "[reminders] timer:" not in f.t.log()
+    assert f.t.metric("todod_dapr_job_callbacks_total") >= 1
+    safety = f.d.get_job("reminders-safety")
+    assert safety.status == 200 and safety.json()["schedule"] == "@every 1m", safety
