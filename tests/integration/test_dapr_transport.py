@@ -65,20 +65,22 @@ class Fleet:
 
 
 @pytest.fixture
-def make_fleet(todod_factory, daprd_factory, dapr_scheduler, redis, database, monkeypatch):
-    """make(plugins=None, **dapr-transport options) -> a running Fleet:
-    todod with dapr-transport and `plugins` (default: recurrence), its
-    sidecar on Redis with both tokens set (the api token reaches todod
-    through the environment, as a secret reference)."""
+def make_fleet(request, todod_factory, daprd_factory, dapr_scheduler, database, monkeypatch):
+    """make(plugins=None, pubsub="redis", app_id=None, **dapr-transport
+    options) -> a running Fleet: todod with dapr-transport and `plugins`
+    (default: recurrence), its sidecar on Redis (or Kafka) with both
+    tokens set (the api token reaches todod through the environment, as a
+    secret reference)."""
     monkeypatch.setenv("TEST_API_TOKEN", API_TOKEN)
 
-    def make(plugins=None, **options):
+    def make(plugins=None, pubsub="redis", app_id=None, **options):
         everything = dict(plugins if plugins is not None else {"recurrence": {}})
         t = todod_factory(database, plugins={**everything, "dapr-transport": {}},
                           core={"inbox": "dapr-state", "retry_backoff": "100ms"})
-        d = daprd_factory(unique("todod"), t.port, scheduler=dapr_scheduler, pubsub="redis",
-                          redis=redis, database=database, api_token=API_TOKEN,
-                          app_token=APP_TOKEN)
+        broker = {pubsub: request.getfixturevalue(pubsub)}
+        d = daprd_factory(app_id or unique("todod"), t.port, scheduler=dapr_scheduler,
+                          pubsub=pubsub, database=database, api_token=API_TOKEN,
+                          app_token=APP_TOKEN, **broker)
         t.plugins["dapr-transport"] = {"http_endpoint": d.endpoint,
                                        "api_token": "env:TEST_API_TOKEN",
                                        "app_token": APP_TOKEN, **options}
@@ -94,6 +96,16 @@ def make_fleet(todod_factory, daprd_factory, dapr_scheduler, redis, database, mo
 @pytest.fixture
 def fleet(make_fleet):
     return make_fleet()
+
+
+def sarama_partition(key, partitions):
+    """Sarama's hash partitioner (Dapr's Kafka component), which
+    kafka-direct's librdkafka matches with partitioner fnv1a_random."""
+    h = 0x811C9DC5
+    for byte in key.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    signed = h - (1 << 32) if h & 0x80000000 else h
+    return abs(signed) % partitions
 
 
 def test_events_reach_subscribers_and_the_inbox_answers_duplicates(fleet, daprd_factory,
@@ -231,3 +243,37 @@ def test_reminders_are_timed_by_dapr_jobs(make_fleet):
     assert f.t.metric("todod_dapr_job_callbacks_total") >= 1
     safety = f.d.get_job("reminders-safety")
     assert safety.status == 200 and safety.json()["schedule"] == "@every 1m", safety
+
+
+def test_kafka_direct_and_dapr_transport_share_the_wire(make_fleet, kafka):
+    """Interop on one Kafka: what dapr-transport publishes is what
+    kafka-direct writes (the CloudEvent's bytes, the task id as key, the
+    same partition), and what kafka-direct wrote is handled through daprd,
+    the inbox knowing it by its id."""
+    prefix = unique("wire")
+    topics = {f"topic.{logical}": f"{prefix}-{logical}"
+              for logical in ("task-events", "task-recurrence", "task-reminders")}
+    for physical in topics.values():
+        kafka.create_topic(physical, partitions=4)
+    f = make_fleet(pubsub="kafka", **topics)
+    tasks = [f.call("todod_task_create", {"title": f"t{i}"})["id"] for i in range(8)]
+    events = {row[0]: row[1] for row in query(
+        f.db, "SELECT event_id::text, key FROM outbox WHERE topic = 'task-events'")}
+    records = kafka.wait_records(f"{prefix}-task-events", lambda rs: len(rs) >= len(tasks),
+                                 what="the created events on Kafka")
+    for r in records:
+        event = r.json()
+        assert events.get(event["id"]) == r.key, (event, r.key)
+        assert "pubsubname" not in event and "traceparent" not in event, event
+        assert r.partition == sarama_partition(r.key, 4), (r.key, r.partition)
+    assert len({r.partition for r in records}) > 1, "every task on one partition proves nothing"
+
+    # As kafka-direct writes one: key, value, no headers.
+    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/todod/other",
+             "type": "todod.task.updated", "subject": "task/9", "time": "2026-01-02T03:04:05Z",
+             "datacontenttype": "application/json", "data": {"task": {"id": 9}}}
+    kafka.produce(f"{prefix}-task-events", json.dumps(event), key="9")
+    key = f"%todod-inbox:dapr-jobs:{event['id']}"
+    wait_until(lambda: scalar(f.db, "SELECT count(*) FROM state WHERE key LIKE %s", key) == 1,
+               60, what="kafka-direct's event handled through daprd")
+    assert f.deliveries("DROP") == 0
