@@ -277,3 +277,31 @@ def test_kafka_direct_and_dapr_transport_share_the_wire(make_fleet, kafka):
     wait_until(lambda: scalar(f.db, "SELECT count(*) FROM state WHERE key LIKE %s", key) == 1,
                60, what="kafka-direct's event handled through daprd")
     assert f.deliveries("DROP") == 0
+
+
+def test_reminders_fall_back_to_the_scan_while_the_scheduler_is_down(make_fleet,
+                                                                    dapr_scheduler):
+    f = make_fleet(plugins={"reminders": {"scan_interval": "2s"}}, request_timeout="1s")
+    dapr_scheduler.stop()
+
+    def remind_in(seconds, title):
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+        return f.call("todod_task_create", {"title": title, "remind_at": at})["id"]
+
+    def fired(task):
+        return scalar(f.db, "SELECT reminder_state FROM tasks WHERE id = %s", task) == "fired"
+
+    first = remind_in(3, "during the outage")
+    # daprd holds the job call; request_timeout ends it.
+    f.t.wait_log("daprd did not take job reminder-%d" % first, timeout=30)
+    wait_until(lambda: fired(first), 60, what="the reminder fired by the scan")
+    assert "[reminders] scan: 1 reminder(s) fired" in f.t.log()
+    assert f.t.readiness()[0], "publishing does not need the scheduler"
+    assert f.t.log().count("daprd did not take job") == 1, "said once"
+
+    dapr_scheduler.start()
+    f.t.wait_log("daprd takes jobs again", timeout=60)
+    second = remind_in(3, "after the outage")
+    wait_until(lambda: f.d.get_job(f"reminder-{second}").status == 200 or fired(second), 30,
+               what="the new reminder's job")
+    wait_until(lambda: fired(second), 60, what="the second reminder fired")
