@@ -66,20 +66,20 @@ class Fleet:
 
 @pytest.fixture
 def make_fleet(request, todod_factory, daprd_factory, dapr_scheduler, database, monkeypatch):
-    """make(plugins=None, pubsub="redis", app_id=None, **dapr-transport
+    """make(plugins=None, backend="redis", app_id=None, **dapr-transport
     options) -> a running Fleet: todod with dapr-transport and `plugins`
     (default: recurrence), its sidecar on Redis (or Kafka) with both
     tokens set (the api token reaches todod through the environment, as a
     secret reference)."""
     monkeypatch.setenv("TEST_API_TOKEN", API_TOKEN)
 
-    def make(plugins=None, pubsub="redis", app_id=None, **options):
+    def make(plugins=None, backend="redis", app_id=None, ready=True, **options):
         everything = dict(plugins if plugins is not None else {"recurrence": {}})
         t = todod_factory(database, plugins={**everything, "dapr-transport": {}},
                           core={"inbox": "dapr-state", "retry_backoff": "100ms"})
-        broker = {pubsub: request.getfixturevalue(pubsub)}
+        broker = {backend: request.getfixturevalue(backend)}
         d = daprd_factory(app_id or unique("todod"), t.port, scheduler=dapr_scheduler,
-                          pubsub=pubsub, database=database, api_token=API_TOKEN,
+                          pubsub=backend, database=database, api_token=API_TOKEN,
                           app_token=APP_TOKEN, **broker)
         t.plugins["dapr-transport"] = {"http_endpoint": d.endpoint,
                                        "api_token": "env:TEST_API_TOKEN",
@@ -88,7 +88,8 @@ def make_fleet(request, todod_factory, daprd_factory, dapr_scheduler, database, 
         t.user_id, _ = t.provision("alice")
         t.start()
         d.start()
-        t.wait_ready()
+        if ready:
+            t.wait_ready()
         return Fleet(t, d, database)
     return make
 
@@ -255,7 +256,7 @@ def test_kafka_direct_and_dapr_transport_share_the_wire(make_fleet, kafka):
               for logical in ("task-events", "task-recurrence", "task-reminders")}
     for physical in topics.values():
         kafka.create_topic(physical, partitions=4)
-    f = make_fleet(pubsub="kafka", **topics)
+    f = make_fleet(backend="kafka", **topics)
     tasks = [f.call("todod_task_create", {"title": f"t{i}"})["id"] for i in range(8)]
     events = {row[0]: row[1] for row in query(
         f.db, "SELECT event_id::text, key FROM outbox WHERE topic = 'task-events'")}
@@ -305,3 +306,24 @@ def test_reminders_fall_back_to_the_scan_while_the_scheduler_is_down(make_fleet,
     wait_until(lambda: f.d.get_job(f"reminder-{second}").status == 200 or fired(second), 30,
                what="the new reminder's job")
     wait_until(lambda: fired(second), 60, what="the second reminder fired")
+
+
+
+def test_a_refused_publish_is_a_configuration_error_said_once(make_fleet):
+    # daprd has no pub/sub component of that name: 404, which no retry mends.
+    f = make_fleet(ready=False, pubsub="nope")
+    for i in range(3):
+        f.call("todod_task_create", {"title": f"t{i}"})
+    checks = f.t.wait_ready(False, timeout=30)
+    wait_until(lambda: "daprd refuses" in f.t.readiness()[1].get("transport", ""), 30,
+               what="/readyz naming the refusal")
+    reason = f.t.readiness()[1]["transport"]
+    assert "daprd refuses to publish to nope/task-events" in reason, checks
+    assert "HTTP 404 ERR_PUBSUB_NOT_FOUND" in reason and "nope" in reason, reason
+    # The relay keeps trying with backoff; the log says it once.
+    wait_until(lambda: f.t.metric("todod_dapr_publish_failures_total") >= 3, 30,
+               what="publishes tried again")
+    errors = [ln for ln in f.t.log().splitlines() if " error " in ln]
+    assert len(errors) == 1 and "daprd refuses to publish" in errors[0], errors
+    assert f.unsent() == 3, "the events wait in the outbox"
+    assert API_TOKEN not in f.t.log()
