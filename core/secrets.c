@@ -32,7 +32,7 @@ struct secrets {
 
 struct secret_batch {
 	struct secrets *secrets;
-	size_t waiting;                  /* calls not answered yet */
+	size_t waiting;                  /* calls not answered yet (+1 while asking) */
 	struct event *finish;            /* runs `done`, always from the loop */
 	struct event *deadline;
 	int64_t timeout_ms;
@@ -241,6 +241,9 @@ struct secret_batch *secrets_resolve(struct secrets *secrets, struct cfg_secret_
 		return NULL;
 	}
 	settle_literals(secrets, refs);
+	/* The asking counts as one more wait, so that answers given from
+	 * inside resolve() cannot end the batch before every call is made. */
+	batch->waiting = 1;
 	struct cfg_secret_ref *ref;
 	while (!batch->failed && (ref = STAILQ_FIRST(refs))) {
 		STAILQ_REMOVE_HEAD(refs, link);
@@ -248,7 +251,7 @@ struct secret_batch *secrets_resolve(struct secrets *secrets, struct cfg_secret_
 	}
 	/* After a failure the rest is not asked for. */
 	cfg_secret_refs_clear(refs);
-	if (batch->waiting == 0)
+	if (!batch->failed && --batch->waiting == 0)
 		event_active(batch->finish, EV_TIMEOUT, 0);
 	return batch;
 }
