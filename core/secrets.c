@@ -193,12 +193,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	char reason[128];
 	snprintf(reason, sizeof reason, "no answer within %lldms ([core] secret_timeout)",
 		 (long long)batch->timeout_ms);
-	LIST_FOREACH(call, &batch->secrets->calls, link) {
-		if (call->batch == batch) {
-			batch_fail(batch, call, reason);
-			return;
-		}
-	}
+	/* Calls are added at the head: the last of the batch's was asked
+	 * first, and the message names it, as the file's order would. */
+	struct secret_call *first = NULL;
+	LIST_FOREACH(call, &batch->secrets->calls, link)
+		if (call->batch == batch)
+			first = call;
+	if (first)
+		batch_fail(batch, first, reason);
 }
 
 static void ask_resolver(struct secret_batch *batch, struct cfg_secret_ref *ref)

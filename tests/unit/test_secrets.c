@@ -154,10 +154,10 @@ static void test_settle(void)
 	       "t.conf:4: [plugin.t] key 'b': bad:k2: no such key in the store",
 	       "so does an error that comes later");
 	cfg_conf_free(schema, &conf);
-	is_str(settle("[plugin.t]\na = now:k1\nb = never:k2\n", &conf, 50),
+	is_str(settle("[plugin.t]\na = now:k1\nb = never:k2\nc = never:k3\n", &conf, 50),
 	       "t.conf:3: [plugin.t] key 'b': never:k2: no answer within 50ms "
 	       "([core] secret_timeout)",
-	       "and a resolver that does not answer in time");
+	       "and a resolver that does not answer in time, naming the first key waited for");
 	cfg_conf_free(schema, &conf);
 }
 
