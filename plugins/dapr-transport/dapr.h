@@ -61,6 +61,7 @@ struct dapr {
 	bool said_waiting;        /* "waiting for the sidecar" was logged */
 	char why[1024];           /* why the sidecar is not up */
 	char refusal[1024];       /* "" unless publishing is refused */
+	char refused_topic[256];  /* ... to this topic: a publish there clears it */
 	struct todod_timer *health_check;
 	bool checking;            /* a health check is in flight */
 
