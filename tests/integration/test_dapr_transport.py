@@ -15,7 +15,14 @@ set.  What a user checks:
     log (a warning) and lands on the dead-letter topic;
   - a call to todod's Dapr routes without the app token is refused (401);
   - with the sidecar down, events wait in the outbox and /readyz names
-    the sidecar; once it is back every event is delivered.
+    the sidecar; once it is back every event is delivered;
+  - a publish daprd refuses (no such component) is said once, at error
+    level, and on /readyz, and the events wait;
+  - reminders are fired by Dapr Jobs, not by a timer of the reminders
+    plugin, and fall back to its scan while the scheduler is down;
+  - on one Kafka, dapr-transport writes what kafka-direct writes (bytes,
+    key, partition) and handles what kafka-direct wrote;
+  - [core] database and app_token can come from Dapr's secret store.
 """
 
 import json
