@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "db.h"
 #include "log.h"
 #include "rrule.h"
 

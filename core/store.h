@@ -9,9 +9,13 @@
 #ifndef TODOD_STORE_H
 #define TODOD_STORE_H
 
-#include "db.h"
+#include <stdbool.h>
+
 #include "todod-plugin.h"
 
+/* No libpq here: the callers of the store see typed values only. */
+struct db_pool;
+struct event_base;
 struct store;
 
 struct store *store_new(struct event_base *base, struct db_pool *pool);

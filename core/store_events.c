@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 static void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
@@ -32,8 +33,7 @@ static void done_answered(PGresult *res, const char *error, void *arg)
 	struct done_call *call = arg;
 	if (!error && call->writes_events)
 		store_events_committed(call->writes_events);
-	if (call->cb)
-		call->cb(error, call->arg);
+	call->cb(error, call->arg);
 	free(call);
 }
 
