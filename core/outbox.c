@@ -377,8 +377,8 @@ static double gauge_age(void *arg) { return ((struct outbox_relay *)arg)->oldest
 /* ---- life cycle ------------------------------------------------------------ */
 
 /* Something was committed locally: look now rather than at the next
- * poll.  The store calls this whenever a transaction that wrote outbox
- * rows commits. */
+ * poll.  The store calls this after every transaction that may have
+ * written outbox rows. */
 static void kick(void *arg)
 {
 	struct outbox_relay *r = arg;
@@ -491,8 +491,7 @@ void outbox_relay_free(struct outbox_relay *r)
 	if (!r)
 		return;
 	metrics_gauge_fn_remove(r);
-	if (r->store)
-		store_on_events_committed(r->store, NULL, NULL);
+	store_on_events_committed(r->store, NULL, NULL);
 	if (r->wake)
 		event_free(r->wake);
 	if (r->depth_timer)

@@ -36,10 +36,10 @@ const char *const *store_ops(void);
 /* ---- events (outbox, inbox, dead letters) ----
  * Answers arrive typed: no caller reads a column of a result. */
 
-/* `hook` runs after every transaction that wrote outbox rows commits,
- * before that statement's caller is answered, so the relay hears of new
- * events without each caller having to pass it on.  One hook; NULL
- * removes it. */
+/* `hook` runs after every transaction that may have written outbox rows
+ * commits (an append, or any operation not known to write none), before
+ * that statement's caller is answered, so the relay hears of new events
+ * without each caller having to pass it on.  One hook; NULL removes it. */
 void store_on_events_committed(struct store *st, void (*hook)(void *arg), void *arg);
 /* For the store's own files: a statement that wrote outbox rows has
  * committed. */
@@ -71,6 +71,7 @@ void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int l
 /* Only take or renew the lease. */
 void store_outbox_renew(struct store *st, const char *owner, int lease_ms,
 			store_done_cb cb, void *arg);
+/* Mark the rows of `ids` (outbox_row.id) sent. */
 void store_outbox_sent(struct store *st, const int64_t *ids, size_t n, store_done_cb cb,
 		       void *arg);
 void store_outbox_release(struct store *st, const char *owner, store_done_cb cb, void *arg);
