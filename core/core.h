@@ -33,6 +33,9 @@ struct core {
 	struct outbox_relay *relay;
 	struct service *services;
 	struct pgcluster *pgcluster;   /* when todod runs its own database */
+	struct secrets *secrets;       /* lookups by plugins' secret resolvers */
+	struct reload *reload;         /* a SIGHUP waiting for its secrets */
+	bool reload_again;             /* one more SIGHUP came meanwhile */
 
 	struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
 	const char *stdio_user;        /* `todod mcp-stdio --user NAME` */
