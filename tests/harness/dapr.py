@@ -533,8 +533,8 @@ class Daprd(_Process):
         query = "&".join(f"metadata.{k}={v}" for k, v in (metadata or {}).items())
         body = event if isinstance(event, (bytes, bytearray)) else json.dumps(event).encode()
         hdrs = {"Content-Type": content_type, **(headers or {})}
-        return self.request("POST", f"/v1.0/publish/{pubsub}/{topic}" + ("?" + query if query else ""),
-                            body=body, headers=hdrs)
+        path = f"/v1.0/publish/{pubsub}/{topic}" + ("?" + query if query else "")
+        return self.request("POST", path, body=body, headers=hdrs)
 
     def schedule_job(self, name, job, timeout=10):
         return self.request("POST", f"/v1.0/jobs/{name}", body=job, timeout=timeout)
