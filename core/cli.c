@@ -56,7 +56,7 @@ static void cli_close(struct cli *cli)
 static int cli_open(struct cli *cli, const char *path)
 {
 	struct todod_err err = { "" };
-	int rc = daemon_load_core_conf(path, &cli->cf, &cli->conf);
+	int rc = daemon_load_core_conf(path, &cli->cf, &cli->conf, NULL);
 	if (rc != 0)
 		return rc;
 	char *conninfo = NULL;

@@ -1,6 +1,7 @@
 /* config.c - the typed option binder: values of a parsed file
- * (config_parse.c) checked against a plugin's schema, secrets resolved,
- * and the result printed back for `todod -t`.
+ * (config_parse.c) checked against a plugin's schema, env: and file:
+ * secrets resolved (references to plugins' resolvers kept aside for
+ * core/secrets.c), and the result printed back for `todod -t`.
  *
  * Values never appear in a message unless they failed a type check, and a
  * secret never fails one, so error text is safe to log.
@@ -373,6 +374,65 @@ static int store_value(const struct todod_opt *opt, const char *key, const char 
 	return todod_err_set(why, "unsupported option type %d", (int)opt->type);
 }
 
+/* References to plugins' resolvers. */
+
+bool cfg_resolver_scheme(const char *s, size_t len)
+{
+	if (len == 0 || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return !(len == 3 && memcmp(s, "env", 3) == 0) && !(len == 4 && memcmp(s, "file", 4) == 0);
+}
+
+size_t cfg_secret_scheme_len(const char *value)
+{
+	const char *colon = strchr(value, ':');
+	size_t len = colon ? (size_t)(colon - value) : 0;
+	return cfg_resolver_scheme(value, len) ? len : 0;
+}
+
+void cfg_secret_ref_free(struct cfg_secret_ref *ref)
+{
+	if (ref->text)
+		explicit_bzero(ref->text, strlen(ref->text));
+	free(ref->text);
+	free(ref);
+}
+
+void cfg_secret_refs_clear(struct cfg_secret_refs *refs)
+{
+	struct cfg_secret_ref *ref;
+	while ((ref = STAILQ_FIRST(refs))) {
+		STAILQ_REMOVE_HEAD(refs, link);
+		cfg_secret_ref_free(ref);
+	}
+}
+
+/* The field reads "" until the reference is settled: a plugin's validate
+ * sees the option as set, and nothing ever reads the reference's text as
+ * the secret. */
+static int defer_secret(const struct todod_opt *opt, const struct cfg_entry *e, const char *path,
+			const char *section, void *conf, struct cfg_secret_refs *refs,
+			struct todod_err *why)
+{
+	struct cfg_secret_ref *ref = calloc(1, sizeof *ref);
+	char **field = field_of(opt, conf);
+	if (!ref || !(ref->text = strdup(e->value)) || !(*field = strdup(""))) {
+		if (ref)
+			free(ref->text);
+		free(ref);
+		return todod_err_set(why, "out of memory");
+	}
+	ref->field = field;
+	cfg_located_fail(&ref->where, path, e->line, section, "key '%s'", e->key);
+	STAILQ_INSERT_TAIL(refs, ref, link);
+	return 0;
+}
+
 static const struct todod_opt *find_opt(const struct todod_opt *schema, const char *key)
 {
 	const struct todod_opt *family = NULL;
@@ -395,8 +455,10 @@ static bool section_has(const struct cfg_section *sec, const char *key)
 	return false;
 }
 
-int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
-	     const struct cfg_section *sec, void *conf, struct todod_err *err)
+/* `refs` NULL: every SECRET value is resolved now. */
+static int bind(const struct todod_opt *schema, const struct cfg_file *cf,
+		const struct cfg_section *sec, void *conf, struct cfg_secret_refs *refs,
+		struct todod_err *err)
 {
 	const char *path = cf ? cf->path : "(no file)";
 	const char *section = sec ? sec->name : NULL;
@@ -411,7 +473,10 @@ int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
 			cfg_located_fail(err, path, e->line, section, "unknown key '%s'", e->key);
 			goto fail;
 		}
-		if (store_value(opt, e->key, e->value, conf, &why)) {
+		bool deferred = refs && opt->type == TODOD_OPT_SECRET &&
+				cfg_secret_scheme_len(e->value) > 0;
+		if (deferred ? defer_secret(opt, e, path, section, conf, refs, &why)
+			     : store_value(opt, e->key, e->value, conf, &why)) {
 			cfg_located_fail(err, path, e->line, section, "key '%s': %s", e->key, why.text);
 			goto fail;
 		}
@@ -436,6 +501,26 @@ int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
 fail:
 	cfg_conf_free(schema, conf);
 	return -1;
+}
+
+int cfg_bind(const struct todod_opt *schema, const struct cfg_file *cf,
+	     const struct cfg_section *sec, void *conf, struct todod_err *err)
+{
+	return bind(schema, cf, sec, conf, NULL, err);
+}
+
+int cfg_bind_deferring(const struct todod_opt *schema, const struct cfg_file *cf,
+		       const struct cfg_section *sec, void *conf, struct cfg_secret_refs *refs,
+		       struct todod_err *err)
+{
+	/* A failed bind frees the fields its references point to. */
+	struct cfg_secret_refs mine = STAILQ_HEAD_INITIALIZER(mine);
+	if (bind(schema, cf, sec, conf, &mine, err) != 0) {
+		cfg_secret_refs_clear(&mine);
+		return -1;
+	}
+	STAILQ_CONCAT(refs, &mine);
+	return 0;
 }
 
 void cfg_conf_free(const struct todod_opt *schema, void *conf)
@@ -660,13 +745,23 @@ static const char *flags_text(unsigned flags)
 	return texts[flags & (TODOD_OPT_REQUIRED | TODOD_OPT_NO_RELOAD)];
 }
 
+/* A secret's default is a secret too. */
+static const char *help_default(const struct todod_opt *opt)
+{
+	if (!opt->default_value)
+		return "-";
+	if (opt->type == TODOD_OPT_SECRET && *opt->default_value)
+		return "(secret)";
+	return opt->default_value;
+}
+
 void cfg_print_help(FILE *out, const struct todod_opt *schema)
 {
 	int key_width = 3, default_width = 7;
 
 	for (const struct todod_opt *opt = schema; opt->key; opt++) {
 		int k = (int)strlen(opt->key) + (opt->type == TODOD_OPT_PREFIX ? 6 : 0);
-		int d = opt->default_value ? (int)strlen(opt->default_value) : 1;
+		int d = (int)strlen(help_default(opt));
 		key_width = k > key_width ? k : key_width;
 		default_width = d > default_width ? d : default_width;
 	}
@@ -689,8 +784,7 @@ void cfg_print_help(FILE *out, const struct todod_opt *schema)
 		snprintf(key, sizeof key, "%s%s", opt->key,
 			 opt->type == TODOD_OPT_PREFIX ? "<name>" : "");
 		fprintf(out, "%-*s  %-8s  %-*s  %-18s  %s%s\n", key_width, key,
-			type_name(opt->type), default_width,
-			opt->default_value ? opt->default_value : "-", flags_text(opt->flags),
+			type_name(opt->type), default_width, help_default(opt), flags_text(opt->flags),
 			opt->description ? opt->description : "", extra);
 	}
 }

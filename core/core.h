@@ -34,6 +34,9 @@ struct core {
 	struct service *services;
 	struct trigger_driver *trigger_drivers; /* who drives which trigger (services.c) */
 	struct pgcluster *pgcluster;   /* when todod runs its own database */
+	struct secrets *secrets;       /* lookups by plugins' secret resolvers */
+	struct reload *reload;         /* a SIGHUP waiting for its secrets */
+	bool reload_again;             /* one more SIGHUP came meanwhile */
 
 	struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
 	const char *stdio_user;        /* `todod mcp-stdio --user NAME` */

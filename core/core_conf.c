@@ -13,8 +13,9 @@ const struct todod_opt core_options[] = {
 	  .description = "Address and port of the HTTP listener (host:port or [v6]:port)" },
 	{ .key = "database", .type = TODOD_OPT_SECRET, .default_value = "",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(database),
-	  .description = "libpq connection string or URI (may be env:NAME or file:/path); empty "
-			 "runs a private PostgreSQL cluster under state_dir" },
+	  .description = "libpq connection string or URI (may be env:NAME, file:/path or a "
+			 "plugin's SCHEME:REF); empty runs a private PostgreSQL cluster under "
+			 "state_dir" },
 	{ .key = "plugin_dir", .type = TODOD_OPT_STRING, .default_value = PLUGINDIR,
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(plugin_dir),
 	  .description = "Directory searched for NAME.so when [plugin.NAME] is present" },
@@ -91,5 +92,10 @@ const struct todod_opt core_options[] = {
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(inbox),
 	  .description = "Where consumers record the events they handled: \"database\", or the "
 			 "name of the inbox driver a loaded plugin provides" },
+	{ .key = "secret_timeout", .type = TODOD_OPT_DURATION, .default_value = "30s",
+	  .offset = OFF(secret_timeout), .min = 100, .max = 3600000,
+	  .description = "How long plugins' secret resolvers (SCHEME:REF values) may take, all "
+			 "together, at start-up or on SIGHUP; past it start-up fails, or the "
+			 "reload keeps the running configuration" },
 	{ .key = NULL },
 };

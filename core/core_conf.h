@@ -31,6 +31,7 @@ struct core_conf {
 	int64_t max_categories_per_user;
 	int64_t max_tags_per_user;
 	char *inbox;             /* "database" or a plugin's inbox driver */
+	int64_t secret_timeout;  /* ms plugins' resolvers have for all of a config's secrets */
 };
 
 extern const struct todod_opt core_options[];

@@ -1,9 +1,12 @@
 /* daemon.c - start-up, drain on SIGTERM, reload on SIGHUP, and
  * teardown.
  *
- * Start-up is the one place that may block (connecting, migrating, a
- * private cluster's initdb): the loop is not running yet.  Everything
- * after event_base_dispatch() is asynchronous. */
+ * Start-up builds the core's parts, runs the plugins' init, resolves the
+ * SECRET values that name a plugin's resolver (the loop runs for that,
+ * nothing else has started), and only then touches the database, whose
+ * connection string may be one of them.  Preparing the database is the
+ * one place that may block (connecting, migrating, a private cluster's
+ * initdb).  Everything after event_base_dispatch() is asynchronous. */
 #include "daemon.h"
 
 #include <errno.h>
@@ -31,6 +34,7 @@
 #include "outbox.h"
 #include "pgcluster.h"
 #include "sdnotify.h"
+#include "secrets.h"
 #include "services.h"
 #include "store.h"
 #include "store_admin.h"
@@ -38,13 +42,25 @@
 
 #define DRAIN_POLL_MS 20
 
-int daemon_load_core_conf(const char *path, struct cfg_file **cf_r, struct core_conf *conf)
+/* [core] of the file at `path`; with `refs`, SECRET values that may
+ * name a plugin's resolver are kept there (cfg_bind_deferring). */
+static int bind_core(const char *path, struct cfg_file **cf, struct core_conf *conf,
+		     struct cfg_secret_refs *refs, struct todod_err *err)
+{
+	memset(conf, 0, sizeof *conf);
+	if (cfg_parse_file(path, cf, err) != 0)
+		return -1;
+	const struct cfg_section *sec = cfg_section(*cf, "core");
+	return refs ? cfg_bind_deferring(core_options, *cf, sec, conf, refs, err)
+		    : cfg_bind(core_options, *cf, sec, conf, err);
+}
+
+int daemon_load_core_conf(const char *path, struct cfg_file **cf_r, struct core_conf *conf,
+			  struct cfg_secret_refs *refs)
 {
 	struct todod_err err = { "" };
 	struct cfg_file *cf = NULL;
-	memset(conf, 0, sizeof *conf);
-	if (cfg_parse_file(path, &cf, &err) != 0 ||
-	    cfg_bind(core_options, cf, cfg_section(cf, "core"), conf, &err) != 0) {
+	if (bind_core(path, &cf, conf, refs, &err) != 0) {
 		fprintf(stderr, "todod: %s\n", err.text);
 		cfg_free(cf);
 		return EXIT_CONFIG;
@@ -221,43 +237,59 @@ static void apply_reloadable(struct core *core)
 	outbox_relay_set_conf(core->relay, &oc);
 }
 
-static void reload(struct core *core)
+/* validate() once more for every plugin, now that the SECRET values its
+ * first validate saw as "" are filled; `confs` NULL: the running ones. */
+static int validate_resolved(struct core *core, const struct cfg_file *cf, void *const *confs,
+			     struct todod_err *err)
 {
-	struct cfg_file *cf = NULL;
+	for (size_t i = 0; i < core->plugins.n; i++) {
+		const struct plugin *p = &core->plugins.v[i];
+		if (loader_validate(p, cf, confs ? confs[i] : p->conf, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* One SIGHUP's new configuration, kept while plugins resolve its
+ * secrets; nothing of it is applied before all of it is known good. */
+struct reload {
+	struct core *core;
+	struct cfg_file *cf;
 	struct core_conf conf;
-	struct todod_err err = { "" };
-	sd_notify_state("RELOADING=1");
-	log_info("SIGHUP: reloading %s", core->config_path);
+	void **confs;                  /* per plugin, in core->plugins order */
+	struct cfg_secret_refs refs;
+	struct secret_batch *batch;    /* while resolving */
+};
 
-	memset(&conf, 0, sizeof conf);
-	if (cfg_parse_file(core->config_path, &cf, &err) != 0 ||
-	    cfg_bind(core_options, cf, cfg_section(cf, "core"), &conf, &err) != 0) {
-		log_error("reload failed, keeping the running configuration: %s", err.text);
-		cfg_free(cf);
-		sd_notify_state("READY=1");
-		return;
+static void reload_free(struct reload *r)
+{
+	struct core *core = r->core;
+	if (r->batch)
+		secrets_cancel(r->batch);
+	cfg_secret_refs_clear(&r->refs);
+	for (size_t i = 0; r->confs && i < core->plugins.n; i++) {
+		if (r->confs[i]) {
+			if (core->plugins.v[i].def->options)
+				cfg_conf_free(core->plugins.v[i].def->options, r->confs[i]);
+			free(r->confs[i]);
+		}
 	}
-	if (plugin_set_changed(core, cf))
-		log_warn("reload: plugins were added or removed; that needs a restart and is ignored now");
+	free(r->confs);
+	core_conf_release(&r->conf);
+	cfg_free(r->cf);
+	free(r);
+}
 
-	/* Validate every plugin's new options before changing anything. */
-	void **confs = calloc(core->plugins.n ? core->plugins.n : 1, sizeof *confs);
-	bool ok = confs != NULL;
-	for (size_t i = 0; ok && i < core->plugins.n; i++)
-		ok = loader_bind(&core->plugins.v[i], cf, &confs[i], &err) == 0;
-	if (!ok) {
-		log_error("reload failed, keeping the running configuration: %s",
-			  confs ? err.text : "out of memory");
-		goto out;
-	}
-
+static void reload_apply(struct reload *r)
+{
+	struct core *core = r->core;
 	char keys[512];
-	cfg_no_reload_changes(core_options, &core->conf, &conf, keys, sizeof keys);
+	cfg_no_reload_changes(core_options, &core->conf, &r->conf, keys, sizeof keys);
 	if (keys[0])
 		log_warn("reload: [core] %s changed; that needs a restart and keeps its old value now", keys);
 	for (size_t i = 0; i < core->plugins.n; i++) {
 		struct plugin *p = &core->plugins.v[i];
-		cfg_no_reload_changes(p->def->options, p->conf, confs[i], keys, sizeof keys);
+		cfg_no_reload_changes(p->def->options, p->conf, r->confs[i], keys, sizeof keys);
 		if (keys[0]) {
 			log_warn("reload: [plugin.%s] %s changed; that needs a restart, so the plugin keeps "
 				 "its running options", p->name, keys);
@@ -267,43 +299,121 @@ static void reload(struct core *core)
 			/* It may hold pointers into its options: they stay. */
 			bool changed = false;
 			for (const struct todod_opt *o = p->def->options; o && o->key && !changed; o++)
-				changed = !cfg_opt_equal(o, p->conf, confs[i]);
+				changed = !cfg_opt_equal(o, p->conf, r->confs[i]);
 			if (changed)
 				log_warn("reload: [plugin.%s] changed, but the plugin cannot take new options "
 					 "while running; restart todod to apply them", p->name);
 			continue;
 		}
 		struct todod_err rerr = { "" };
-		if (p->def->reconfigure(p->state, p->conf, confs[i], &rerr) != 0) {
+		if (p->def->reconfigure(p->state, p->conf, r->confs[i], &rerr) != 0) {
 			log_error("reload: plugin '%s' refused its new options: %s", p->name, rerr.text);
 			continue;
 		}
-		/* Swap: the plugin now reads confs[i]; the old one is freed below. */
+		/* Swap: the plugin now reads the new conf; the old one is freed
+		 * with the reload. */
 		void *old = p->conf;
-		p->conf = confs[i];
-		confs[i] = old;
+		p->conf = r->confs[i];
+		r->confs[i] = old;
 	}
 
 	/* The NO_RELOAD keys keep their running values (warned about above);
-	 * the replaced values go with `conf`. */
-	cfg_take_reloadable(core_options, &core->conf, &conf);
+	 * the replaced values go with the reload's conf. */
+	cfg_take_reloadable(core_options, &core->conf, &r->conf);
 	apply_reloadable(core);
 	log_info("configuration reloaded");
-out:
-	for (size_t i = 0; confs && i < core->plugins.n; i++) {
-		if (confs[i]) {
-			if (core->plugins.v[i].def->options)
-				cfg_conf_free(core->plugins.v[i].def->options, confs[i]);
-			free(confs[i]);
-		}
-	}
-	free(confs);
-	core_conf_release(&conf);
-	cfg_free(cf);
-	sd_notify_state("READY=1");
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg) { reload(arg); }
+static void reload_begin(struct core *core);
+
+static void reload_end(struct reload *r)
+{
+	struct core *core = r->core;
+	core->reload = NULL;
+	reload_free(r);
+	sd_notify_state("READY=1");
+	if (core->reload_again) {
+		core->reload_again = false;
+		reload_begin(core);
+	}
+}
+
+static void reload_fail(struct reload *r, const char *why)
+{
+	log_error("reload failed, keeping the running configuration: %s", why);
+	reload_end(r);
+}
+
+static void reload_resolved(const char *error, void *arg)
+{
+	struct reload *r = arg;
+	struct todod_err err = { "" };
+	r->batch = NULL;
+	if (error)
+		reload_fail(r, error);
+	else if (validate_resolved(r->core, r->cf, r->confs, &err) != 0)
+		reload_fail(r, err.text);
+	else {
+		reload_apply(r);
+		reload_end(r);
+	}
+}
+
+static int reload_bind(struct reload *r, struct todod_err *err)
+{
+	struct core *core = r->core;
+	if (bind_core(core->config_path, &r->cf, &r->conf, &r->refs, err) != 0)
+		return -1;
+	if (plugin_set_changed(core, r->cf))
+		log_warn("reload: plugins were added or removed; that needs a restart and is ignored now");
+	r->confs = calloc(core->plugins.n ? core->plugins.n : 1, sizeof *r->confs);
+	if (!r->confs)
+		return todod_err_set(err, "out of memory");
+	for (size_t i = 0; i < core->plugins.n; i++)
+		if (loader_bind(&core->plugins.v[i], r->cf, &r->confs[i], &r->refs, err) != 0)
+			return -1;
+	return 0;
+}
+
+static void reload_begin(struct core *core)
+{
+	struct todod_err err = { "" };
+	sd_notify_state("RELOADING=1");
+	log_info("SIGHUP: reloading %s", core->config_path);
+	struct reload *r = calloc(1, sizeof *r);
+	if (!r) {
+		log_error("reload failed, keeping the running configuration: out of memory");
+		sd_notify_state("READY=1");
+		return;
+	}
+	r->core = core;
+	STAILQ_INIT(&r->refs);
+	core->reload = r;
+	/* Every value is bound and checked first; the plugins' resolvers
+	 * then answer from the loop, and only a complete, valid
+	 * configuration is applied. */
+	if (reload_bind(r, &err) != 0) {
+		reload_fail(r, err.text);
+		return;
+	}
+	r->batch = secrets_resolve(core->secrets, &r->refs, r->conf.secret_timeout,
+				   reload_resolved, r);
+	if (!r->batch)
+		reload_fail(r, "out of memory");
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct core *core = arg;
+	if (core->reload) {
+		/* The file may have changed after the running reload read it. */
+		if (!core->reload_again)
+			log_info("SIGHUP while a reload waits for its secrets: one more reload follows it");
+		core->reload_again = true;
+		return;
+	}
+	reload_begin(core);
+}
 
 /* ---- start-up ---------------------------------------------------------------- */
 
@@ -413,13 +523,31 @@ static int attach_stdio(struct core *core, struct todod_err *err)
 			   core, err);
 }
 
-static int start_core(struct core *core, struct todod_err *err)
+/* After the plugins' init: the resolvers they provide answer for
+ * [core] and every plugin's options, which are then checked again. */
+static int resolve_secrets(struct core *core, struct cfg_secret_refs *refs, struct todod_err *err)
+{
+	if (STAILQ_EMPTY(refs))
+		return 0;
+	if (secrets_resolve_now(core->secrets, refs, core->conf.secret_timeout, err) != 0)
+		return -1;
+	return validate_resolved(core, core->cf, NULL, err);
+}
+
+static int open_database(struct core *core, struct todod_err *err)
 {
 	char *conninfo = NULL;
-	if (prepare_database(core, &conninfo, err) != 0) {
-		free(conninfo);
-		return -1;
-	}
+	int rc = prepare_database(core, &conninfo, err);
+	if (rc == 0)
+		rc = db_pool_start(core->db, conninfo, err);
+	if (conninfo)
+		explicit_bzero(conninfo, strlen(conninfo));
+	free(conninfo);
+	return rc;
+}
+
+static int start_core(struct core *core, struct cfg_secret_refs *refs, struct todod_err *err)
+{
 	core->base = event_base_new();
 	struct http_limits limits = limits_of(&core->conf);
 	struct bus_conf bc = bus_conf_of(&core->conf);
@@ -428,23 +556,22 @@ static int start_core(struct core *core, struct todod_err *err)
 	    !(core->http = http_server_new(core->base, core->stdio_user ? NULL : core->conf.listen,
 					   &limits, err)) ||
 	    !(core->curlm = curlm_new(core->base, err)) ||
-	    !(core->db = db_pool_new(core->base, conninfo, (int)core->conf.db_pool_size, err)) ||
+	    !(core->db = db_pool_new(core->base, (int)core->conf.db_pool_size, err)) ||
 	    !(core->store = store_new(core->base, core->db)) ||
 	    !(core->bus = bus_new(core->base, core->store, &bc)) ||
-	    !(core->relay = outbox_relay_new(core->base, core->store, core->bus, core->instance, &oc))) {
-		explicit_bzero(conninfo, strlen(conninfo));
-		free(conninfo);
+	    !(core->relay = outbox_relay_new(core->base, core->store, core->bus, core->instance, &oc)) ||
+	    !(core->secrets = secrets_new(core))) {
 		if (!err->text[0])
 			todod_err_set(err, "cannot set up the core (out of memory?)");
 		return -1;
 	}
-	explicit_bzero(conninfo, strlen(conninfo));
-	free(conninfo);
 	db_pool_set_timeout(core->db, db_timeout_of(&core->conf));
 	store_set_label_quotas(core->store, core->conf.max_categories_per_user,
 			       core->conf.max_tags_per_user);
-	db_pool_start(core->db);
+	/* Resolvers are services, provided in init; the connection string
+	 * may need one, so the database comes after them. */
 	if (core_routes_add(core, err) != 0 || loader_init_all(&core->plugins, core, err) != 0 ||
+	    resolve_secrets(core, refs, err) != 0 || open_database(core, err) != 0 ||
 	    connect_transport(core, err) != 0 || choose_inbox(core, err) != 0 ||
 	    loader_start_all(&core->plugins, err) != 0 ||
 	    attach_stdio(core, err) != 0)
@@ -485,7 +612,12 @@ static void stop_core(struct core *core)
 		event_free(core->sig_hup);
 	if (core->drain_deadline)
 		event_free(core->drain_deadline);
+	/* A reload's resolvers may still owe answers: they are dropped, and
+	 * what the plugins never answered is forgotten once they are gone. */
+	if (core->reload)
+		reload_free(core->reload);
 	loader_unload(&core->plugins);
+	secrets_free(core->secrets);
 	services_free(core);
 	if (core->db && core->base)
 		finish_database_work(core);
@@ -515,19 +647,25 @@ int daemon_run(const char *path, const char *stdio_user)
 {
 	struct core core = { .exit_code = 0, .stdio_user = stdio_user };
 	struct todod_err err = { "" };
-	int rc = daemon_load_core_conf(path, &core.cf, &core.conf);
+	/* SECRET values that may name a plugin's resolver, until start-up
+	 * resolves them. */
+	struct cfg_secret_refs refs = STAILQ_HEAD_INITIALIZER(refs);
+	int rc = daemon_load_core_conf(path, &core.cf, &core.conf, &refs);
 	if (rc != 0)
 		return rc;
 	core.config_path = strdup(path);
 	log_set_level((enum todod_log_level)core.conf.log_level);
-	if (loader_load(core.cf, core.conf.plugin_dir, &core.plugins, &err) != 0) {
+	if (loader_load(core.cf, core.conf.plugin_dir, &core.plugins, &refs, &err) != 0) {
 		fprintf(stderr, "todod: %s\n", err.text);
+		cfg_secret_refs_clear(&refs);
 		stop_core(&core);
 		return EXIT_CONFIG;
 	}
 	instance_name(&core);
 	signal(SIGPIPE, SIG_IGN);
-	if (start_core(&core, &err) != 0) {
+	rc = start_core(&core, &refs, &err);
+	cfg_secret_refs_clear(&refs);
+	if (rc != 0) {
 		log_error("%s", err.text);
 		stop_core(&core);
 		return 1;
@@ -550,10 +688,10 @@ int daemon_check_config(const char *path)
 	struct core_conf conf;
 	struct plugin_set set;
 	struct todod_err err = { "" };
-	int rc = daemon_load_core_conf(path, &cf, &conf);
+	int rc = daemon_load_core_conf(path, &cf, &conf, NULL);
 	if (rc != 0)
 		return rc;
-	if (loader_load(cf, conf.plugin_dir, &set, &err) != 0) {
+	if (loader_load(cf, conf.plugin_dir, &set, NULL, &err) != 0) {
 		fprintf(stderr, "todod: %s\n", err.text);
 		core_conf_release(&conf);
 		cfg_free(cf);
@@ -581,7 +719,7 @@ int daemon_help_plugin(const char *path, const char *name)
 	const char *dir = PLUGINDIR;
 	/* The config only tells where plugins are; without one, the default. */
 	if (path && access(path, R_OK) == 0) {
-		int rc = daemon_load_core_conf(path, &cf, &conf);
+		int rc = daemon_load_core_conf(path, &cf, &conf, NULL);
 		if (rc != 0)
 			return rc;
 		dir = conf.plugin_dir;

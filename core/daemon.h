@@ -5,6 +5,7 @@
 #define TODOD_DAEMON_H
 
 struct cfg_file;
+struct cfg_secret_refs;
 struct core_conf;
 
 /* Run the daemon with the config at `path`; returns the process exit code
@@ -22,8 +23,12 @@ int daemon_check_config(const char *path);
 int daemon_help_plugin(const char *path, const char *name);
 
 /* Parse the file and bind [core]; shared by the daemon and the CLI.
- * Exit-code style return: 0, or 78 with the reason printed. */
-int daemon_load_core_conf(const char *path, struct cfg_file **cf, struct core_conf *conf);
+ * Exit-code style return: 0, or 78 with the reason printed.  With
+ * `refs`, SECRET values that may name a plugin's resolver are kept there
+ * for the daemon to resolve; without (the CLI, which loads no plugins),
+ * they are literals. */
+int daemon_load_core_conf(const char *path, struct cfg_file **cf, struct core_conf *conf,
+			  struct cfg_secret_refs *refs);
 
 #define EXIT_CONFIG 78
 

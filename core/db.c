@@ -568,30 +568,16 @@ static void warn_if_dns_needed(PQconninfoOption *opts)
 	free(hosts);
 }
 
-struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int size,
-			    struct todod_err *err)
+struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err *err)
 {
 	if (size < 1) {
 		todod_err_set(err, "database pool size must be at least 1, got %d", size);
 		return NULL;
 	}
-	char *parse_error = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &parse_error);
-	if (!opts) {
-		char line[256];
-		first_line(parse_error ? parse_error : "out of memory", line, sizeof line);
-		todod_err_set(err, "database: invalid connection string: %s", line);
-		PQfreemem(parse_error);
-		return NULL;
-	}
-	warn_if_dns_needed(opts);
-	PQconninfoFree(opts);
-
 	struct db_pool *pool = calloc(1, sizeof *pool);
 	if (!pool)
 		abort();
 	pool->base = base;
-	pool->conninfo = xstrdup(conninfo);
 	pool->size = size;
 	pool->conns = calloc((size_t)size, sizeof *pool->conns);
 	if (!pool->conns)
@@ -616,15 +602,27 @@ struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int s
 	return pool;
 }
 
-void db_pool_start(struct db_pool *pool)
+int db_pool_start(struct db_pool *pool, const char *conninfo, struct todod_err *err)
 {
 	if (pool->started)
-		return;
+		return 0;
+	char *parse_error = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &parse_error);
+	if (!opts) {
+		char line[256];
+		first_line(parse_error ? parse_error : "out of memory", line, sizeof line);
+		PQfreemem(parse_error);
+		return todod_err_set(err, "database: invalid connection string: %s", line);
+	}
+	warn_if_dns_needed(opts);
+	PQconninfoFree(opts);
+	pool->conninfo = xstrdup(conninfo);
 	pool->started = true;
 	struct timeval every = { 0, SWEEP_EVERY_MS * 1000 };
 	event_add(pool->sweep, &every);
 	for (int i = 0; i < pool->size; i++)
 		conn_connect(&pool->conns[i]);
+	return 0;
 }
 
 static void pool_destroy(struct db_pool *pool)

@@ -25,15 +25,18 @@ struct db_pool;
  * message, detail, hint) for mapping. */
 typedef void (*db_cb)(PGresult *res, const char *error, void *arg);
 
-struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int size,
-			    struct todod_err *err);
+/* The connection string comes with db_pool_start: it may be a secret
+ * that a plugin resolves after the pool exists. */
+struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err *err);
 /* How long a statement may wait for a connection, and how long the
  * server may then take to answer it, before it fails as "database
  * unavailable" (default 5 s each).  A server that does not answer in time
  * is taken for gone: every connection is dropped and re-opened. */
 void db_pool_set_timeout(struct db_pool *pool, int64_t ms);
-/* Open connections in the background. */
-void db_pool_start(struct db_pool *pool);
+/* Open connections to `conninfo` in the background; -1 with `err` for a
+ * connection string libpq cannot parse.  Statements queued before wait
+ * for it. */
+int db_pool_start(struct db_pool *pool, const char *conninfo, struct todod_err *err);
 void db_pool_free(struct db_pool *pool);
 
 /* Queue one statement with text parameters (copied).  `cb` always fires,

@@ -149,7 +149,21 @@ int loader_open(const char *dir, const char *name, struct plugin *p, struct todo
 	return 0;
 }
 
-int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf_r, struct todod_err *err)
+int loader_validate(const struct plugin *p, const struct cfg_file *cf, const void *conf,
+		    struct todod_err *err)
+{
+	struct todod_err verr = { "" };
+	if (!p->def->validate || p->def->validate(conf, &verr) == 0)
+		return 0;
+	char section[128];
+	snprintf(section, sizeof section, PLUGIN_SECTION_PREFIX "%s", p->name);
+	const struct cfg_section *sec = cfg_section(cf, section);
+	return todod_err_set(err, "%s:%d: [%s] %s", cf->path, sec ? sec->line : 0, section,
+			     verr.text[0] ? verr.text : "invalid options");
+}
+
+int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf_r,
+		struct cfg_secret_refs *refs, struct todod_err *err)
 {
 	char section[128];
 	snprintf(section, sizeof section, PLUGIN_SECTION_PREFIX "%s", p->name);
@@ -159,19 +173,16 @@ int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf_r, stru
 		return todod_err_set(err, "out of memory");
 	static const struct todod_opt no_options[] = { { .key = NULL } };
 	const struct todod_opt *schema = p->def->options ? p->def->options : no_options;
-	if (cfg_bind(schema, cf, sec, conf, err) != 0) {
+	int rc = refs ? cfg_bind_deferring(schema, cf, sec, conf, refs, err)
+		      : cfg_bind(schema, cf, sec, conf, err);
+	if (rc != 0) {
 		free(conf);
 		return -1;
 	}
-	if (p->def->validate) {
-		struct todod_err verr = { "" };
-		if (p->def->validate(conf, &verr) != 0) {
-			todod_err_set(err, "%s:%d: [%s] %s", cf->path, sec ? sec->line : 0, section,
-				      verr.text[0] ? verr.text : "invalid options");
-			cfg_conf_free(schema, conf);
-			free(conf);
-			return -1;
-		}
+	if (loader_validate(p, cf, conf, err) != 0) {
+		cfg_conf_free(schema, conf);
+		free(conf);
+		return -1;
 	}
 	*conf_r = conf;
 	return 0;
@@ -256,7 +267,7 @@ static int order_by_requirements(struct plugin_set *set, const struct cfg_file *
 }
 
 int loader_load(const struct cfg_file *cf, const char *dir, struct plugin_set *set,
-		struct todod_err *err)
+		struct cfg_secret_refs *refs, struct todod_err *err)
 {
 	memset(set, 0, sizeof *set);
 	set->v = calloc(cf->n_sections ? cf->n_sections : 1, sizeof *set->v);
@@ -283,7 +294,7 @@ int loader_load(const struct cfg_file *cf, const char *dir, struct plugin_set *s
 			goto fail;
 		}
 		set->n++;
-		if (loader_bind(p, cf, &p->conf, err) != 0)
+		if (loader_bind(p, cf, &p->conf, refs, err) != 0)
 			goto fail;
 	}
 	if (order_by_requirements(set, cf, err) != 0)

@@ -33,12 +33,19 @@ int loader_open(const char *dir, const char *name, struct plugin *p, struct todo
 
 /* Open every [plugin.NAME] section's plugin, bind and validate its
  * options, and order the set so that requirements come first.  Errors
- * name the config file and line of the section. */
+ * name the config file and line of the section.  With `refs`, SECRET
+ * values that may name a plugin's resolver are kept there (see
+ * cfg_bind_deferring); without, they are literals. */
 int loader_load(const struct cfg_file *cf, const char *dir, struct plugin_set *set,
-		struct todod_err *err);
+		struct cfg_secret_refs *refs, struct todod_err *err);
 
 /* Bind and validate options for an already-open plugin (reload). */
-int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf, struct todod_err *err);
+int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf,
+		struct cfg_secret_refs *refs, struct todod_err *err);
+/* The plugin's validate() on `conf`, its error placed at its section:
+ * again once references are resolved, as it first saw them as "". */
+int loader_validate(const struct plugin *p, const struct cfg_file *cf, const void *conf,
+		    struct todod_err *err);
 
 /* init() every plugin in order; on failure the failing plugin's
  * registrations are rolled back and the error names it. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
 #include "core.h"
 #include "log.h"
 
@@ -14,9 +15,9 @@ struct service_kind {
 	/* The struct's size in the ABI that introduced the kind: members up
 	 * to there are read without a struct_size check. */
 	size_t min_size;
-	/* 0 when every required member is set, else -1 naming the first
-	 * one missing. */
-	int (*check)(const void *vtable, struct todod_err *err);
+	/* 0 when every required member is set (and agrees with the name it
+	 * is provided under), else -1 naming the first one that does not. */
+	int (*check)(const void *vtable, const char *name, struct todod_err *err);
 	/* One provider per name instead of one per kind: many plugins may
 	 * each offer their own trigger. */
 	bool per_name;
@@ -46,7 +47,7 @@ struct trigger_driver {
 			return todod_err_set(err, "%s service has no '%s'", kind, #member); \
 	} while (0)
 
-static int check_inbox(const void *vtable, struct todod_err *err)
+static int check_inbox(const void *vtable, const char *name, struct todod_err *err)
 {
 	const struct todod_inbox_driver *d = vtable;
 	/* [core] inbox chooses a driver by its name. */
@@ -56,7 +57,7 @@ static int check_inbox(const void *vtable, struct todod_err *err)
 	return 0;
 }
 
-static int check_transport(const void *vtable, struct todod_err *err)
+static int check_transport(const void *vtable, const char *name, struct todod_err *err)
 {
 	const struct todod_transport *t = vtable;
 	REQUIRE(t, name, "transport");
@@ -67,17 +68,32 @@ static int check_transport(const void *vtable, struct todod_err *err)
 	return 0;
 }
 
-static int check_stdio(const void *vtable, struct todod_err *err)
+static int check_stdio(const void *vtable, const char *name, struct todod_err *err)
 {
 	REQUIRE((const struct todod_stdio_service *)vtable, attach, "stdio");
 	return 0;
 }
 
-static int check_trigger(const void *vtable, struct todod_err *err)
+static int check_trigger(const void *vtable, const char *name, struct todod_err *err)
 {
 	const struct todod_trigger *t = vtable;
 	REQUIRE(t, name, "trigger");
 	REQUIRE(t, fire, "trigger");
+	return 0;
+}
+
+static int check_secrets(const void *vtable, const char *name, struct todod_err *err)
+{
+	const struct todod_secret_resolver *r = vtable;
+	REQUIRE(r, scheme, "secrets");
+	REQUIRE(r, resolve, "secrets");
+	/* Config values find their resolver by the service's name. */
+	if (strcmp(r->scheme, name) != 0)
+		return todod_err_set(err, "secrets service '%s' has scheme '%s'; provide it under its "
+				     "scheme", name, r->scheme);
+	if (!cfg_resolver_scheme(name, strlen(name)))
+		return todod_err_set(err, "secrets service '%s': a scheme is a lowercase word (a-z, "
+				     "then a-z, 0-9, - or _) other than env and file", name);
 	return 0;
 }
 
@@ -90,6 +106,9 @@ static const struct service_kind kinds[] = {
 	/* ABI 2.1 */
 	{ .kind = "trigger", .min_size = ABI2_SIZE(struct todod_trigger), .check = check_trigger,
 	  .per_name = true },
+	/* One resolver per scheme. */
+	{ .kind = "secrets", .min_size = ABI2_SIZE(struct todod_secret_resolver),
+	  .check = check_secrets, .per_name = true },
 };
 
 static const struct service_kind *service_kind_find(const char *kind)
@@ -101,13 +120,14 @@ static const struct service_kind *service_kind_find(const char *kind)
 }
 
 /* Every typed service struct starts with its uint32_t struct_size. */
-static int check_typed(const struct service_kind *sk, const void *vtable, struct todod_err *err)
+static int check_typed(const struct service_kind *sk, const void *vtable, const char *name,
+		       struct todod_err *err)
 {
 	uint32_t size = *(const uint32_t *)vtable;
 	if (size < sk->min_size)
 		return todod_err_set(err, "%s service struct_size is %u, expected at least %zu "
 				     "(set it to sizeof the struct)", sk->kind, size, sk->min_size);
-	return sk->check(vtable, err);
+	return sk->check(vtable, name, err);
 }
 
 static struct service *service_find(struct core *core, const char *kind, const char *name);
@@ -134,7 +154,7 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 	if (!kind || !*kind || !name || !vtable)
 		return todod_err_set(err, "service_provide: kind, name and vtable are required");
 	const struct service_kind *sk = service_kind_find(kind);
-	if (sk && check_typed(sk, vtable, err) != 0)
+	if (sk && check_typed(sk, vtable, name, err) != 0)
 		return -1;
 	const char *other;
 	if (sk && sk->per_name) {

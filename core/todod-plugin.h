@@ -401,6 +401,45 @@ struct todod_trigger {
 };
 
 /* ------------------------------------------------------------------ */
+/* Secret resolvers                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A SECRET option's value may name where the secret is kept: besides
+ * env:NAME and file:/path, which the core reads itself, "SCHEME:REF"
+ * when a loaded plugin provides service "secrets" under the name SCHEME
+ * (a lowercase word: a-z first, then a-z, 0-9, '-' or '_'; not "env" or
+ * "file").  Such values are resolved after every plugin's init() and
+ * before the database is first connected and any plugin's start(); in
+ * init() the option reads as "" (so read SECRET options in start() or
+ * later, through the conf pointer, never a copy made in init()).  On
+ * SIGHUP they are resolved again before the new options are validated
+ * and swapped in.  A value whose SCHEME no plugin provides is a literal,
+ * as it always was.
+ *
+ * `done` gets either the value (borrowed for the call) or `error`, one
+ * line that names what failed and never contains the value: the core
+ * puts it in start-up and reload errors after the option's file:line.
+ */
+typedef void (*todod_secret_cb)(const char *value, const char *error, void *arg);
+
+/* Every member up to `self` is required: service_provide() refuses a
+ * resolver without one, or whose `scheme` is not the service's name. */
+struct todod_secret_resolver {
+	uint32_t struct_size;      /* sizeof(struct todod_secret_resolver) */
+	const char *scheme;        /* "dapr" for "dapr:STORE/KEY" */
+	/* Look up `ref`, the text after "SCHEME:" (borrowed for the call).
+	 * 0 when the lookup started: `done` then fires exactly once, from
+	 * this call or later from the loop, up to the plugin's destroy()
+	 * (what is still open then the core forgets).  -1 with `err` when
+	 * it failed at once: `done` does not fire. */
+	int (*resolve)(void *self, const char *ref, todod_secret_cb done, void *arg,
+		       struct todod_err *err);
+	void *self;
+	void *future[TODOD_FUTURE_SLOTS];
+};
+
+/* ------------------------------------------------------------------ */
 /* Time zones                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -578,8 +617,10 @@ struct todod_api {
 	/* -- service registry --
 	 * `vtable` is borrowed for as long as the plugin is loaded.  A kind
 	 * the core uses ("transport": struct todod_transport, "stdio": struct
-	 * todod_stdio_service) is checked when provided: its struct_size must
-	 * cover ABI 2.0's struct and its required members must be set, else
+	 * todod_stdio_service, "inbox", "trigger", "secrets": struct
+	 * todod_secret_resolver) is checked when provided: its struct_size must
+	 * cover the struct of the ABI that introduced the kind and its
+	 * required members must be set, else
 	 * -1 with `err` naming what is missing.  Other kinds are contracts
 	 * between plugins and are stored unchecked. */
 	int (*service_provide)(struct todod_ctx *ctx, const char *kind, const char *name,
@@ -673,7 +714,9 @@ struct todod_plugin_def {
 	 * On failure every registration made through ctx is rolled back. */
 	int (*init)(const struct todod_api *api, struct todod_ctx *ctx,
 		    const void *conf, void **state, struct todod_err *err);
-	/* After every plugin's init, before the loop runs. */
+	/* After every plugin's init and after SECRET references to plugin
+	 * resolvers are resolved (the loop runs for those), before the
+	 * database work and the event relay begin. */
 	int (*start)(void *state, struct todod_err *err);
 	/* SIGHUP: the new options (validated) replace the old ones if this
 	 * returns 0; -1 refuses them.  A plugin without reconfigure keeps its

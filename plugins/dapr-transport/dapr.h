@@ -2,7 +2,8 @@
  *
  *   dapr_plugin.c   options, lifecycle, readiness (the sidecar's health),
  *                   the "transport" service
- *   dapr_client.c   every call to daprd: URL, token, timeout, error text
+ *   dapr_client.c   every call to daprd: URL, token, timeout
+ *   dapr_text.c     URL escaping, error texts, the token comparison
  *   dapr_publish.c  publishing through daprd's pub/sub API
  *   dapr_app.c      what daprd calls on todod's listener: the subscription
  *                   list, deliveries, job callbacks; the app token
@@ -30,6 +31,7 @@ struct dapr_conf {
 	int64_t request_timeout_ms;
 	bool jobs;
 	char *statestore;
+	int64_t inbox_ttl_ms;     /* 0: inbox entries are kept for ever */
 	struct todod_list topics; /* "logical=physical" from topic.<logical> = <physical> */
 };
 
@@ -106,6 +108,7 @@ int dapr_call(struct dapr *d, const struct dapr_request *rq, todod_transfer_cb d
 int dapr_calls_in_flight(const struct dapr *d);
 void dapr_calls_forget(struct dapr *d);
 
+/* ---- dapr_text.c ---- */
 /* What went wrong with an answer that was not a success, for logs and
  * /readyz: "HTTP 404 ERR_PUBSUB_NOT_FOUND: pubsub nope is not found",
  * or the transfer's error ("no answer: Connection refused"). */
@@ -117,6 +120,10 @@ void dapr_failure_text(const struct todod_transfer_result *res, char *buf, size_
 bool dapr_escape(char *buf, size_t size, const char *s);
 /* Appends `s` as it is; false when it does not fit. */
 bool dapr_append(char *buf, size_t size, const char *s);
+
+/* Whether `given` is `secret`, in time that does not tell where they
+ * differ. */
+bool dapr_same_secret(const char *given, const char *secret);
 
 /* ---- dapr_publish.c ---- */
 /* The transport's publish(): `done` fires once, OK on daprd's 204. */

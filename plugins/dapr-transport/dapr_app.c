@@ -34,24 +34,13 @@ struct dapr_delivery {
 	const char *topic;        /* logical, lives as long as `wanted` */
 };
 
-/* Compares in time that depends on the secret's length only, never on
- * where the first difference is. */
-static bool same_secret(const char *given, const char *secret)
-{
-	size_t given_len = strlen(given), len = strlen(secret);
-	volatile unsigned char diff = given_len != len;
-	for (size_t i = 0; i < len; i++)
-		diff |= (unsigned char)secret[i] ^ (unsigned char)(i < given_len ? given[i] : 0);
-	return diff == 0;
-}
-
 bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 {
 	const char *secret = d->conf->app_token;
 	if (!secret)
 		return true;
 	const char *given = d->api->http_header(req, "dapr-api-token");
-	if (given && same_secret(given, secret))
+	if (given && dapr_same_secret(given, secret))
 		return true;
 	/* A caller's mistake (or daprd without APP_API_TOKEN): not ours to
 	 * log as an error. */

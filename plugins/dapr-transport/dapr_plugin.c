@@ -308,6 +308,10 @@ static const struct todod_opt dapr_options[] = {
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(statestore),
 	  .description = "State store component of the inbox driver dapr-state ([core] inbox = "
 			 "dapr-state)" },
+	{ .key = "inbox_ttl", .type = TODOD_OPT_DURATION, .default_value = "7d",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(inbox_ttl_ms), .max = 3650LL * 86400000,
+	  .description = "How long dapr-state keeps an inbox entry (longer than a broker keeps "
+			 "a message that could come again); 0: for ever" },
 	{ .key = "topic.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD,
 	  .offset = OPT(topics),
 	  .description = "Broker name of a topic: topic.task-events = prod.task-events (as "

@@ -2,7 +2,7 @@
  * store ([core] inbox = dapr-state, option statestore).
  *
  * An entry is the key "todod-inbox:<consumer>:<event id>" ('||' is
- * reserved by daprd for its app-id prefix).
+ * reserved by daprd for its app-id prefix), kept for inbox_ttl.
  *
  *   seen    one bulk get (POST /v1.0/state/<store>/bulk): a key with data
  *           was handled.
@@ -77,7 +77,8 @@ static json_object *entry_value(const struct dapr *d)
 	return value;
 }
 
-/* {"key":..., "value":..., "options":{"concurrency":"first-write"}} */
+/* {"key":..., "value":..., "options":{"concurrency":"first-write"},
+ *  "metadata":{"ttlInSeconds":...}}: the store deletes what expired. */
 static json_object *first_write(const struct dapr *d, const char *key)
 {
 	json_object *item = json_object_new_object();
@@ -86,6 +87,13 @@ static json_object *first_write(const struct dapr *d, const char *key)
 	json_object_object_add(item, "key", json_object_new_string(key));
 	json_object_object_add(item, "value", entry_value(d));
 	json_object_object_add(item, "options", options);
+	if (d->conf->inbox_ttl_ms > 0) {
+		char ttl[32];
+		json_object *metadata = json_object_new_object();
+		snprintf(ttl, sizeof ttl, "%lld", (long long)((d->conf->inbox_ttl_ms + 999) / 1000));
+		json_object_object_add(metadata, "ttlInSeconds", json_object_new_string(ttl));
+		json_object_object_add(item, "metadata", metadata);
+	}
 	return item;
 }
 

@@ -968,10 +968,10 @@ static void test_concurrency(void)
 static void test_unreachable(void)
 {
 	struct todod_err err;
-	struct db_pool *dead = db_pool_new(base, "hostaddr=127.0.0.1 port=1 dbname=x", 1, &err);
+	struct db_pool *dead = db_pool_new(base, 1, &err);
 	struct store *dead_store = store_new(base, dead);
 	struct store *saved = st;
-	db_pool_start(dead);
+	db_pool_start(dead, "hostaddr=127.0.0.1 port=1 dbname=x", &err);
 	st = dead_store;
 	call("user.get", alice, NULL);
 	ok(strcmp(last.code, "DATABASE_UNAVAILABLE") == 0 && strstr(last.text, "database unavailable"),
@@ -990,8 +990,10 @@ static void test_unreachable(void)
 	store_free(dead_store);
 	db_pool_free(dead);
 
-	ok(db_pool_new(base, "host=", 0, &err) == NULL, "pool size 0 refused: %s", err.text);
-	ok(db_pool_new(base, "nonsense", 1, &err) == NULL, "bad conninfo refused: %s", err.text);
+	ok(db_pool_new(base, 0, &err) == NULL, "pool size 0 refused: %s", err.text);
+	struct db_pool *unstarted = db_pool_new(base, 1, &err);
+	ok(db_pool_start(unstarted, "nonsense", &err) != 0, "bad conninfo refused: %s", err.text);
+	db_pool_free(unstarted);
 	PGconn *c = db_connect_blocking("hostaddr=127.0.0.1 port=1", &err);
 	ok(!c && strstr(err.text, "database unavailable"), "db_connect_blocking fails: %s", err.text);
 }
@@ -1069,9 +1071,9 @@ int main(void)
 	test_users_table();
 
 	base = event_base_new();
-	pool = db_pool_new(base, test_dsn, 2, &err);
+	pool = db_pool_new(base, 2, &err);
 	st = store_new(base, pool);
-	db_pool_start(pool);
+	db_pool_start(pool, test_dsn, &err);
 
 	test_dispatch();
 	test_user_ops();

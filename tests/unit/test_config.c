@@ -341,6 +341,63 @@ static void test_secret_file(void)
 	free(secret);
 }
 
+/* A value that may name a plugin's resolver is kept aside, not bound. */
+static void test_secret_refs(void)
+{
+	ok(cfg_resolver_scheme("dapr", 4) && cfg_resolver_scheme("a-b_9", 5), "schemes");
+	ok(!cfg_resolver_scheme("env", 3) && !cfg_resolver_scheme("file", 4), "env, file are not");
+	ok(!cfg_resolver_scheme("Dapr", 4) && !cfg_resolver_scheme("9a", 2) &&
+		   !cfg_resolver_scheme("", 0) && !cfg_resolver_scheme("a b", 3),
+	   "capitals, a leading digit, empty, blanks are not");
+	ok(cfg_secret_scheme_len("dapr:store/key") == 4, "dapr:store/key has scheme dapr");
+	ok(cfg_secret_scheme_len("postgresql://h/db") == 10, "a URI's scheme may be one too");
+	ok(cfg_secret_scheme_len("env:HOME") == 0 && cfg_secret_scheme_len("Hunter:2") == 0 &&
+		   cfg_secret_scheme_len("no colon") == 0,
+	   "env:, a capital, no colon: not a reference");
+
+	static const char text[] = "[plugin.x]\nbrokers = a\npassword = dapr:store/key\n";
+	struct cfg_file *cf;
+	struct todod_err err = { "" };
+	struct cfg_secret_refs refs = STAILQ_HEAD_INITIALIZER(refs);
+	struct test_conf conf = { 0 };
+	if (!ok(cfg_parse_buffer("s.conf", text, strlen(text), &cf, &err) == 0, "parses"))
+		return;
+	ok(cfg_bind_deferring(schema, cf, &cf->sections[0], &conf, &refs, &err) == 0, "binds (%s)",
+	   err.text);
+	is_str(conf.password, "", "the field reads \"\" until settled");
+	struct cfg_secret_ref *ref = STAILQ_FIRST(&refs);
+	if (ok(ref && !STAILQ_NEXT(ref, link), "one reference kept")) {
+		is_str(ref->text, "dapr:store/key", "as written");
+		is_str(ref->where.text, "s.conf:3: [plugin.x] key 'password'", "where it was written");
+		ok(ref->field == &conf.password, "pointing at its field");
+	}
+	cfg_secret_refs_clear(&refs);
+	ok(STAILQ_EMPTY(&refs), "cleared");
+	cfg_conf_free(schema, &conf);
+
+	ok(cfg_bind(schema, cf, &cf->sections[0], &conf, &err) == 0, "cfg_bind alone");
+	is_str(conf.password, "dapr:store/key", "reads it as a literal");
+	cfg_conf_free(schema, &conf);
+	cfg_free(cf);
+
+	static const char bad[] = "[plugin.x]\nbrokers = a\npassword = dapr:k\nport = x\n";
+	ok(cfg_parse_buffer("s.conf", bad, strlen(bad), &cf, &err) == 0 &&
+		   cfg_bind_deferring(schema, cf, &cf->sections[0], &conf, &refs, &err) != 0,
+	   "a bad value after a reference fails the bind");
+	ok(STAILQ_EMPTY(&refs), "and keeps no reference into the freed conf");
+	cfg_free(cf);
+
+	static const char env[] = "[plugin.x]\nbrokers = a\npassword = env:TODOD_TEST_SECRET_ENV\n";
+	setenv("TODOD_TEST_SECRET_ENV", "from-env", 1);
+	ok(cfg_parse_buffer("s.conf", env, strlen(env), &cf, &err) == 0 &&
+		   cfg_bind_deferring(schema, cf, &cf->sections[0], &conf, &refs, &err) == 0,
+	   "env: binds");
+	ok(STAILQ_EMPTY(&refs), "env: is resolved at once, not kept");
+	is_str(conf.password, "from-env", "its value");
+	cfg_conf_free(schema, &conf);
+	cfg_free(cf);
+}
+
 static void test_files(void)
 {
 	struct todod_err err;
@@ -489,6 +546,18 @@ static void test_help(void)
 		   strstr(text, "(range 1..65535)"),
 	   "help shows readable ranges");
 	free(text);
+
+	static const struct todod_opt with_default[] = {
+		{ .key = "api_token", .type = TODOD_OPT_SECRET, .default_value = "dev-token-123",
+		  .offset = 0, .description = "token" },
+		{ .key = NULL },
+	};
+	out = open_memstream(&text, &size);
+	cfg_print_help(out, with_default);
+	fclose(out);
+	ok(!strstr(text, "dev-token-123") && strstr(text, "(secret)"),
+	   "help shows a secret's default as (secret)");
+	free(text);
 }
 
 int main(void)
@@ -498,6 +567,7 @@ int main(void)
 	test_limits();
 	test_parse_good();
 	test_secret_file();
+	test_secret_refs();
 	test_files();
 	test_single_values();
 	test_prefix_secrets();

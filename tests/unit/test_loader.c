@@ -30,7 +30,7 @@ static const char *load(const char *text, struct plugin_set *set)
 	memset(&err, 0, sizeof err);
 	if (cfg_parse_buffer("test.conf", text, strlen(text), &cf, &err) != 0)
 		return err.text;
-	int rc = loader_load(cf, plugin_dir, set, &err);
+	int rc = loader_load(cf, plugin_dir, set, NULL, &err);
 	cfg_free(cf);
 	return rc == 0 ? "" : err.text;
 }
