@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 
-from harness import query, scalar, task_id, wait_until
+from harness import scalar, task_id, wait_until
 from harness.dapr import start_with_sidecar
 
 CORE = {"instance": "dapr-dlq", "retry_backoff": "100ms", "max_attempts": "3"}

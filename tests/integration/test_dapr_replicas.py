@@ -16,7 +16,6 @@ import re
 import time
 
 from harness import lead_time, query, scalar, task_id, wait_until
-from harness.dapr import start_with_sidecar
 from harness.e2e import received_with_times
 
 CORE = {"retry_backoff": "200ms", "log_level": "info"}
