@@ -9,6 +9,7 @@
  *                   list, deliveries, job callbacks; the app token
  *   dapr_jobs.c     reminder timing from Dapr Jobs (trigger reminders.due)
  *   dapr_state.c    the inbox driver "dapr-state" over the state API
+ *   dapr_secrets.c  the secret resolver "dapr" over the secrets API
  *
  * Everything runs on the loop thread.  Calls to daprd go through the
  * core's curl multi (api->http_request); Dapr's calls to us arrive on the
@@ -37,7 +38,9 @@ struct dapr_conf {
 
 struct dapr_call;
 struct dapr_delivery;
+struct dapr_deferred;
 struct dapr_jobs;
+struct dapr_lookup;
 
 struct dapr {
 	const struct todod_api *api;
@@ -58,14 +61,19 @@ struct dapr {
 	bool said_waiting;        /* "waiting for the sidecar" was logged */
 	char why[1024];           /* why the sidecar is not up */
 	char refusal[1024];       /* "" unless publishing is refused */
+	char refused_topic[256];  /* ... to this topic: a publish there clears it */
 	struct todod_timer *health_check;
 	bool checking;            /* a health check is in flight */
 
 	struct dapr_call *calls;  /* in flight to daprd */
 	struct dapr_delivery *deliveries; /* Dapr's deliveries not answered yet */
+	bool started;             /* start() ran: the subscriptions are known */
+	struct dapr_deferred *deferred, **deferred_tail; /* daprd's calls before that */
+	struct dapr_lookup *lookups; /* secrets being resolved */
 	struct dapr_jobs *jobs;   /* NULL with jobs = no */
 	struct todod_transport transport;
 	struct todod_inbox_driver inbox;
+	struct todod_secret_resolver resolver;
 
 	bool draining;
 	todod_drained_cb drained;
@@ -136,6 +144,13 @@ void dapr_app_free(struct dapr *d);
 /* Whether the request carries the app token (always, without one); else
  * answers 401 and returns false. */
 bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req);
+/* Before start() daprd's calls wait (true: `handler` takes `req` later):
+ * while the core resolves secrets the loop already runs, but the
+ * subscription list, the app token and the database are not there yet. */
+bool dapr_app_defer(struct dapr *d, struct todod_http_req *req, todod_http_handler handler,
+		    void *arg);
+/* start() ran: serve what waited. */
+void dapr_app_started(struct dapr *d);
 
 /* ---- dapr_jobs.c ---- */
 int dapr_jobs_init(struct dapr *d, struct todod_err *err);
@@ -147,5 +162,11 @@ void dapr_jobs_free(struct dapr *d);
 /* ---- dapr_state.c ---- */
 /* Provides the inbox driver "dapr-state". */
 int dapr_state_init(struct dapr *d, struct todod_err *err);
+
+/* ---- dapr_secrets.c ---- */
+/* Provides the secret resolver "dapr" (dapr:STORE/KEY). */
+int dapr_secrets_init(struct dapr *d, struct todod_err *err);
+/* Drops the lookups still open (the core forgets them). */
+void dapr_secrets_free(struct dapr *d);
 
 #endif

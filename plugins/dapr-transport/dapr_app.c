@@ -52,12 +52,51 @@ bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 	return false;
 }
 
+/* ---- before start() ---------------------------------------------------------- */
+
+struct dapr_deferred {
+	struct dapr_deferred *next;
+	struct todod_http_req *req;
+	todod_http_handler handler;
+	void *arg;
+};
+
+bool dapr_app_defer(struct dapr *d, struct todod_http_req *req, todod_http_handler handler,
+		    void *arg)
+{
+	if (d->started)
+		return false;
+	struct dapr_deferred *w = calloc(1, sizeof *w);
+	if (!w) {
+		d->api->http_reply_error(req, 503, "NOT_READY", "todod is starting");
+		return true;
+	}
+	*w = (struct dapr_deferred){ .req = req, .handler = handler, .arg = arg };
+	if (!d->deferred_tail)
+		d->deferred_tail = &d->deferred;
+	*d->deferred_tail = w;
+	d->deferred_tail = &w->next;
+	return true;
+}
+
+void dapr_app_started(struct dapr *d)
+{
+	d->started = true;
+	while (d->deferred) {
+		struct dapr_deferred *w = d->deferred;
+		d->deferred = w->next;
+		w->handler(w->req, w->arg);
+		free(w);
+	}
+	d->deferred_tail = NULL;
+}
+
 /* ---- the subscription list ------------------------------------------------- */
 
 static void serve_subscribe(struct todod_http_req *req, void *arg)
 {
 	struct dapr *d = arg;
-	if (!dapr_app_authorized(d, req))
+	if (dapr_app_defer(d, req, serve_subscribe, d) || !dapr_app_authorized(d, req))
 		return;
 	json_object *list = json_object_new_array();
 	for (size_t i = 0; i < d->n_wanted; i++) {
@@ -138,7 +177,7 @@ static const char *wanted_topic(const struct dapr *d, const char *logical)
 static void serve_delivery(struct todod_http_req *req, void *arg)
 {
 	struct dapr *d = arg;
-	if (!dapr_app_authorized(d, req))
+	if (dapr_app_defer(d, req, serve_delivery, d) || !dapr_app_authorized(d, req))
 		return;
 	const char *topic = wanted_topic(d, d->api->http_path(req) + strlen(EVENTS_ROUTE));
 	if (!topic) {
@@ -193,9 +232,16 @@ int dapr_app_routes(struct dapr *d, struct todod_err *err)
 }
 
 /* The loop has stopped: nothing settles these any more.  RETRY is what
- * they are; the replies only free the requests if daprd is gone. */
+ * they are (and what waited for a start that failed, 503); the replies
+ * only free the requests if daprd is gone. */
 void dapr_app_free(struct dapr *d)
 {
+	while (d->deferred) {
+		struct dapr_deferred *w = d->deferred;
+		d->deferred = w->next;
+		d->api->http_reply_error(w->req, 503, "NOT_READY", "todod did not start");
+		free(w);
+	}
 	while (d->deliveries) {
 		struct dapr_delivery *dl = d->deliveries;
 		reply_status(d, dl->req, "RETRY");

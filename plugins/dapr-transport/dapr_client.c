@@ -57,7 +57,8 @@ int dapr_call(struct dapr *d, const struct dapr_request *rq, todod_transfer_cb d
 	    (size_t)snprintf(traceparent, sizeof traceparent, "traceparent: %s", rq->traceparent) <
 		    sizeof traceparent)
 		headers[n++] = traceparent;
-	if (d->conf->api_token) {
+	/* Empty while the core still resolves it (a secret reference). */
+	if (d->conf->api_token && *d->conf->api_token) {
 		snprintf(token, sizeof token, "dapr-api-token: %s", d->conf->api_token);
 		headers[n++] = token;
 	}

@@ -232,7 +232,7 @@ static void serve_job(struct todod_http_req *req, void *arg)
 {
 	struct dapr_jobs *j = arg;
 	struct dapr *d = j->d;
-	if (!dapr_app_authorized(d, req))
+	if (dapr_app_defer(d, req, serve_job, j) || !dapr_app_authorized(d, req))
 		return;
 	d->api->metric_add(d->job_calls, 1);
 	const char *name = d->api->http_path(req) + strlen(JOB_ROUTE);

@@ -228,8 +228,8 @@ static int dapr_init(const struct todod_api *api, struct todod_ctx *ctx, const v
 	};
 	/* Whatever was registered goes with the context if this fails. */
 	if (api->service_provide(ctx, "transport", "dapr-transport", &d->transport, err) != 0 ||
-	    dapr_state_init(d, err) != 0 || dapr_app_routes(d, err) != 0 ||
-	    dapr_jobs_init(d, err) != 0) {
+	    dapr_state_init(d, err) != 0 || dapr_secrets_init(d, err) != 0 ||
+	    dapr_app_routes(d, err) != 0 || dapr_jobs_init(d, err) != 0) {
 		dapr_destroy(d);
 		return -1;
 	}
@@ -241,6 +241,7 @@ static int dapr_start(void *state, struct todod_err *err)
 {
 	struct dapr *d = state;
 	dapr_jobs_start(d);
+	dapr_app_started(d);
 	check_sidecar(d);
 	return 0;
 }
@@ -272,6 +273,7 @@ static void dapr_destroy(void *state)
 	struct dapr *d = state;
 	d->api->timer_del(&d->health_check);
 	dapr_calls_forget(d);
+	dapr_secrets_free(d);
 	dapr_app_free(d);
 	dapr_jobs_free(d);
 	for (size_t i = 0; i < d->n_wanted; i++)

@@ -75,6 +75,7 @@ static void note_refusal(struct dapr *d, const char *topic, const char *text)
 		d->api->log(d->ctx, TODOD_LOG_ERROR, "%s; events wait in the outbox until the "
 			    "component or the token is fixed", refusal);
 	snprintf(d->refusal, sizeof d->refusal, "%s", refusal);
+	snprintf(d->refused_topic, sizeof d->refused_topic, "%s", topic);
 }
 
 static void on_published(const struct todod_transfer_result *res, void *arg)
@@ -85,8 +86,11 @@ static void on_published(const struct todod_transfer_result *res, void *arg)
 	if (res->status >= 200 && res->status < 300) {
 		d->api->metric_observe(d->publish_latency,
 				       (double)(monotonic_us() - p->started_us) / 1e6);
-		if (d->refusal[0]) {
-			d->api->log(d->ctx, TODOD_LOG_INFO, "daprd takes events again");
+		/* Only the topic refused says the refusal is over: scopes may
+		 * allow one topic and refuse another. */
+		if (d->refusal[0] && strcmp(p->topic, d->refused_topic) == 0) {
+			d->api->log(d->ctx, TODOD_LOG_INFO, "daprd takes events for %s again",
+				    p->topic);
 			d->refusal[0] = '\0';
 		}
 		answer(p, TODOD_OK, NULL);

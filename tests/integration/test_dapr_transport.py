@@ -15,7 +15,14 @@ set.  What a user checks:
     log (a warning) and lands on the dead-letter topic;
   - a call to todod's Dapr routes without the app token is refused (401);
   - with the sidecar down, events wait in the outbox and /readyz names
-    the sidecar; once it is back every event is delivered.
+    the sidecar; once it is back every event is delivered;
+  - a publish daprd refuses (no such component) is said once, at error
+    level, and on /readyz, and the events wait;
+  - reminders are fired by Dapr Jobs, not by a timer of the reminders
+    plugin, and fall back to its scan while the scheduler is down;
+  - on one Kafka, dapr-transport writes what kafka-direct writes (bytes,
+    key, partition) and handles what kafka-direct wrote;
+  - [core] database and app_token can come from Dapr's secret store.
 """
 
 import json
@@ -327,3 +334,49 @@ def test_a_refused_publish_is_a_configuration_error_said_once(make_fleet):
     assert len(errors) == 1 and "daprd refuses to publish" in errors[0], errors
     assert f.unsent() == 3, "the events wait in the outbox"
     assert API_TOKEN not in f.t.log()
+
+
+def test_secrets_come_from_the_dapr_secret_store(todod_factory, daprd_factory, dapr_scheduler,
+                                                redis, database):
+    """[core] database and app_token as dapr:STORE/KEY: todod waits for its
+    sidecar, which starts meanwhile (it waits for todod's port), reads
+    both from the secret store, and works with them."""
+    t = todod_factory(database, plugins={"recurrence": {}, "dapr-transport": {}},
+                      core={"inbox": "dapr-state"})
+    t.user_id, _ = t.provision("alice")  # the command-line tools read no dapr: references
+    d = daprd_factory(unique("todod"), t.port, scheduler=dapr_scheduler, pubsub="redis",
+                      redis=redis, database=database, app_token=APP_TOKEN,
+                      secrets={"todod-dsn": database, "todod-app-token": APP_TOKEN})
+    t.core["database"] = "dapr:secretstore/todod-dsn"
+    t.plugins["dapr-transport"] = {"http_endpoint": d.endpoint,
+                                   "app_token": "dapr:secretstore/todod-app-token"}
+    t.write_config()
+    t.start(wait=False)
+    d.start()
+    t.wait_healthy()
+    t.wait_ready()
+    f = Fleet(t, d, database)
+    first = f.call("todod_task_create", {"title": "series", "due_at": "2030-01-07T09:00:00Z",
+                                         "rrule": "FREQ=DAILY"})["id"]
+    f.call("todod_task_complete", {"id": first})
+    wait_until(lambda: f.successors(first) == 1, 60, what="the successor, through daprd")
+    assert "task-recurrence" in [s["topic"] for s in d.subscriptions()]
+    assert APP_TOKEN not in t.log()
+
+
+def test_a_missing_dapr_secret_stops_the_start_naming_it(todod_factory, daprd_factory, redis,
+                                                        database):
+    t = todod_factory(database, plugins={"dapr-transport": {}})
+    t.provision("alice")
+    d = daprd_factory(unique("todod"), t.port, pubsub="redis", redis=redis, database=database,
+                      secrets={"present": "x"})
+    t.plugins["dapr-transport"] = {"http_endpoint": d.endpoint, "jobs": "no",
+                                   "app_token": "dapr:secretstore/absent"}
+    t.write_config()
+    t.start(wait=False)
+    d.start(wait=False)
+    d.wait_healthy(path="/v1.0/healthz/outbound")
+    assert t.proc.wait(60) != 0
+    log = t.log()
+    assert "key 'app_token': dapr:secretstore/absent: secret store secretstore, key absent: " \
+           "HTTP 500 ERR_SECRET_GET" in log, t.log_tail(20)
