@@ -533,8 +533,8 @@ class Daprd(_Process):
         query = "&".join(f"metadata.{k}={v}" for k, v in (metadata or {}).items())
         body = event if isinstance(event, (bytes, bytearray)) else json.dumps(event).encode()
         hdrs = {"Content-Type": content_type, **(headers or {})}
-        return self.request("POST", f"/v1.0/publish/{pubsub}/{topic}" + ("?" + query if query else ""),
-                            body=body, headers=hdrs)
+        path = f"/v1.0/publish/{pubsub}/{topic}" + ("?" + query if query else "")
+        return self.request("POST", path, body=body, headers=hdrs)
 
     def schedule_job(self, name, job, timeout=10):
         return self.request("POST", f"/v1.0/jobs/{name}", body=job, timeout=timeout)
@@ -663,3 +663,41 @@ def wait_port(port, timeout=30):
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     wait_until(accepts, timeout, what=f"127.0.0.1:{port} to accept")
+
+
+# ---- todod with a sidecar ---------------------------------------------------------
+
+def transport_options(daprd, names=None, **extra):
+    """The [plugin.dapr-transport] options for a todod whose sidecar is
+    `daprd`: its endpoint and tokens, the pub/sub and state store names of
+    contrib/dapr, jobs on.  `names` (a KafkaNames) maps the logical topics
+    to this test's own; `extra` adds or overrides options."""
+    from .kafka import LOGICAL_TOPICS
+    opts = {
+        "http_endpoint": daprd.endpoint,
+        "pubsub": "pubsub",
+        "statestore": "statestore",
+        "request_timeout": "5s",
+        "jobs": "yes",
+    }
+    if daprd.api_token:
+        opts["api_token"] = daprd.api_token
+    if daprd.app_token:
+        opts["app_token"] = daprd.app_token
+    if names is not None and names.prefix:
+        for logical in LOGICAL_TOPICS:
+            opts[f"topic.{logical}"] = names.topic(logical)
+    opts.update({k: str(v) for k, v in extra.items()})
+    return opts
+
+
+def start_with_sidecar(todod, timeout=90):
+    """todod first (daprd blocks until the app port accepts), then its
+    daprd, then until todod says it is ready (which waits for the
+    sidecar)."""
+    if not todod.alive():
+        todod.start()
+    if not todod.daprd.alive():
+        todod.daprd.start(timeout=timeout)
+    todod.wait_ready(timeout=timeout)
+    return todod

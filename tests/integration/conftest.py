@@ -13,13 +13,14 @@ import itertools
 import os
 import re
 import sys
+import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from harness import KafkaServer, PostgresServer, ServiceUnavailable, Todod, in_ci  # noqa: E402
-from harness.dapr import Daprd, RedisServer, Scheduler  # noqa: E402
+from harness.dapr import Daprd, RedisServer, Scheduler, transport_options  # noqa: E402
 from harness.kafka import KafkaNames, todod_options  # noqa: E402
 from harness.smtp import SmtpServer  # noqa: E402
 
@@ -208,3 +209,28 @@ def daprd_factory(request, tmp_path):
         d.kill9()
         if failed:
             print(f"---- daprd log ({d.logfile}) ----\n{d.log_tail(60)}")
+
+
+@pytest.fixture
+def dapr_todod(todod_factory, daprd_factory, dapr_scheduler, kafka, kafka_names):
+    """make(database, plugins=None, core=None, backend="kafka", redis=None,
+    app_id=None, sidecar=None, **transport options) -> a Todod (not
+    started) with `plugins` and dapr-transport, and its own daprd (not
+    started) as t.daprd: app id kafka_names.group unless given (it names
+    the Kafka consumer group), this test's topic names, tokens both ways,
+    the state store in `database`.  `sidecar` adds Daprd options.  Start
+    the pair with harness.dapr.start_with_sidecar(t)."""
+    def make(database, plugins=None, core=None, backend="kafka", redis=None, app_id=None,
+             sidecar=None, **transport):
+        everything = dict(plugins or {})
+        everything["dapr-transport"] = {}
+        t = todod_factory(database, plugins=everything, core=core)
+        side = {"api_token": "api-" + uuid.uuid4().hex, "app_token": "app-" + uuid.uuid4().hex,
+                **(sidecar or {})}
+        t.daprd = daprd_factory(app_id or kafka_names.group, t.port, scheduler=dapr_scheduler,
+                                pubsub=backend, kafka=kafka, redis=redis, database=database,
+                                **side)
+        t.plugins["dapr-transport"] = transport_options(t.daprd, kafka_names, **transport)
+        t.write_config()
+        return t
+    return make
