@@ -324,7 +324,12 @@ def test_reminders_fall_back_to_the_scan_while_the_scheduler_is_down(make_fleet,
     # daprd holds the job call; request_timeout ends it.
     f.t.wait_log("daprd did not take job reminder-%d" % first, timeout=30)
     wait_until(lambda: fired(first), 60, what="the reminder fired by the scan")
-    assert "[reminders] scan: 1 reminder(s) fired" in f.t.log()
+    # By the scan, or by the wake-up timer the scan arms for a reminder
+    # due within the second; not by a job.
+    log = f.t.log()
+    assert "[reminders] scan: 1 reminder(s) fired" in log or \
+        "[reminders] timer: 1 reminder(s) fired" in log, f.t.log_tail(20)
+    assert "[reminders] trigger: 1 reminder(s) fired" not in log
     assert f.t.readiness()[0], "publishing does not need the scheduler"
     assert f.t.log().count("daprd did not take job") == 1, "said once"
 
