@@ -7,7 +7,8 @@
 #ifndef TODOD_KAFKA_CONSUME_H
 #define TODOD_KAFKA_CONSUME_H
 
-#include "kafka.h"
+#include "kafka_consumer.h"
+#include "kafka_produce.h"
 
 struct partition;
 struct message;

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kafka.h"
+#include "kafka_produce.h"
 
 #define DRAIN_POLL_MS 10
 /* CreateTopics waits this long for a controller, e.g. for a broker that
@@ -137,14 +137,6 @@ static void refuse(struct kafka *k, struct pending *p, const char *fmt, ...)
 
 /* ---- producing ----------------------------------------------------------- */
 
-/* librdkafka refuses a message for a topic it found missing (local
- * code), or fails it once the brokers confirm it (broker code). */
-static void note_produce_error(struct kafka *k, const char *topic, rd_kafka_resp_err_t err)
-{
-	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-		kafka_topics_unknown(k, topic);
-}
-
 static void note_fatal(struct kafka *k)
 {
 	char text[512];
@@ -182,7 +174,7 @@ static int produce(struct kafka *k, const char *topic, const void *key, size_t k
 			rd_kafka_headers_destroy(headers);
 		if (err == RD_KAFKA_RESP_ERR__FATAL)
 			note_fatal(k);
-		note_produce_error(k, topic, err);
+		kafka_note_produce_error(k, topic, err);
 		refuse(k, p, "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
 		return 0;
 	}
@@ -250,7 +242,7 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 			answer(p, TODOD_OK, NULL);
 		} else {
 			k->api->metric_add(k->delivery_failures, 1);
-			note_produce_error(k, rd_kafka_topic_name(m->rkt), m->err);
+			kafka_note_produce_error(k, rd_kafka_topic_name(m->rkt), m->err);
 			answer(p, TODOD_RETRY, rd_kafka_err2str(m->err));
 		}
 	}
