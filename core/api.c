@@ -535,7 +535,11 @@ const struct todod_api core_api = {
 	.tz_to_local = tz_to_local,
 	.tz_from_local = tz_from_local,
 	.trigger_get = api_trigger_get,
+	.mono_us = clock_mono_us,
+	.rfc3339_parse = rfc3339_parse_ms,
+	.rfc3339_format = rfc3339_format_ms,
 };
+_Static_assert(TODOD_RFC3339_SIZE == RFC3339_MS_SIZE, "rfc3339_format's size is the core's");
 
 /* The instance name is process-wide; the daemon sets it at start-up. */
 static char instance_name[128] = "todod";

@@ -49,7 +49,7 @@ extern "C" {
  * minor is not newer than the core's; anything else is refused by name.
  */
 #define TODOD_ABI_MAJOR 2
-#define TODOD_ABI_MINOR 1
+#define TODOD_ABI_MINOR 2
 
 /* Spare room at the end of a plugin-filled struct, zero until a minor
  * release gives a slot a name (Mosquitto's `future` members). */
@@ -630,7 +630,26 @@ struct todod_api {
 	 * when none is.  Look it up each time it is fired, not once: its
 	 * provider may be unloaded by a reload. */
 	const struct todod_trigger *(*trigger_get)(struct todod_ctx *ctx, const char *name);
+
+	/* -- ABI 2.2: clocks and RFC 3339 text, the core's own -- */
+	/* The monotonic clock in microseconds, for timeouts and durations: a
+	 * step of the wall clock (NTP, suspend) neither stretches nor cuts
+	 * them.  Only differences mean anything. */
+	int64_t (*mono_us)(void);
+	/* An RFC 3339 date-time (section 5.6): "2026-11-27T10:00:00Z", 'T' and
+	 * 'Z' in either case, an optional fraction (milliseconds kept, the
+	 * rest cut), Z or a +hh:mm/-hh:mm offset.  The day must exist in its
+	 * month; a leap second counts as the next second.  0 with the instant
+	 * in *epoch_ms; -1 for NULL and anything else. */
+	int (*rfc3339_parse)(const char *s, int64_t *epoch_ms);
+	/* `epoch_ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC), the form the core
+	 * writes, into `buf`: the text's length, or 0 with buf "" when `size`
+	 * is below TODOD_RFC3339_SIZE or the year is outside 0000-9999. */
+	size_t (*rfc3339_format)(int64_t epoch_ms, char *buf, size_t size);
 };
+
+/* What rfc3339_format() writes, with its NUL. */
+#define TODOD_RFC3339_SIZE 25
 
 /* ------------------------------------------------------------------ */
 /* The definition a plugin exports                                     */

@@ -191,7 +191,8 @@ static void mbox_append(struct send *s, const char *msg, size_t len, const char 
 {
 	const char *path = s->em->conf->server + strlen(MBOX_SCHEME);
 	size_t entry_len;
-	char *entry = email_mbox_entry(sender, msg, len, time(NULL), &entry_len);
+	time_t now = (time_t)(s->em->api->now_ms() / 1000);
+	char *entry = email_mbox_entry(sender, msg, len, now, &entry_len);
 	if (!entry) {
 		finish(s, TODOD_RETRY, "out of memory");
 		return;
@@ -238,7 +239,7 @@ static void send_message(struct send *s, const char *tz)
 		.tz = tz,
 		.event_id = s->event_id,
 		.host = message_host(em, sender),
-		.now = time(NULL),
+		.now = (time_t)(em->api->now_ms() / 1000),
 	};
 	size_t len;
 	char *msg = email_message_build(&r, &len);

@@ -117,39 +117,6 @@ int email_local_time(const struct todod_api *api, time_t t, const char *tz, char
 	return 0;
 }
 
-int email_parse_rfc3339(const char *text, time_t *out)
-{
-	struct tm tm = { 0 };
-	int used = 0;
-	if (!text || sscanf(text, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-			    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
-	    used != 19)
-		return -1;
-	const char *p = text + used;
-	if (*p == '.')
-		for (p++; isdigit((unsigned char)*p); p++)
-			;
-	long offset_s = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int hh, mm, n = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5)
-			return -1;
-		offset_s = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = timegm(&tm) - offset_s;
-	return 0;
-}
-
 /* ---- encodings ---------------------------------------------------------- */
 
 char *email_html_escape(const char *text)
@@ -318,8 +285,9 @@ static const char *task_string(json_object *task, const char *key)
 static void when_text(const struct todod_api *api, const char *rfc3339, const char *tz,
 		      char *out, size_t size)
 {
-	time_t t;
-	if (email_parse_rfc3339(rfc3339, &t) != 0 || email_local_time(api, t, tz, out, size) != 0)
+	int64_t ms;
+	if (api->rfc3339_parse(rfc3339, &ms) != 0 ||
+	    email_local_time(api, (time_t)(ms / 1000), tz, out, size) != 0)
 		snprintf(out, size, "%s", rfc3339);
 }
 

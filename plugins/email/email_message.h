@@ -39,9 +39,6 @@ int email_local_time(const struct todod_api *api, time_t t, const char *tz, char
 /* "Fri, 27 Nov 2026 09:00:00 +0000" (RFC 5322 date-time, in UTC). */
 void email_rfc5322_date(time_t t, char *buf, size_t size);
 
-/* "2026-11-27T09:00:00Z" (fraction and numeric offset allowed); -1 if not. */
-int email_parse_rfc3339(const char *text, time_t *out);
-
 /* `text` with & < > " ' replaced by entities. */
 char *email_html_escape(const char *text);
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kafka_produce.h"
 
@@ -52,13 +51,6 @@ struct kafka_producer {
 	struct todod_timer *drain_poll;
 	bool purged;                   /* drain gave up on an absent broker */
 };
-
-static int64_t monotonic_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void list_append(struct pending_list *l, struct pending *p)
 {
@@ -156,7 +148,7 @@ static int produce(struct kafka *k, const char *topic, const void *key, size_t k
 			rd_kafka_headers_destroy(headers);
 		return -1;
 	}
-	*p = (struct pending){ .done = done, .arg = arg, .started_us = monotonic_us(),
+	*p = (struct pending){ .done = done, .arg = arg, .started_us = k->api->mono_us(),
 			       .is_message = true, .dead_letters = dead_letters };
 	if (k->fatal) {
 		if (headers)
@@ -236,7 +228,7 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 		pr->n_messages--;
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			k->api->metric_observe(k->produce_latency,
-					       (double)(monotonic_us() - p->started_us) / 1e6);
+					       (double)(k->api->mono_us() - p->started_us) / 1e6);
 			if (p->dead_letters)
 				k->api->metric_add(p->dead_letters, 1);
 			answer(p, TODOD_OK, NULL);
@@ -336,7 +328,7 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 		done(TODOD_RETRY, "out of memory", arg);
 		return;
 	}
-	*p = (struct pending){ .done = done, .arg = arg, .started_us = monotonic_us() };
+	*p = (struct pending){ .done = done, .arg = arg, .started_us = k->api->mono_us() };
 
 	size_t count = 0;
 	char why[512] = "";

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 /* Every authenticated client may create sessions; past this many the least
  * recently used one makes room, so memory stays bounded whatever clients
@@ -41,13 +40,6 @@ struct mcp_sessions {
 	unsigned char entropy[256];
 	size_t entropy_left;
 };
-
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool mcp_secret_equal(const char *secret, size_t secret_len, const char *given, size_t given_len)
 {
@@ -221,7 +213,7 @@ static bool expired(const struct mcp_sessions *set, const struct mcp_session *s,
 static void sweep(void *arg)
 {
 	struct mcp_sessions *set = arg;
-	int64_t now = monotonic_ms();
+	int64_t now = set->api->mono_us() / 1000;
 	while (set->oldest && expired(set, set->oldest, now))
 		mcp_session_end(set, set->oldest);
 }
@@ -272,7 +264,7 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	s->token = copy;
 	s->token_len = token_len;
 	s->peer.user_id = user_id;
-	s->last_used_ms = monotonic_ms();
+	s->last_used_ms = set->api->mono_us() / 1000;
 
 	/* A user past the cap makes room from their own sessions, so that
 	 * only the table-wide cap, far beyond any one user's, can touch
@@ -304,7 +296,7 @@ struct mcp_session *mcp_session_find(struct mcp_sessions *set, const char *id)
 	for (struct mcp_session *s = *bucket_of(set, id); s; s = s->chain) {
 		if (strcmp(s->id, id) != 0)
 			continue;
-		int64_t now = monotonic_ms();
+		int64_t now = set->api->mono_us() / 1000;
 		/* Exact expiry even between two sweeps. */
 		if (expired(set, s, now)) {
 			mcp_session_end(set, s);
