@@ -106,8 +106,9 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 	    json_object_object_get_ex(task, "reminder_state", &state) &&
 	    strcmp(json_object_get_string(state), "pending") == 0 &&
 	    json_object_object_get_ex(task, "remind_at", &remind_at)) {
+		const char *text = json_object_get_string(remind_at);
 		int64_t at_ms;
-		if (r->api->rfc3339_parse(json_object_get_string(remind_at), &at_ms) == 0 && at_ms > 0)
+		if (r->api->rfc3339_parse(text, &at_ms) == 0 && at_ms > 0)
 			arm_no_later_than(r, at_ms);
 	}
 	r->api->bus_answer(d, TODOD_OK, NULL);
