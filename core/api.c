@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -26,7 +27,7 @@
 #include "tz.h"
 
 struct todod_timer {
-	struct todod_timer *next, *prev;
+	LIST_ENTRY(todod_timer) link; /* in its context's timers */
 	struct todod_ctx *ctx;
 	struct event *ev;
 	todod_timer_cb cb;
@@ -38,7 +39,7 @@ struct todod_timer {
 };
 
 struct todod_watch {
-	struct todod_watch *next, *prev;
+	LIST_ENTRY(todod_watch) link;
 	struct todod_ctx *ctx;
 	struct event *ev;
 	todod_fd_cb cb;
@@ -46,7 +47,7 @@ struct todod_watch {
 };
 
 struct pending_store_call {
-	struct pending_store_call *next, *prev;
+	LIST_ENTRY(pending_store_call) link;
 	struct todod_ctx *ctx;   /* NULL once the context is gone */
 	todod_store_cb cb;
 	void *arg;
@@ -55,33 +56,12 @@ struct pending_store_call {
 struct todod_ctx {
 	struct core *core;
 	char *name;
-	struct todod_timer *timers;
-	struct todod_watch *watches;
-	struct pending_store_call *calls;
+	LIST_HEAD(, todod_timer) timers;
+	LIST_HEAD(, todod_watch) watches;
+	LIST_HEAD(, pending_store_call) calls;
 };
 
 static int live_events;
-
-/* Unlink `node` from a doubly linked list whose head is `*head`. */
-#define LIST_UNLINK(head, node)                                   \
-	do {                                                      \
-		if ((node)->prev)                                 \
-			(node)->prev->next = (node)->next;        \
-		else                                              \
-			*(head) = (node)->next;                   \
-		if ((node)->next)                                 \
-			(node)->next->prev = (node)->prev;        \
-		(node)->next = (node)->prev = NULL;               \
-	} while (0)
-
-#define LIST_PUSH(head, node)                                     \
-	do {                                                      \
-		(node)->prev = NULL;                              \
-		(node)->next = *(head);                           \
-		if (*(head))                                      \
-			(*(head))->prev = (node);                 \
-		*(head) = (node);                                 \
-	} while (0)
 
 struct todod_ctx *ctx_new(struct core *core, const char *name)
 {
@@ -105,7 +85,7 @@ int api_live_events(void) { return live_events; }
  * plugin's state that holds the slot may be freed (destroy() runs first). */
 static void timer_free(struct todod_timer *t)
 {
-	LIST_UNLINK(&t->ctx->timers, t);
+	LIST_REMOVE(t, link);
 	event_free(t->ev);
 	free(t);
 	live_events--;
@@ -121,7 +101,7 @@ static void timer_remove(struct todod_timer *t)
 
 static void watch_free(struct todod_watch *w)
 {
-	LIST_UNLINK(&w->ctx->watches, w);
+	LIST_REMOVE(w, link);
 	event_free(w->ev);
 	free(w);
 	live_events--;
@@ -132,13 +112,13 @@ void ctx_release(struct todod_ctx *ctx)
 	if (!ctx)
 		return;
 	struct core *core = ctx->core;
-	while (ctx->timers)
-		timer_free(ctx->timers);
-	while (ctx->watches)
-		watch_free(ctx->watches);
-	while (ctx->calls) {
-		struct pending_store_call *c = ctx->calls;
-		LIST_UNLINK(&ctx->calls, c);
+	while (!LIST_EMPTY(&ctx->timers))
+		timer_free(LIST_FIRST(&ctx->timers));
+	while (!LIST_EMPTY(&ctx->watches))
+		watch_free(LIST_FIRST(&ctx->watches));
+	struct pending_store_call *c;
+	while ((c = LIST_FIRST(&ctx->calls))) {
+		LIST_REMOVE(c, link);
 		c->ctx = NULL;
 	}
 	if (core) {
@@ -230,7 +210,7 @@ static struct todod_timer *timer_new(struct todod_ctx *ctx, struct todod_timer *
 	t->slot = slot;
 	if (slot)
 		*slot = t;
-	LIST_PUSH(&ctx->timers, t);
+	LIST_INSERT_HEAD(&ctx->timers, t, link);
 	live_events++;
 	return t;
 }
@@ -283,7 +263,7 @@ static struct todod_watch *api_fd_watch(struct todod_ctx *ctx, int fd, int what,
 	w->ctx = ctx;
 	w->cb = cb;
 	w->arg = arg;
-	LIST_PUSH(&ctx->watches, w);
+	LIST_INSERT_HEAD(&ctx->watches, w, link);
 	live_events++;
 	return w;
 }
@@ -426,7 +406,7 @@ static void store_call_done(json_object *res, const struct todod_store_error *er
 	struct pending_store_call *c = arg;
 	struct todod_ctx *ctx = c->ctx;
 	if (ctx) {
-		LIST_UNLINK(&ctx->calls, c);
+		LIST_REMOVE(c, link);
 		/* A change may have written events: let the relay look now. */
 		if (!err && ctx->core->relay)
 			outbox_relay_kick(ctx->core->relay);
@@ -452,7 +432,7 @@ static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id
 		free(c);
 		return -1;
 	}
-	LIST_PUSH(&ctx->calls, c);
+	LIST_INSERT_HEAD(&ctx->calls, c, link);
 	return 0;
 }
 

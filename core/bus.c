@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -22,7 +23,7 @@
 #define RETRY_BACKOFF_CAP_MS 30000
 
 struct subscriber {
-	struct subscriber *next;
+	LIST_ENTRY(subscriber) link;
 	void *owner;
 	char *topic;
 	char *consumer;
@@ -48,7 +49,7 @@ struct dispatch {
 };
 
 struct todod_delivery {
-	struct todod_delivery *next, *prev;
+	LIST_ENTRY(todod_delivery) link;
 	struct dispatch *dsp;
 	struct subscriber *sub;   /* NULL once its owner unsubscribed */
 	char *consumer;
@@ -68,8 +69,8 @@ struct bus {
 	struct event_base *base;
 	struct store *store;
 	struct bus_conf conf;
-	struct subscriber *subs;
-	struct todod_delivery *deliveries;
+	LIST_HEAD(, subscriber) subs;
+	LIST_HEAD(, todod_delivery) deliveries;
 	const char **topics;
 	size_t n_topics;
 	/* Inbox checks and records wait for the end of the loop turn, so what
@@ -81,12 +82,12 @@ struct bus {
 	const struct todod_inbox_driver *inbox;
 	const void *inbox_owner;
 	struct todod_inbox_driver db_inbox;
-	struct inbox_call *calls;
+	LIST_HEAD(, inbox_call) calls;
 };
 
 /* One inbox driver call in flight and the deliveries it answers. */
 struct inbox_call {
-	struct inbox_call *next, *prev;
+	LIST_ENTRY(inbox_call) link;
 	struct bus *bus;
 	bool record;
 	struct batch b;
@@ -137,13 +138,14 @@ static void count(const char *consumer, const char *result)
 static int rebuild_topics(struct bus *bus)
 {
 	size_t n = 0;
-	for (struct subscriber *s = bus->subs; s; s = s->next)
+	struct subscriber *s;
+	LIST_FOREACH(s, &bus->subs, link)
 		n++;
 	const char **topics = calloc(n + 1, sizeof *topics);
 	if (!topics)
 		return -1;
 	size_t k = 0;
-	for (struct subscriber *s = bus->subs; s; s = s->next) {
+	LIST_FOREACH(s, &bus->subs, link) {
 		bool seen = false;
 		for (size_t i = 0; i < k && !seen; i++)
 			seen = strcmp(topics[i], s->topic) == 0;
@@ -156,16 +158,25 @@ static int rebuild_topics(struct bus *bus)
 	return 0;
 }
 
+static void subscriber_free(struct subscriber *s)
+{
+	LIST_REMOVE(s, link);
+	free(s->topic);
+	free(s->consumer);
+	free(s);
+}
+
 int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *consumer,
 		  todod_event_handler handler, void *arg, struct todod_err *err)
 {
 	if (!topic || !*topic || !consumer || !*consumer || !handler)
 		return todod_err_set(err, "bus_subscribe: topic, consumer and handler are required");
-	for (struct subscriber *s = bus->subs; s; s = s->next)
+	struct subscriber *s;
+	LIST_FOREACH(s, &bus->subs, link)
 		if (strcmp(s->topic, topic) == 0 && strcmp(s->consumer, consumer) == 0)
 			return todod_err_set(err, "consumer '%s' is already subscribed to '%s'",
 					     consumer, topic);
-	struct subscriber *s = calloc(1, sizeof *s);
+	s = calloc(1, sizeof *s);
 	if (!s || !(s->topic = strdup(topic)) || !(s->consumer = strdup(consumer))) {
 		if (s)
 			free(s->topic);
@@ -175,8 +186,7 @@ int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *c
 	s->owner = owner;
 	s->handler = handler;
 	s->arg = arg;
-	s->next = bus->subs;
-	bus->subs = s;
+	LIST_INSERT_HEAD(&bus->subs, s, link);
 	if (rebuild_topics(bus) != 0)
 		return todod_err_set(err, "out of memory");
 	return 0;
@@ -221,14 +231,8 @@ static void dispatch_settle(struct dispatch *dsp)
 
 static void delivery_finish(struct todod_delivery *d)
 {
-	struct bus *bus = d->dsp->bus;
 	struct dispatch *dsp = d->dsp;
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		bus->deliveries = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
+	LIST_REMOVE(d, link);
 	if (d->retry_timer)
 		event_free(d->retry_timer);
 	free(d->consumer);
@@ -372,23 +376,14 @@ static struct inbox_call *call_new(struct bus *bus, struct batch *todo, bool rec
 		call->record = record;
 		memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
 		call->b.n = call->b.cap = todo->n;
-		call->next = bus->calls;
-		if (bus->calls)
-			bus->calls->prev = call;
-		bus->calls = call;
+		LIST_INSERT_HEAD(&bus->calls, call, link);
 	}
 	return call;
 }
 
 static void call_free(struct inbox_call *call)
 {
-	struct bus *bus = call->bus;
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		bus->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
+	LIST_REMOVE(call, link);
 	free(call->b.v);
 	free(call);
 }
@@ -490,7 +485,8 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transp
 	/* Count first, start after: a delivery that finishes at once must not
 	 * see the count reach zero while others are still to be created. */
 	dsp->pending = 1;
-	for (struct subscriber *s = bus->subs; s; s = s->next) {
+	struct subscriber *s;
+	LIST_FOREACH(s, &bus->subs, link) {
 		if (strcmp(s->topic, topic) != 0)
 			continue;
 		struct todod_delivery *d = calloc(1, sizeof *d);
@@ -501,10 +497,7 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transp
 		}
 		d->dsp = dsp;
 		d->sub = s;
-		d->next = bus->deliveries;
-		if (bus->deliveries)
-			bus->deliveries->prev = d;
-		bus->deliveries = d;
+		LIST_INSERT_HEAD(&bus->deliveries, d, link);
 		dsp->pending++;
 		if (batch_add(bus, &bus->to_check, d) != 0) {
 			dsp->unrecorded = true;
@@ -523,11 +516,12 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 		 * what it still had, and keep the rest unacknowledged. */
 		bus->inbox = NULL;
 		bus->inbox_owner = NULL;
-		while (bus->calls)
-			inbox_answered(NULL, 0, "the inbox driver's plugin is gone", bus->calls);
+		while (!LIST_EMPTY(&bus->calls))
+			inbox_answered(NULL, 0, "the inbox driver's plugin is gone",
+				       LIST_FIRST(&bus->calls));
 	}
-	for (struct todod_delivery *d = bus->deliveries, *next; d; d = next) {
-		next = d->next;
+	for (struct todod_delivery *d = LIST_FIRST(&bus->deliveries), *next; d; d = next) {
+		next = LIST_NEXT(d, link);
 		if (d->dsp->transport == owner)
 			d->dsp->done = NULL;
 		if (!d->sub || d->sub->owner != owner)
@@ -540,17 +534,10 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 			delivery_finish(d);
 		}
 	}
-	struct subscriber **pp = &bus->subs;
-	while (*pp) {
-		struct subscriber *s = *pp;
-		if (s->owner == owner) {
-			*pp = s->next;
-			free(s->topic);
-			free(s->consumer);
-			free(s);
-		} else {
-			pp = &s->next;
-		}
+	for (struct subscriber *s = LIST_FIRST(&bus->subs), *next; s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->owner == owner)
+			subscriber_free(s);
 	}
 	rebuild_topics(bus);
 }
@@ -562,7 +549,8 @@ int bus_delivery_attempt(struct todod_delivery *d) { return d->attempt; }
 int bus_in_flight(const struct bus *bus)
 {
 	int n = 0;
-	for (const struct todod_delivery *d = bus->deliveries; d; d = d->next)
+	const struct todod_delivery *d;
+	LIST_FOREACH(d, &bus->deliveries, link)
 		n++;
 	return n;
 }
@@ -571,27 +559,22 @@ void bus_free(struct bus *bus)
 {
 	if (!bus)
 		return;
-	while (bus->subs) {
-		struct subscriber *s = bus->subs;
-		bus->subs = s->next;
-		free(s->topic);
-		free(s->consumer);
-		free(s);
-	}
+	while (!LIST_EMPTY(&bus->subs))
+		subscriber_free(LIST_FIRST(&bus->subs));
 	/* Deliveries left at exit were never acknowledged; the outbox or the
 	 * broker still has them.  (The database is closed by now, so none is
 	 * waiting on an inbox statement, and a plugin's driver was settled when
 	 * its plugin was unloaded.) */
 	bus->to_check.n = bus->to_record.n = 0;
-	while (bus->deliveries) {
-		struct todod_delivery *d = bus->deliveries;
+	struct todod_delivery *d;
+	while ((d = LIST_FIRST(&bus->deliveries))) {
 		d->sub = NULL;
 		d->dsp->unrecorded = true;
 		delivery_finish(d);
 	}
 	/* Their deliveries were just settled above. */
-	while (bus->calls)
-		call_free(bus->calls);
+	while (!LIST_EMPTY(&bus->calls))
+		call_free(LIST_FIRST(&bus->calls));
 	free(bus->to_check.v);
 	free(bus->to_record.v);
 	event_free(bus->flush);

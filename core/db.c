@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "log.h"
@@ -25,7 +26,7 @@ enum {
 #define UNAVAILABLE "database unavailable: "
 
 struct db_job {
-	struct db_job *next;
+	STAILQ_ENTRY(db_job) link;
 	char *sql;
 	int nparams;
 	char **params;
@@ -38,8 +39,7 @@ struct db_job {
 };
 
 struct job_list {
-	struct db_job *head;
-	struct db_job **tail;
+	STAILQ_HEAD(, db_job) jobs; /* oldest first */
 	int n;
 };
 
@@ -116,19 +116,15 @@ static void first_line(const char *msg, char *buf, size_t size)
 
 static void list_push(struct job_list *l, struct db_job *job)
 {
-	job->next = NULL;
-	*l->tail = job;
-	l->tail = &job->next;
+	STAILQ_INSERT_TAIL(&l->jobs, job, link);
 	l->n++;
 }
 
 static struct db_job *list_pop(struct job_list *l)
 {
-	struct db_job *job = l->head;
+	struct db_job *job = STAILQ_FIRST(&l->jobs);
 	if (job) {
-		l->head = job->next;
-		if (!l->head)
-			l->tail = &l->head;
+		STAILQ_REMOVE_HEAD(&l->jobs, link);
 		l->n--;
 	}
 	return job;
@@ -136,8 +132,7 @@ static struct db_job *list_pop(struct job_list *l)
 
 static void list_init(struct job_list *l)
 {
-	l->head = NULL;
-	l->tail = &l->head;
+	STAILQ_INIT(&l->jobs);
 	l->n = 0;
 }
 
@@ -174,10 +169,13 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg)
 	struct db_pool *pool = arg;
 	/* Only the jobs finished so far: a callback that keeps re-queueing
 	 * against a down pool must not spin this loop forever. */
-	struct job_list batch = pool->finished;
-	if (!batch.head)
+	if (STAILQ_EMPTY(&pool->finished.jobs))
 		return;
-	list_init(&pool->finished);
+	struct job_list batch;
+	list_init(&batch);
+	STAILQ_CONCAT(&batch.jobs, &pool->finished.jobs);
+	batch.n = pool->finished.n;
+	pool->finished.n = 0;
 	pool->dispatching = true;
 	struct db_job *job;
 	while ((job = list_pop(&batch))) {
@@ -521,7 +519,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	char error[160];
 	snprintf(error, sizeof error, UNAVAILABLE "no connection free within %lld ms",
 		 (long long)pool->timeout_ms);
-	while (pool->waiting.head && now - pool->waiting.head->queued_ms > pool->timeout_ms)
+	struct db_job *oldest;
+	while ((oldest = STAILQ_FIRST(&pool->waiting.jobs)) &&
+	       now - oldest->queued_ms > pool->timeout_ms)
 		job_finish(pool, list_pop(&pool->waiting), NULL, error);
 }
 

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +47,7 @@ struct email_conf {
 struct send {
 	struct email *em;
 	struct todod_delivery *d;
-	struct send *prev, *next;
+	LIST_ENTRY(send) link;
 	char *event_id;
 	int64_t user_id;
 	json_object *task;
@@ -58,7 +59,7 @@ struct email {
 	const struct todod_api *api;
 	struct todod_ctx *ctx;
 	const struct email_conf *conf;
-	struct send *in_flight;
+	LIST_HEAD(, send) in_flight;
 	bool draining;            /* no new sends: the bus still redelivers */
 	todod_drained_cb drained; /* called once the last send finished */
 };
@@ -118,18 +119,13 @@ static int email_validate(const void *conf, struct todod_err *err)
 static void send_free(struct send *s)
 {
 	struct email *em = s->em;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		em->in_flight = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	LIST_REMOVE(s, link);
 	json_object_put(s->task);
 	free(s->event_id);
 	free(s->remind_at);
 	free(s->to);
 	free(s);
-	if (!em->in_flight && em->drained) {
+	if (LIST_EMPTY(&em->in_flight) && em->drained) {
 		todod_drained_cb done = em->drained;
 		em->drained = NULL;
 		done(em->ctx);
@@ -328,10 +324,7 @@ static struct send *send_new(struct email *em, const struct todod_event *ev,
 	s->task = json_object_get(task);
 	s->event_id = strdup(ev->id);
 	s->remind_at = strdup(json_object_get_string(remind_at));
-	s->next = em->in_flight;
-	if (s->next)
-		s->next->prev = s;
-	em->in_flight = s;
+	LIST_INSERT_HEAD(&em->in_flight, s, link);
 	if (!s->event_id || !s->remind_at) {
 		send_free(s);
 		return NULL;
@@ -401,7 +394,7 @@ static void email_drain(void *state, struct todod_ctx *ctx, todod_drained_cb don
 {
 	struct email *em = state;
 	em->draining = true;
-	if (!em->in_flight) {
+	if (LIST_EMPTY(&em->in_flight)) {
 		done(ctx);
 		return;
 	}
@@ -415,8 +408,8 @@ static void email_destroy(void *state)
 {
 	struct email *em = state;
 	em->drained = NULL;
-	while (em->in_flight)
-		send_free(em->in_flight);
+	while (!LIST_EMPTY(&em->in_flight))
+		send_free(LIST_FIRST(&em->in_flight));
 	free(em);
 }
 

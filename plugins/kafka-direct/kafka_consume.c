@@ -224,6 +224,7 @@ int kafka_consumer_start(struct kafka *k, struct todod_err *err)
 	if (!kc)
 		return todod_err_set(err, "out of memory");
 	kc->k = k;
+	TAILQ_INIT(&kc->orphans);
 	rd_kafka_conf_t *conf = kafka_conf_build(k->conf, KAFKA_CONSUMER, k->client_id, err);
 	if (!conf) {
 		free(kc);

@@ -10,15 +10,18 @@
 #include "kafka_consumer.h"
 #include "kafka_produce.h"
 
+#include <sys/queue.h>
+
 struct partition;
 struct message;
+TAILQ_HEAD(message_list, message);
 
 struct kafka_consumer {
 	struct kafka *k;
 	rd_kafka_t *rk;
 	struct kafka_queue *kq;
-	struct partition *parts;
-	struct message *orphans;
+	LIST_HEAD(, partition) parts;
+	struct message_list orphans; /* messages of forgotten partitions */
 	int outstanding;          /* messages whose done callback is pending */
 	bool subscribed;          /* leaving the group needs a close */
 	bool draining, closing, closed;

@@ -38,7 +38,7 @@ enum msg_state {
 };
 
 struct message {
-	struct message *next;
+	TAILQ_ENTRY(message) link; /* in its partition's window, or an orphan */
 	struct kafka_consumer *kc;
 	struct partition *part;   /* NULL once its partition was revoked */
 	enum msg_state state;
@@ -61,11 +61,11 @@ struct key_slot {
 };
 
 struct partition {
-	struct partition *next;
+	LIST_ENTRY(partition) link;
 	struct kafka_consumer *kc;
 	char *topic;              /* physical */
 	int32_t id;
-	struct message *head, *tail;
+	struct message_list window; /* in offset order */
 	size_t n;                 /* messages in the window, settled or not */
 	int64_t next_offset;      /* below it: in the window already, or settled */
 	int64_t stored;           /* last offset given to rd_kafka_offsets_store */
@@ -121,10 +121,7 @@ static void message_free(struct message *m)
 /* An orphan's callback came: nothing is left to do with it. */
 static void orphan_release(struct message *m)
 {
-	struct message **pp = &m->kc->orphans;
-	while (*pp != m)
-		pp = &(*pp)->next;
-	*pp = m->next;
+	TAILQ_REMOVE(&m->kc->orphans, m, link);
 	message_free(m);
 }
 
@@ -159,7 +156,8 @@ static void set_paused(struct partition *p, bool paused)
 
 static struct partition *part_find(struct kafka_consumer *kc, const char *topic, int32_t id)
 {
-	for (struct partition *p = kc->parts; p; p = p->next)
+	struct partition *p;
+	LIST_FOREACH(p, &kc->parts, link)
 		if (p->id == id && strcmp(p->topic, topic) == 0)
 			return p;
 	return NULL;
@@ -176,14 +174,14 @@ int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
 	}
 	p->kc = kc;
 	p->id = id;
+	TAILQ_INIT(&p->window);
 	p->stored = RD_KAFKA_OFFSET_INVALID;
 	char labels[300];
 	snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
 	p->consumed = kc->k->api->metric(kc->k->ctx, TODOD_METRIC_COUNTER,
 					 "todod_kafka_consumed_total",
 					 "Messages fetched from Kafka, by topic", labels);
-	p->next = kc->parts;
-	kc->parts = p;
+	LIST_INSERT_HEAD(&kc->parts, p, link);
 	/* Whatever state an earlier assignment left it in, the partition
 	 * flows, unless we are on our way out. */
 	set_paused(p, kc->draining);
@@ -195,16 +193,13 @@ int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
 static void part_forget(struct partition *p)
 {
 	struct kafka_consumer *kc = p->kc;
-	struct partition **pp = &kc->parts;
-	while (*pp != p)
-		pp = &(*pp)->next;
-	*pp = p->next;
-	for (struct message *m = p->head, *next; m; m = next) {
-		next = m->next;
+	LIST_REMOVE(p, link);
+	struct message *m;
+	while ((m = TAILQ_FIRST(&p->window))) {
+		TAILQ_REMOVE(&p->window, m, link);
 		if (m->state == MSG_IN_BUS || m->state == MSG_DEAD_LETTERING) {
 			m->part = NULL;
-			m->next = kc->orphans;
-			kc->orphans = m;
+			TAILQ_INSERT_HEAD(&kc->orphans, m, link);
 		} else {
 			message_free(m);
 		}
@@ -216,8 +211,8 @@ static void part_forget(struct partition *p)
 
 void partitions_forget(struct kafka_consumer *kc, const rd_kafka_topic_partition_list_t *list)
 {
-	for (struct partition *p = kc->parts, *next; p; p = next) {
-		next = p->next;
+	for (struct partition *p = LIST_FIRST(&kc->parts), *next; p; p = next) {
+		next = LIST_NEXT(p, link);
 		if (!list || rd_kafka_topic_partition_list_find(list, p->topic, p->id))
 			part_forget(p);
 	}
@@ -225,7 +220,8 @@ void partitions_forget(struct kafka_consumer *kc, const rd_kafka_topic_partition
 
 void partitions_pause(struct kafka_consumer *kc)
 {
-	for (struct partition *p = kc->parts; p; p = p->next)
+	struct partition *p;
+	LIST_FOREACH(p, &kc->parts, link)
 		if (!p->paused)
 			set_paused(p, true);
 }
@@ -235,9 +231,9 @@ void partitions_free(struct kafka_consumer *kc)
 	partitions_forget(kc, NULL);
 	/* The core and the producer are gone or told to stay silent: no
 	 * callback can come for these any more. */
-	while (kc->orphans) {
-		struct message *m = kc->orphans;
-		kc->orphans = m->next;
+	struct message *m;
+	while ((m = TAILQ_FIRST(&kc->orphans))) {
+		TAILQ_REMOVE(&kc->orphans, m, link);
 		message_free(m);
 	}
 }
@@ -315,7 +311,8 @@ static void dispatch_ready(struct partition *p)
 		return;
 	}
 	bool earlier_unsettled = false;
-	for (struct message *m = p->head; m; m = m->next) {
+	struct message *m;
+	TAILQ_FOREACH(m, &p->window, link) {
 		if (m->state == MSG_SETTLED)
 			continue;
 		bool turn = m->has_key ? key_take(p, m) : !earlier_unsettled;
@@ -346,11 +343,9 @@ static void store_offset(struct partition *p, int64_t next)
 static void advance(struct partition *p)
 {
 	int64_t next = RD_KAFKA_OFFSET_INVALID;
-	while (p->head && p->head->state == MSG_SETTLED) {
-		struct message *m = p->head;
-		p->head = m->next;
-		if (!p->head)
-			p->tail = NULL;
+	struct message *m;
+	while ((m = TAILQ_FIRST(&p->window)) && m->state == MSG_SETTLED) {
+		TAILQ_REMOVE(&p->window, m, link);
 		p->n--;
 		next = m->offset + 1;
 		message_free(m);
@@ -510,11 +505,7 @@ void partitions_fetched(struct kafka_consumer *kc, const rd_kafka_message_t *rm)
 		p->gap = true;
 		return;
 	}
-	if (p->tail)
-		p->tail->next = m;
-	else
-		p->head = m;
-	p->tail = m;
+	TAILQ_INSERT_TAIL(&p->window, m, link);
 	p->n++;
 	pump(p);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "kafka_produce.h"
 
@@ -27,7 +28,7 @@
 
 /* One request awaiting its answer. */
 struct pending {
-	struct pending *prev, *next;
+	TAILQ_ENTRY(pending) link;
 	todod_publish_cb done;
 	void *arg;
 	int64_t started_us;
@@ -36,9 +37,7 @@ struct pending {
 	char *refusal;                    /* refused on the spot: the reason */
 };
 
-struct pending_list {
-	struct pending *head, *tail;
-};
+TAILQ_HEAD(pending_list, pending);
 
 struct kafka_producer {
 	rd_kafka_t *rk;
@@ -51,30 +50,6 @@ struct kafka_producer {
 	struct todod_timer *drain_poll;
 	bool purged;                   /* drain gave up on an absent broker */
 };
-
-static void list_append(struct pending_list *l, struct pending *p)
-{
-	p->next = NULL;
-	p->prev = l->tail;
-	if (l->tail)
-		l->tail->next = p;
-	else
-		l->head = p;
-	l->tail = p;
-}
-
-static void list_unlink(struct pending_list *l, struct pending *p)
-{
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		l->head = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		l->tail = p->prev;
-	p->prev = p->next = NULL;
-}
 
 static void pending_free(struct pending *p)
 {
@@ -103,11 +78,11 @@ static void on_answer_refused(void *arg)
 	struct kafka *k = arg;
 	struct kafka_producer *pr = k->producer;
 	/* Answers may refuse new requests; those wait for the next turn. */
-	struct pending_list now = pr->refused;
-	pr->refused = (struct pending_list){ NULL, NULL };
-	while (now.head) {
-		struct pending *p = now.head;
-		list_unlink(&now, p);
+	struct pending_list now = TAILQ_HEAD_INITIALIZER(now);
+	TAILQ_CONCAT(&now, &pr->refused, link);
+	struct pending *p;
+	while ((p = TAILQ_FIRST(&now))) {
+		TAILQ_REMOVE(&now, p, link);
 		answer(p, TODOD_RETRY, NULL);
 	}
 }
@@ -122,7 +97,7 @@ static void refuse(struct kafka *k, struct pending *p, const char *fmt, ...)
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
 	p->refusal = strdup(reason);
-	list_append(&pr->refused, p);
+	TAILQ_INSERT_TAIL(&pr->refused, p, link);
 	if (!pr->answer_refused)
 		k->api->timer_add(k->ctx, &pr->answer_refused, 0, 0, on_answer_refused, k);
 }
@@ -170,7 +145,7 @@ static int produce(struct kafka *k, const char *topic, const void *key, size_t k
 		refuse(k, p, "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
 		return 0;
 	}
-	list_append(&pr->in_flight, p);
+	TAILQ_INSERT_TAIL(&pr->in_flight, p, link);
 	pr->n_messages++;
 	return 0;
 }
@@ -224,7 +199,7 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 	const rd_kafka_message_t *m;
 	while ((m = rd_kafka_event_message_next(ev))) {
 		struct pending *p = m->_private;
-		list_unlink(&pr->in_flight, p);
+		TAILQ_REMOVE(&pr->in_flight, p, link);
 		pr->n_messages--;
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			k->api->metric_observe(k->produce_latency,
@@ -246,7 +221,7 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 static void on_topics_created(struct kafka *k, rd_kafka_event_t *ev)
 {
 	struct pending *p = rd_kafka_event_opaque(ev);
-	list_unlink(&k->producer->in_flight, p);
+	TAILQ_REMOVE(&k->producer->in_flight, p, link);
 	char reason[512] = "";
 	int failed = 0;
 	if (rd_kafka_event_error(ev)) {
@@ -360,7 +335,7 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 	rd_kafka_queue_destroy(q);
 	rd_kafka_AdminOptions_destroy(options);
 	destroy_new_topics(topics, count);
-	list_append(&pr->in_flight, p);
+	TAILQ_INSERT_TAIL(&pr->in_flight, p, link);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -382,6 +357,8 @@ int kafka_producer_start(struct kafka *k, struct todod_err *err)
 		return todod_err_set(err, "out of memory");
 	}
 	pr->rk = rk;
+	TAILQ_INIT(&pr->in_flight);
+	TAILQ_INIT(&pr->refused);
 	rd_kafka_set_log_queue(rk, NULL);
 	k->producer = pr;
 	pr->kq = kafka_queue_watch(k->api, k->ctx, rd_kafka_queue_get_main(rk), on_event, k, err);
@@ -401,8 +378,9 @@ static bool producer_idle(const struct kafka *k)
 {
 	const struct kafka_producer *pr = k->producer;
 	if (pr->purged)
-		return pr->n_messages == 0 && !pr->refused.head;
-	return !pr->in_flight.head && !pr->refused.head && rd_kafka_outq_len(pr->rk) == 0;
+		return pr->n_messages == 0 && TAILQ_EMPTY(&pr->refused);
+	return TAILQ_EMPTY(&pr->in_flight) && TAILQ_EMPTY(&pr->refused) &&
+	       rd_kafka_outq_len(pr->rk) == 0;
 }
 
 static void on_drain_poll(void *arg)
@@ -445,9 +423,9 @@ void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k))
 
 static void free_list(struct pending_list *l)
 {
-	while (l->head) {
-		struct pending *p = l->head;
-		list_unlink(l, p);
+	struct pending *p;
+	while ((p = TAILQ_FIRST(l))) {
+		TAILQ_REMOVE(l, p, link);
 		pending_free(p);
 	}
 }

@@ -21,7 +21,7 @@
 struct session_owner {
 	int64_t user_id;
 	size_t count;
-	struct mcp_session *oldest, *newest;
+	TAILQ_HEAD(, mcp_session) sessions; /* by user_recency */
 	struct session_owner *chain;
 };
 
@@ -31,7 +31,7 @@ struct mcp_sessions {
 	struct mcp_session **buckets;
 	size_t n_buckets; /* a power of two */
 	size_t count;
-	struct mcp_session *oldest, *newest;
+	TAILQ_HEAD(, mcp_session) sessions; /* by recency */
 	struct session_owner *owners[OWNER_BUCKETS];
 	size_t per_user_cap;
 	int64_t timeout_ms;
@@ -82,30 +82,6 @@ static void grow(struct mcp_sessions *set)
 	set->n_buckets = n;
 }
 
-static void recency_unlink(struct mcp_sessions *set, struct mcp_session *s)
-{
-	if (s->older)
-		s->older->newer = s->newer;
-	else
-		set->oldest = s->newer;
-	if (s->newer)
-		s->newer->older = s->older;
-	else
-		set->newest = s->older;
-	s->older = s->newer = NULL;
-}
-
-static void recency_append(struct mcp_sessions *set, struct mcp_session *s)
-{
-	s->older = set->newest;
-	s->newer = NULL;
-	if (set->newest)
-		set->newest->newer = s;
-	else
-		set->oldest = s;
-	set->newest = s;
-}
-
 static struct session_owner **owner_bucket(struct mcp_sessions *set, int64_t user_id)
 {
 	return &set->owners[(uint64_t)user_id % OWNER_BUCKETS];
@@ -122,36 +98,10 @@ static struct session_owner *owner_of(struct mcp_sessions *set, int64_t user_id)
 	if (!o)
 		return NULL;
 	o->user_id = user_id;
+	TAILQ_INIT(&o->sessions);
 	o->chain = *b;
 	*b = o;
 	return o;
-}
-
-/* Takes `s` out of its user's recency list; the count is the caller's. */
-static void owner_list_remove(struct mcp_session *s)
-{
-	struct session_owner *o = s->owner;
-	if (s->user_older)
-		s->user_older->user_newer = s->user_newer;
-	else
-		o->oldest = s->user_newer;
-	if (s->user_newer)
-		s->user_newer->user_older = s->user_older;
-	else
-		o->newest = s->user_older;
-	s->user_older = s->user_newer = NULL;
-}
-
-static void owner_list_append(struct session_owner *o, struct mcp_session *s)
-{
-	s->owner = o;
-	s->user_older = o->newest;
-	s->user_newer = NULL;
-	if (o->newest)
-		o->newest->user_newer = s;
-	else
-		o->oldest = s;
-	o->newest = s;
 }
 
 /* A user without sessions is not remembered. */
@@ -172,10 +122,10 @@ static void owner_forget_if_empty(struct mcp_sessions *set, struct session_owner
 static void mark_used(struct mcp_sessions *set, struct mcp_session *s, int64_t now)
 {
 	s->last_used_ms = now;
-	recency_unlink(set, s);
-	recency_append(set, s);
-	owner_list_remove(s);
-	owner_list_append(s->owner, s);
+	TAILQ_REMOVE(&set->sessions, s, recency);
+	TAILQ_INSERT_TAIL(&set->sessions, s, recency);
+	TAILQ_REMOVE(&s->owner->sessions, s, user_recency);
+	TAILQ_INSERT_TAIL(&s->owner->sessions, s, user_recency);
 }
 
 /* Ends a session but keeps its user's entry, even when it is now empty. */
@@ -187,8 +137,8 @@ static void session_discard(struct mcp_sessions *set, struct mcp_session *s)
 			break;
 		}
 	}
-	recency_unlink(set, s);
-	owner_list_remove(s);
+	TAILQ_REMOVE(&set->sessions, s, recency);
+	TAILQ_REMOVE(&s->owner->sessions, s, user_recency);
 	s->owner->count--;
 	set->count--;
 	explicit_bzero(s->token, s->token_len);
@@ -214,8 +164,9 @@ static void sweep(void *arg)
 {
 	struct mcp_sessions *set = arg;
 	int64_t now = set->api->mono_us() / 1000;
-	while (set->oldest && expired(set, set->oldest, now))
-		mcp_session_end(set, set->oldest);
+	struct mcp_session *oldest;
+	while ((oldest = TAILQ_FIRST(&set->sessions)) && expired(set, oldest, now))
+		mcp_session_end(set, oldest);
 }
 
 static int random_bytes(struct mcp_sessions *set, unsigned char *out, size_t n,
@@ -270,10 +221,11 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	 * only the table-wide cap, far beyond any one user's, can touch
 	 * another user's session. */
 	while (owner->count >= set->per_user_cap)
-		session_discard(set, owner->oldest);
+		session_discard(set, TAILQ_FIRST(&owner->sessions));
 	if (set->count >= MAX_SESSIONS) {
-		struct session_owner *victim = set->oldest->owner;
-		session_discard(set, set->oldest);
+		struct mcp_session *oldest = TAILQ_FIRST(&set->sessions);
+		struct session_owner *victim = oldest->owner;
+		session_discard(set, oldest);
 		if (victim != owner)
 			owner_forget_if_empty(set, victim);
 	}
@@ -282,8 +234,9 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	struct mcp_session **b = bucket_of(set, s->id);
 	s->chain = *b;
 	*b = s;
-	recency_append(set, s);
-	owner_list_append(owner, s);
+	TAILQ_INSERT_TAIL(&set->sessions, s, recency);
+	s->owner = owner;
+	TAILQ_INSERT_TAIL(&owner->sessions, s, user_recency);
 	owner->count++;
 	set->count++;
 	return s;
@@ -315,8 +268,8 @@ void mcp_sessions_set_user_cap(struct mcp_sessions *set, size_t per_user_cap)
 
 void mcp_sessions_end_all(struct mcp_sessions *set)
 {
-	while (set->oldest)
-		mcp_session_end(set, set->oldest);
+	while (!TAILQ_EMPTY(&set->sessions))
+		mcp_session_end(set, TAILQ_FIRST(&set->sessions));
 }
 
 size_t mcp_sessions_count(const struct mcp_sessions *set)
@@ -356,6 +309,7 @@ struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_
 		return NULL;
 	}
 	set->api = api;
+	TAILQ_INIT(&set->sessions);
 	set->ctx = ctx;
 	set->n_buckets = MIN_BUCKETS;
 	mcp_sessions_set_user_cap(set, per_user_cap);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "mcp_server.h"
@@ -37,7 +38,7 @@ struct stdio_conn {
 	bool paused; /* input unwatched until the output drains */
 	void (*closed)(void *arg);
 	void *closed_arg;
-	struct stdio_conn *next;
+	SLIST_ENTRY(stdio_conn) link;
 };
 
 struct mcp_stdio {
@@ -45,7 +46,7 @@ struct mcp_stdio {
 	struct todod_ctx *ctx;
 	struct mcp_server *srv;
 	struct todod_stdio_service service;
-	struct stdio_conn *conns;
+	SLIST_HEAD(, stdio_conn) conns;
 };
 
 static int buf_reserve(struct byte_buf *b, size_t more)
@@ -263,8 +264,7 @@ static int stdio_attach(void *self, int in_fd, int out_fd, int64_t user_id,
 		todod_err_set(err, "stdio: cannot watch fd %d (a pipe or socket is needed)", in_fd);
 		goto fail;
 	}
-	c->next = st->conns;
-	st->conns = c;
+	SLIST_INSERT_HEAD(&st->conns, c, link);
 	return 0;
 fail:
 	if (c->in_flags >= 0)
@@ -297,7 +297,8 @@ struct mcp_stdio *mcp_stdio_new(const struct todod_api *api, struct todod_ctx *c
 
 bool mcp_stdio_busy(const struct mcp_stdio *st)
 {
-	for (const struct stdio_conn *c = st->conns; c; c = c->next)
+	const struct stdio_conn *c;
+	SLIST_FOREACH(c, &st->conns, link)
 		if (!c->broken && c->out_done < c->out.len)
 			return true;
 	return false;
@@ -308,9 +309,9 @@ void mcp_stdio_free(struct mcp_stdio *st)
 {
 	if (!st)
 		return;
-	while (st->conns) {
-		struct stdio_conn *c = st->conns;
-		st->conns = c->next;
+	struct stdio_conn *c;
+	while ((c = SLIST_FIRST(&st->conns))) {
+		SLIST_REMOVE_HEAD(&st->conns, link);
 		fcntl(c->in_fd, F_SETFL, c->in_flags);
 		fcntl(c->out_fd, F_SETFL, c->out_flags);
 		free(c->in.data);
