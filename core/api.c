@@ -65,15 +65,9 @@ static int live_events;
 
 struct todod_ctx *ctx_new(struct core *core, const char *name)
 {
-	struct todod_ctx *ctx = calloc(1, sizeof *ctx);
-	if (!ctx)
-		return NULL;
+	struct todod_ctx *ctx = todod_xcalloc(1, sizeof *ctx);
 	ctx->core = core;
-	ctx->name = strdup(name);
-	if (!ctx->name) {
-		free(ctx);
-		return NULL;
-	}
+	ctx->name = todod_xstrdup(name);
 	return ctx;
 }
 
@@ -195,9 +189,7 @@ static void api_timer_del(struct todod_timer **t)
 static struct todod_timer *timer_new(struct todod_ctx *ctx, struct todod_timer **slot,
 				     bool repeat, todod_timer_cb cb, void *arg)
 {
-	struct todod_timer *t = calloc(1, sizeof *t);
-	if (!t)
-		return NULL;
+	struct todod_timer *t = todod_xcalloc(1, sizeof *t);
 	t->ev = event_new(ctx->core->base, -1, repeat ? EV_PERSIST : 0, timer_fired, t);
 	if (!t->ev) {
 		free(t);
@@ -248,9 +240,7 @@ static void watch_fired(evutil_socket_t fd, short what, void *arg)
 static struct todod_watch *api_fd_watch(struct todod_ctx *ctx, int fd, int what,
 					todod_fd_cb cb, void *arg)
 {
-	struct todod_watch *w = calloc(1, sizeof *w);
-	if (!w)
-		return NULL;
+	struct todod_watch *w = todod_xcalloc(1, sizeof *w);
 	short events = EV_PERSIST | (what & TODOD_FD_READ ? EV_READ : 0) |
 		       (what & TODOD_FD_WRITE ? EV_WRITE : 0);
 	w->ev = event_new(ctx->core->base, fd, events, watch_fired, w);
@@ -353,9 +343,7 @@ static int api_bus_publish(struct todod_ctx *ctx, const char *topic, const char 
 		return todod_err_set(err, "bus_publish: topic, type and key are required");
 	if (!data || !json_object_is_type(data, json_type_object))
 		return todod_err_set(err, "bus_publish: data must be a JSON object");
-	struct publish_call *pc = malloc(sizeof *pc);
-	if (!pc)
-		return todod_err_set(err, "out of memory");
+	struct publish_call *pc = todod_xmalloc(sizeof *pc);
 	*pc = (struct publish_call){ ctx->core, done, arg };
 	store_outbox_append(ctx->core->store, topic, type, subject, key,
 			    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), published, pc);
@@ -421,9 +409,7 @@ static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id
 {
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store_call: give both once_consumer and once_event_id, or neither");
-	struct pending_store_call *c = calloc(1, sizeof *c);
-	if (!c)
-		return todod_err_set(err, "out of memory");
+	struct pending_store_call *c = todod_xcalloc(1, sizeof *c);
 	c->ctx = ctx;
 	c->cb = cb;
 	c->arg = arg;

@@ -94,21 +94,19 @@ struct inbox_call {
 };
 
 static void flush_inbox(evutil_socket_t fd, short what, void *arg);
-static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d);
+static void batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d);
 
 struct bus *bus_new(struct event_base *base, struct store *store, const struct bus_conf *conf)
 {
-	struct bus *bus = calloc(1, sizeof *bus);
-	if (!bus)
-		return NULL;
+	struct bus *bus = todod_xcalloc(1, sizeof *bus);
 	bus->base = base;
 	bus->store = store;
 	bus->conf = *conf;
 	bus->db_inbox = inbox_db_driver(store);
 	bus->inbox = &bus->db_inbox;
-	bus->topics = calloc(1, sizeof *bus->topics);
+	bus->topics = todod_xcalloc(1, sizeof *bus->topics);
 	bus->flush = event_new(base, -1, 0, flush_inbox, bus);
-	if (!bus->topics || !bus->flush) {
+	if (!bus->flush) {
 		free(bus->topics);
 		free(bus);
 		return NULL;
@@ -135,15 +133,13 @@ static void count(const char *consumer, const char *result)
 
 /* ---- subscriptions --------------------------------------------------------- */
 
-static int rebuild_topics(struct bus *bus)
+static void rebuild_topics(struct bus *bus)
 {
 	size_t n = 0;
 	struct subscriber *s;
 	LIST_FOREACH(s, &bus->subs, link)
 		n++;
-	const char **topics = calloc(n + 1, sizeof *topics);
-	if (!topics)
-		return -1;
+	const char **topics = todod_xcalloc(n + 1, sizeof *topics);
 	size_t k = 0;
 	LIST_FOREACH(s, &bus->subs, link) {
 		bool seen = false;
@@ -155,7 +151,6 @@ static int rebuild_topics(struct bus *bus)
 	free(bus->topics);
 	bus->topics = topics;
 	bus->n_topics = k;
-	return 0;
 }
 
 static void subscriber_free(struct subscriber *s)
@@ -176,19 +171,14 @@ int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *c
 		if (strcmp(s->topic, topic) == 0 && strcmp(s->consumer, consumer) == 0)
 			return todod_err_set(err, "consumer '%s' is already subscribed to '%s'",
 					     consumer, topic);
-	s = calloc(1, sizeof *s);
-	if (!s || !(s->topic = strdup(topic)) || !(s->consumer = strdup(consumer))) {
-		if (s)
-			free(s->topic);
-		free(s);
-		return todod_err_set(err, "out of memory");
-	}
+	s = todod_xcalloc(1, sizeof *s);
+	s->topic = todod_xstrdup(topic);
+	s->consumer = todod_xstrdup(consumer);
 	s->owner = owner;
 	s->handler = handler;
 	s->arg = arg;
 	LIST_INSERT_HEAD(&bus->subs, s, link);
-	if (rebuild_topics(bus) != 0)
-		return todod_err_set(err, "out of memory");
+	rebuild_topics(bus);
 	return 0;
 }
 
@@ -253,9 +243,8 @@ static void outcome_recorded(PGresult *res, const char *error, void *arg)
 	} else if (bus->inbox != &bus->db_inbox) {
 		/* The dead letter's row settled it in the database inbox; the
 		 * driver in use must learn it too, or a redelivery tries again. */
-		if (batch_add(bus, &bus->to_record, d) == 0)
-			return;
-		d->dsp->unrecorded = true;
+		batch_add(bus, &bus->to_record, d);
+		return;
 	}
 	delivery_finish(d);
 }
@@ -268,7 +257,7 @@ static void dead_letter(struct todod_delivery *d, const char *reason)
 	count(d->consumer, "dead_letter");
 	if (dsp->transport) {
 		if (!dsp->dead_reason)
-			dsp->dead_reason = strdup(reason);
+			dsp->dead_reason = todod_xstrdup(reason);
 		if (d->attempt > dsp->dead_attempts)
 			dsp->dead_attempts = d->attempt;
 		delivery_finish(d);
@@ -317,15 +306,12 @@ void bus_answer(struct todod_delivery *d, enum todod_result result, const char *
 	switch (result) {
 	case TODOD_OK:
 		count(d->consumer, "ok");
-		if (batch_add(bus, &bus->to_record, d) != 0) {
-			d->dsp->unrecorded = true;
-			delivery_finish(d);
-		}
+		batch_add(bus, &bus->to_record, d);
 		return;
 	case TODOD_RETRY:
 		count(d->consumer, "retry");
 		free(d->reason);
-		d->reason = strdup(reason ? reason : "no reason given");
+		d->reason = todod_xstrdup(reason ? reason : "no reason given");
 		if (d->attempt < d->dsp->max_attempts) {
 			if (!d->retry_timer)
 				d->retry_timer = evtimer_new(bus->base, retry_due, d);
@@ -349,35 +335,25 @@ void bus_answer(struct todod_delivery *d, enum todod_result result, const char *
 	}
 }
 
-static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d)
+static void batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d)
 {
 	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-		struct todod_delivery **v = realloc(b->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		b->v = v;
-		b->cap = cap;
+		b->cap = b->cap ? 2 * b->cap : 64;
+		b->v = todod_xrealloc(b->v, b->cap * sizeof *b->v);
 	}
 	b->v[b->n++] = d;
 	event_active(bus->flush, EV_TIMEOUT, 0);
-	return 0;
 }
 
 static struct inbox_call *call_new(struct bus *bus, struct batch *todo, bool record)
 {
-	struct inbox_call *call = calloc(1, sizeof *call);
-	if (call && !(call->b.v = malloc(todo->n * sizeof *call->b.v))) {
-		free(call);
-		return NULL;
-	}
-	if (call) {
-		call->bus = bus;
-		call->record = record;
-		memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
-		call->b.n = call->b.cap = todo->n;
-		LIST_INSERT_HEAD(&bus->calls, call, link);
-	}
+	struct inbox_call *call = todod_xcalloc(1, sizeof *call);
+	call->b.v = todod_xmalloc(todo->n * sizeof *call->b.v);
+	call->bus = bus;
+	call->record = record;
+	memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
+	call->b.n = call->b.cap = todo->n;
+	LIST_INSERT_HEAD(&bus->calls, call, link);
 	return call;
 }
 
@@ -430,19 +406,14 @@ static void flush_batch(struct bus *bus, struct batch *todo, bool record)
 	if (todo->n == 0)
 		return;
 	struct todod_err err = { "" };
-	struct inbox_call *call = NULL;
-	struct todod_inbox_key *keys = malloc(todo->n * sizeof *keys);
-	if (!bus->inbox)
-		todod_err_set(&err, "the inbox driver's plugin is gone");
-	else if (!keys || !(call = call_new(bus, todo, record)))
-		todod_err_set(&err, "out of memory");
-	if (!call) {
-		log_warn("inbox: %s; the events will be redelivered", err.text);
-		free(keys);
+	if (!bus->inbox) {
+		log_warn("inbox: the inbox driver's plugin is gone; the events will be redelivered");
 		fail_all(todo);
 		todo->n = 0;
 		return;
 	}
+	struct inbox_call *call = call_new(bus, todo, record);
+	struct todod_inbox_key *keys = todod_xmalloc(todo->n * sizeof *keys);
 	todo->n = 0;
 	for (size_t i = 0; i < call->b.n; i++)
 		keys[i] = (struct todod_inbox_key){ .consumer = call->b.v[i]->consumer,
@@ -465,11 +436,7 @@ static void flush_inbox(evutil_socket_t fd, short what, void *arg)
 void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport)
 {
 	const char *topic = msg->topic;
-	struct dispatch *dsp = calloc(1, sizeof *dsp);
-	if (!dsp) {
-		msg->done(TODOD_RETRY, "out of memory", 0, msg->arg);
-		return;
-	}
+	struct dispatch *dsp = todod_xcalloc(1, sizeof *dsp);
 	struct todod_err err = { "" };
 	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, topic, msg->key, &dsp->ce,
 		     &err) != 0) {
@@ -489,20 +456,13 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transp
 	LIST_FOREACH(s, &bus->subs, link) {
 		if (strcmp(s->topic, topic) != 0)
 			continue;
-		struct todod_delivery *d = calloc(1, sizeof *d);
-		if (!d || !(d->consumer = strdup(s->consumer))) {
-			free(d);
-			dsp->unrecorded = true;
-			continue;
-		}
+		struct todod_delivery *d = todod_xcalloc(1, sizeof *d);
+		d->consumer = todod_xstrdup(s->consumer);
 		d->dsp = dsp;
 		d->sub = s;
 		LIST_INSERT_HEAD(&bus->deliveries, d, link);
 		dsp->pending++;
-		if (batch_add(bus, &bus->to_check, d) != 0) {
-			dsp->unrecorded = true;
-			delivery_finish(d);
-		}
+		batch_add(bus, &bus->to_check, d);
 	}
 	/* Drop the guard count; with no subscriber this completes now. */
 	if (--dsp->pending == 0)

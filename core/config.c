@@ -169,11 +169,7 @@ static int read_secret_file(const char *path, char **out, struct todod_err *err)
 		close(fd);
 		return todod_err_set(err, "cannot read secret file %s: %s", path, unusable);
 	}
-	char *buf = malloc(CFG_MAX_SECRET);
-	if (!buf) {
-		close(fd);
-		return todod_err_set(err, "out of memory");
-	}
+	char *buf = todod_xmalloc(CFG_MAX_SECRET);
 	ssize_t len = cfg_read_fd(fd, buf, CFG_MAX_SECRET, true);
 	int saved = errno;
 	close(fd);
@@ -189,8 +185,8 @@ static int read_secret_file(const char *path, char **out, struct todod_err *err)
 					   path, CFG_MAX_SECRET);
 		else if (n && buf[n - 1] == '\r')
 			n--;
-		if (!rc && !(*out = strndup(buf, n)))
-			rc = todod_err_set(err, "out of memory");
+		if (!rc)
+			*out = todod_xstrndup(buf, n);
 		explicit_bzero(buf, (size_t)len);
 	}
 	free(buf);
@@ -211,8 +207,8 @@ int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err)
 		if (!value)
 			return todod_err_set(err, "environment variable %s is not set", ref + 4);
 	}
-	*out = strdup(value);
-	return *out ? 0 : todod_err_set(err, "out of memory");
+	*out = todod_xstrdup(value);
+	return 0;
 }
 
 /* ---- Binding ---- */
@@ -286,39 +282,28 @@ static const char *next_list_item(const char **cursor, size_t *len)
 }
 
 /* The item array is NULL-terminated too, for APIs that want that. */
-static int store_list(struct todod_list *list, const char *value)
+static void store_list(struct todod_list *list, const char *value)
 {
 	const char *cursor = value, *item;
 	size_t count = 0, len;
 
 	while (next_list_item(&cursor, &len))
 		count++;
-	list->items = calloc(count + 1, sizeof *list->items);
-	if (!list->items)
-		return -1;
+	list->items = todod_xcalloc(count + 1, sizeof *list->items);
 	cursor = value;
-	while ((item = next_list_item(&cursor, &len))) {
-		if (!(list->items[list->n] = strndup(item, len)))
-			return -1;
-		list->n++;
-	}
-	return 0;
+	while ((item = next_list_item(&cursor, &len)))
+		list->items[list->n++] = todod_xstrndup(item, len);
 }
 
 /* A PREFIX family keeps "name=value" per line, `name` being the key
  * without the family's prefix. */
-static int store_prefixed(struct todod_list *list, const char *name, const char *value)
+static void store_prefixed(struct todod_list *list, const char *name, const char *value)
 {
-	char **items = realloc(list->items, (list->n + 2) * sizeof *items);
-	if (!items)
-		return -1;
-	list->items = items;
+	list->items = todod_xrealloc(list->items, (list->n + 2) * sizeof *list->items);
 	size_t len = strlen(name) + strlen(value) + 2;
-	if (!(items[list->n] = malloc(len)))
-		return -1;
-	snprintf(items[list->n], len, "%s=%s", name, value);
-	items[++list->n] = NULL;
-	return 0;
+	list->items[list->n] = todod_xmalloc(len);
+	snprintf(list->items[list->n], len, "%s=%s", name, value);
+	list->items[++list->n] = NULL;
 }
 
 /* Converts `value` of `key` for `opt` into `conf`; `why` gets the reason
@@ -332,8 +317,8 @@ static int store_value(const struct todod_opt *opt, const char *key, const char 
 
 	switch (opt->type) {
 	case TODOD_OPT_STRING:
-		*(char **)field = strdup(value);
-		return *(char **)field ? 0 : todod_err_set(why, "out of memory");
+		*(char **)field = todod_xstrdup(value);
+		return 0;
 	case TODOD_OPT_SECRET:
 		return cfg_resolve_secret(value, (char **)field, why);
 	case TODOD_OPT_INT:
@@ -364,11 +349,11 @@ static int store_value(const struct todod_opt *opt, const char *key, const char 
 		join_choices(opt->choices, choices, sizeof choices);
 		return todod_err_set(why, "expected one of: %s, got '%s'", choices, value);
 	case TODOD_OPT_LIST:
-		return store_list(field, value) ? todod_err_set(why, "out of memory") : 0;
+		store_list(field, value);
+		return 0;
 	case TODOD_OPT_PREFIX:
-		return store_prefixed(field, key + strlen(opt->key), value)
-			       ? todod_err_set(why, "out of memory")
-			       : 0;
+		store_prefixed(field, key + strlen(opt->key), value);
+		return 0;
 	}
 	return todod_err_set(why, "unsupported option type %d", (int)opt->type);
 }

@@ -105,9 +105,7 @@ static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp,
 	short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
 		     (what & CURL_POLL_OUT ? EV_WRITE : 0);
 	if (!w) {
-		w = calloc(1, sizeof *w);
-		if (!w)
-			return -1;
+		w = todod_xcalloc(1, sizeof *w);
 		LIST_INSERT_HEAD(&m->watches, w, link);
 		w->ev = event_new(m->base, fd, kind, on_socket_ready, m);
 		if (!w->ev) {
@@ -207,9 +205,7 @@ static bool body_append(struct transfer *t, const char *data, size_t len, size_t
 		size_t cap = t->body_cap ? t->body_cap : 1024;
 		while (cap < t->body_len + len + 1)
 			cap *= 2;
-		char *grown = realloc(t->body, cap);
-		if (!grown)
-			return false;
+		char *grown = todod_xrealloc(t->body, cap);
 		t->body = grown;
 		t->body_cap = cap;
 	}
@@ -281,10 +277,10 @@ static struct transfer *transfer_new(struct curlm *m, void *owner, const char *u
 		todod_err_set(err, "outbound: no URL given");
 		return NULL;
 	}
-	struct transfer *t = calloc(1, sizeof *t);
-	if (!t || !(t->easy = curl_easy_init())) {
+	struct transfer *t = todod_xcalloc(1, sizeof *t);
+	if (!(t->easy = curl_easy_init())) {
 		free(t);
-		todod_err_set(err, "outbound: out of memory");
+		todod_err_set(err, "outbound: libcurl cannot make a handle");
 		return NULL;
 	}
 	t->m = m;
@@ -398,9 +394,7 @@ static int smtp_setup(struct transfer *t, const struct todod_smtp_message *msg,
 		if (!(t->list = curl_slist_append(t->list, *r)))
 			return todod_err_set(err, "smtp: out of memory");
 	/* One spare byte so an empty message still has a buffer to point at. */
-	t->upload = malloc(msg->data_len + 1);
-	if (!t->upload)
-		return todod_err_set(err, "smtp: out of memory");
+	t->upload = todod_xmalloc(msg->data_len + 1);
 	if (msg->data_len)
 		memcpy(t->upload, msg->data, msg->data_len);
 	t->upload_len = msg->data_len;
@@ -479,31 +473,25 @@ struct curlm *curlm_new(struct event_base *base, struct todod_err *err)
 		todod_err_set(err, "outbound: libcurl initialisation failed");
 		return NULL;
 	}
-	struct curlm *m = calloc(1, sizeof *m);
-	if (!m)
-		goto fail;
+	struct curlm *m = todod_xcalloc(1, sizeof *m);
 	m->base = base;
 	m->multi = curl_multi_init();
 	m->timer = evtimer_new(base, on_timeout, m);
-	if (!m->multi || !m->timer)
-		goto fail;
-	curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket_change);
-	curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
-	curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
-	return m;
-
-fail:
-	if (m) {
+	if (!m->multi || !m->timer) {
 		if (m->multi)
 			curl_multi_cleanup(m->multi);
 		if (m->timer)
 			event_free(m->timer);
 		free(m);
+		curl_global_cleanup();
+		todod_err_set(err, "outbound: libcurl or libevent cannot set up");
+		return NULL;
 	}
-	curl_global_cleanup();
-	todod_err_set(err, "outbound: out of memory");
-	return NULL;
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket_change);
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+	return m;
 }
 
 static void destroy(struct curlm *m)

@@ -241,13 +241,12 @@ static void reload(struct core *core)
 		log_warn("reload: plugins were added or removed; that needs a restart and is ignored now");
 
 	/* Validate every plugin's new options before changing anything. */
-	void **confs = calloc(core->plugins.n ? core->plugins.n : 1, sizeof *confs);
-	bool ok = confs != NULL;
+	void **confs = todod_xcalloc(core->plugins.n, sizeof *confs);
+	bool ok = true;
 	for (size_t i = 0; ok && i < core->plugins.n; i++)
 		ok = loader_bind(&core->plugins.v[i], cf, &confs[i], &err) == 0;
 	if (!ok) {
-		log_error("reload failed, keeping the running configuration: %s",
-			  confs ? err.text : "out of memory");
+		log_error("reload failed, keeping the running configuration: %s", err.text);
 		goto out;
 	}
 
@@ -311,7 +310,7 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 {
 	bool created = false;
 	if (core->conf.database && *core->conf.database) {
-		*conninfo = strdup(core->conf.database);
+		*conninfo = todod_xstrdup(core->conf.database);
 	} else {
 		core->pgcluster = pgcluster_start(core->conf.state_dir, core->conf.pg_bindir, true,
 						  conninfo, &created, err);
@@ -518,7 +517,7 @@ int daemon_run(const char *path, const char *stdio_user)
 	int rc = daemon_load_core_conf(path, &core.cf, &core.conf);
 	if (rc != 0)
 		return rc;
-	core.config_path = strdup(path);
+	core.config_path = todod_xstrdup(path);
 	log_set_level((enum todod_log_level)core.conf.log_level);
 	if (loader_load(core.cf, core.conf.plugin_dir, &core.plugins, &err) != 0) {
 		fprintf(stderr, "todod: %s\n", err.text);
@@ -600,11 +599,9 @@ int daemon_help_plugin(const char *path, const char *name)
 		printf("[plugin.%s]  %s %s\n%s\n\n", name, name, p.def->version ? p.def->version : "",
 		       p.def->description ? p.def->description : "");
 		cfg_print_help(stdout, p.def->options);
-		struct plugin_set one = { .v = malloc(sizeof p), .n = 1 };
-		if (one.v) {
-			one.v[0] = p;
-			loader_unload(&one);
-		}
+		struct plugin_set one = { .v = todod_xmalloc(sizeof p), .n = 1 };
+		one.v[0] = p;
+		loader_unload(&one);
 	}
 	core_conf_release(&conf);
 	cfg_free(cf);

@@ -90,12 +90,10 @@ static void on_conn_io(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* libpq's messages may be missing: NULL copies as "". */
 static char *xstrdup(const char *s)
 {
-	char *d = strdup(s ? s : "");
-	if (!d)
-		abort();
-	return d;
+	return todod_xstrdup(s ? s : "");
 }
 
 /* libpq messages end in newlines and may continue with hints on further
@@ -587,15 +585,11 @@ struct db_pool *db_pool_new(struct event_base *base, const char *conninfo, int s
 	warn_if_dns_needed(opts);
 	PQconninfoFree(opts);
 
-	struct db_pool *pool = calloc(1, sizeof *pool);
-	if (!pool)
-		abort();
+	struct db_pool *pool = todod_xcalloc(1, sizeof *pool);
 	pool->base = base;
 	pool->conninfo = xstrdup(conninfo);
 	pool->size = size;
-	pool->conns = calloc((size_t)size, sizeof *pool->conns);
-	if (!pool->conns)
-		abort();
+	pool->conns = todod_xcalloc((size_t)size, sizeof *pool->conns);
 	list_init(&pool->waiting);
 	list_init(&pool->finished);
 	pool->dispatch = event_new(base, -1, 0, on_dispatch, pool);
@@ -669,18 +663,14 @@ void db_pool_free(struct db_pool *pool)
 void db_query(struct db_pool *pool, const char *sql, int nparams,
 	      const char *const *params, db_cb cb, void *arg)
 {
-	struct db_job *job = calloc(1, sizeof *job);
-	if (!job)
-		abort();
+	struct db_job *job = todod_xcalloc(1, sizeof *job);
 	job->sql = xstrdup(sql);
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
 	job->queued_ms = clock_mono_ms();
 	if (nparams > 0) {
-		job->params = calloc((size_t)nparams, sizeof *job->params);
-		if (!job->params)
-			abort();
+		job->params = todod_xcalloc((size_t)nparams, sizeof *job->params);
 		for (int i = 0; i < nparams; i++)
 			job->params[i] = params[i] ? xstrdup(params[i]) : NULL;
 	}

@@ -21,9 +21,7 @@ struct inbox_db_call {
 static void answered(PGresult *res, const char *error, void *arg)
 {
 	struct inbox_db_call *call = arg;
-	bool *found = error ? NULL : calloc(call->n ? call->n : 1, sizeof *found);
-	if (!error && !found)
-		error = "out of memory";
+	bool *found = error ? NULL : todod_xcalloc(call->n, sizeof *found);
 	if (found) {
 		for (size_t i = 0; i < call->n; i++)
 			found[i] = call->inverse;
@@ -39,13 +37,10 @@ static void answered(PGresult *res, const char *error, void *arg)
 }
 
 /* Both text[] literals of `keys`: consumers and event ids. */
-static int arrays_of(const struct todod_inbox_key *keys, size_t n, char **consumers,
-		     char **ids)
+static void arrays_of(const struct todod_inbox_key *keys, size_t n, char **consumers,
+		      char **ids)
 {
-	const char **items = calloc(n ? n : 1, sizeof *items);
-	*consumers = *ids = NULL;
-	if (!items)
-		return -1;
+	const char **items = todod_xcalloc(n, sizeof *items);
 	for (size_t i = 0; i < n; i++)
 		items[i] = keys[i].consumer;
 	*consumers = store_text_array(items, n);
@@ -53,23 +48,15 @@ static int arrays_of(const struct todod_inbox_key *keys, size_t n, char **consum
 		items[i] = keys[i].event_id;
 	*ids = store_text_array(items, n);
 	free(items);
-	if (!*consumers || !*ids) {
-		free(*consumers);
-		free(*ids);
-		return -1;
-	}
-	return 0;
 }
 
+/* Never fails on the spot: the database's failures come through `done`. */
 static int call_db(void *self, const struct todod_inbox_key *keys, size_t n, bool record,
-		   todod_inbox_cb done, void *arg, struct todod_err *err)
+		   todod_inbox_cb done, void *arg)
 {
-	struct inbox_db_call *call = calloc(1, sizeof *call);
+	struct inbox_db_call *call = todod_xmalloc(sizeof *call);
 	char *consumers, *ids;
-	if (!call || arrays_of(keys, n, &consumers, &ids) != 0) {
-		free(call);
-		return todod_err_set(err, "out of memory");
-	}
+	arrays_of(keys, n, &consumers, &ids);
 	*call = (struct inbox_db_call){ .n = n, .done = done, .arg = arg, .inverse = record };
 	if (record)
 		store_inbox_record(self, consumers, ids, answered, call);
@@ -83,13 +70,15 @@ static int call_db(void *self, const struct todod_inbox_key *keys, size_t n, boo
 static int db_seen(void *self, const struct todod_inbox_key *keys, size_t n,
 		   todod_inbox_cb done, void *arg, struct todod_err *err)
 {
-	return call_db(self, keys, n, false, done, arg, err);
+	(void)err;
+	return call_db(self, keys, n, false, done, arg);
 }
 
 static int db_record(void *self, const struct todod_inbox_key *keys, size_t n,
 		     todod_inbox_cb done, void *arg, struct todod_err *err)
 {
-	return call_db(self, keys, n, true, done, arg, err);
+	(void)err;
+	return call_db(self, keys, n, true, done, arg);
 }
 
 struct todod_inbox_driver inbox_db_driver(struct store *store)

@@ -95,14 +95,8 @@ static struct metric_family *family_get(const char *name, const char *help,
 		return f;
 	}
 	size_t len = strlen(name) + 1;
-	f = calloc(1, sizeof *f + len);
-	if (!f)
-		return NULL;
-	f->help = strdup(help ? help : "");
-	if (!f->help) {
-		free(f);
-		return NULL;
-	}
+	f = todod_xcalloc(1, sizeof *f + len);
+	f->help = todod_xstrdup(help ? help : "");
 	memcpy(f->name, name, len);
 	f->type = type;
 	TAILQ_INIT(&f->series);
@@ -136,15 +130,9 @@ static struct metric *series_get(const char *name, const char *help, const char 
 		return m;
 
 	size_t len = strlen(labels) + 1;
-	m = calloc(1, sizeof *m + len);
-	if (!m)
-		return NULL;
+	m = todod_xcalloc(1, sizeof *m + len);
 	if (type == METRIC_HISTOGRAM) {
-		m->buckets = calloc(N_BOUNDS, sizeof *m->buckets);
-		if (!m->buckets) {
-			free(m);
-			return NULL;
-		}
+		m->buckets = todod_xcalloc(N_BOUNDS, sizeof *m->buckets);
 	}
 	memcpy(m->labels, labels, len);
 	m->family = f;

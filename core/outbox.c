@@ -155,11 +155,7 @@ static void settle_batch(struct outbox_relay *r)
 {
 	/* "{1,2,3}": one statement whatever the batch size. */
 	size_t cap = 3 + r->n_items * 21, len = 0, acked = 0;
-	char *ids = malloc(cap);
-	if (!ids) {
-		batch_over(r, true);
-		return;
-	}
+	char *ids = todod_xmalloc(cap);
 	ids[len++] = '{';
 	for (size_t i = 0; i < r->n_items; i++) {
 		if (r->items[i].state != ITEM_ACKED)
@@ -287,13 +283,13 @@ static bool load_item(struct outbox_relay *r, PGresult *res, int row, struct ite
 	it->relay = r;
 	it->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
 	it->raw = ce_encode(&ev, &it->raw_len);
-	it->key = strdup(ev.key);
-	it->topic = strdup(ev.topic);
-	it->event_id = strdup(ev.id);
+	it->key = todod_xstrdup(ev.key);
+	it->topic = todod_xstrdup(ev.topic);
+	it->event_id = todod_xstrdup(ev.id);
 	it->created_ms = created_ms_of(ev.time);
 	it->state = ITEM_WAITING;
 	json_object_put(data);
-	return it->raw && it->key && it->topic && it->event_id;
+	return it->raw != NULL;
 }
 
 static void claimed(PGresult *res, const char *error, void *arg)
@@ -319,11 +315,7 @@ static void claimed(PGresult *res, const char *error, void *arg)
 		r->kicked = false;
 		return;
 	}
-	r->items = calloc((size_t)rows, sizeof *r->items);
-	if (!r->items) {
-		batch_over(r, true);
-		return;
-	}
+	r->items = todod_xcalloc((size_t)rows, sizeof *r->items);
 	r->n_items = (size_t)rows;
 	for (int i = 0; i < rows; i++) {
 		if (!load_item(r, res, i, &r->items[i])) {
@@ -419,22 +411,20 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 				      struct bus *bus, const char *instance,
 				      const struct outbox_conf *conf)
 {
-	struct outbox_relay *r = calloc(1, sizeof *r);
-	if (!r)
-		return NULL;
+	struct outbox_relay *r = todod_xcalloc(1, sizeof *r);
 	r->base = base;
 	r->store = store;
 	r->bus = bus;
 	r->conf = *conf;
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s-%ld", instance, (long)getpid());
-	r->owner = strdup(buf);
+	r->owner = todod_xstrdup(buf);
 	snprintf(buf, sizeof buf, "/todod/%s", instance);
-	r->source = strdup(buf);
+	r->source = todod_xstrdup(buf);
 	r->wake = evtimer_new(base, wake_cb, r);
 	r->depth_timer = event_new(base, -1, EV_PERSIST, depth_tick, r);
 	r->renew = event_new(base, -1, EV_PERSIST, renew_lease, r);
-	if (!r->owner || !r->source || !r->wake || !r->depth_timer || !r->renew) {
+	if (!r->wake || !r->depth_timer || !r->renew) {
 		outbox_relay_free(r);
 		return NULL;
 	}

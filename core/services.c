@@ -113,13 +113,9 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 			return todod_err_set(err, "%s '%s' is already provided", kind, name);
 	} else if (services_get(core, kind, &other))
 		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
-	struct service *s = calloc(1, sizeof *s);
-	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
-		if (s)
-			free(s->kind);
-		free(s);
-		return todod_err_set(err, "out of memory");
-	}
+	struct service *s = todod_xcalloc(1, sizeof *s);
+	s->kind = todod_xstrdup(kind);
+	s->name = todod_xstrdup(name);
 	s->owner = owner;
 	s->vtable = vtable;
 	LIST_INSERT_HEAD(&core->services, s, link);

@@ -98,9 +98,7 @@ char *store_text_array(const char *const *items, size_t n)
 	size_t cap = 3;
 	for (size_t i = 0; i < n; i++)
 		cap += 2 * strlen(items[i]) + 3;
-	char *out = malloc(cap), *o = out;
-	if (!out)
-		return NULL;
+	char *out = todod_xmalloc(cap), *o = out;
 	*o++ = '{';
 	for (size_t i = 0; i < n; i++) {
 		if (i)

@@ -97,8 +97,6 @@ static int email_validate(const void *conf, struct todod_err *err)
 			return todod_err_set(err, "server: \"%s\" names no host", c->server);
 	}
 	char *address = email_address_of(c->from);
-	if (!address)
-		return todod_err_set(err, "out of memory");
 	bool has_at = strchr(address, '@') != NULL && !strpbrk(address, " \t\r\n<>");
 	free(address);
 	if (!has_at)
@@ -189,10 +187,6 @@ static void mbox_append(struct send *s, const char *msg, size_t len, const char 
 	size_t entry_len;
 	time_t now = (time_t)(s->em->api->now_ms() / 1000);
 	char *entry = email_mbox_entry(sender, msg, len, now, &entry_len);
-	if (!entry) {
-		finish(s, TODOD_RETRY, "out of memory");
-		return;
-	}
 	char reason[600];
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	ssize_t n = fd < 0 ? -1 : write(fd, entry, entry_len);
@@ -222,10 +216,6 @@ static void send_message(struct send *s, const char *tz)
 	struct email *em = s->em;
 	const struct email_conf *c = em->conf;
 	char *sender = email_address_of(c->from);
-	if (!sender) {
-		finish(s, TODOD_RETRY, "out of memory");
-		return;
-	}
 	struct email_reminder r = {
 		.api = em->api,
 		.from = c->from,
@@ -290,11 +280,7 @@ static void on_owner(json_object *user, const struct todod_store_error *err, voi
 		finish(s, TODOD_DROP, reason);
 		return;
 	}
-	s->to = strdup(to);
-	if (!s->to) {
-		finish(s, TODOD_RETRY, "out of memory");
-		return;
-	}
+	s->to = todod_xstrdup(to);
 	send_message(s, json_object_is_type(tz, json_type_string) ? json_object_get_string(tz) : NULL);
 }
 
@@ -314,21 +300,14 @@ static struct send *send_new(struct email *em, const struct todod_event *ev,
 		       "and remind_at";
 		return NULL;
 	}
-	*why = "out of memory";
-	struct send *s = calloc(1, sizeof *s);
-	if (!s)
-		return NULL;
+	struct send *s = todod_xcalloc(1, sizeof *s);
 	s->em = em;
 	s->d = d;
 	s->user_id = json_object_get_int64(user_id);
 	s->task = json_object_get(task);
-	s->event_id = strdup(ev->id);
-	s->remind_at = strdup(json_object_get_string(remind_at));
+	s->event_id = todod_xstrdup(ev->id);
+	s->remind_at = todod_xstrdup(json_object_get_string(remind_at));
 	LIST_INSERT_HEAD(&em->in_flight, s, link);
-	if (!s->event_id || !s->remind_at) {
-		send_free(s);
-		return NULL;
-	}
 	return s;
 }
 
@@ -348,8 +327,7 @@ static void on_reminder(const struct todod_event *ev, struct todod_delivery *d, 
 	struct send *s = send_new(em, ev, d, &why);
 	if (!s) {
 		em->api->log(em->ctx, TODOD_LOG_ERROR, "event %s dropped: %s", ev->id, why);
-		em->api->bus_answer(d, strcmp(why, "out of memory") == 0 ? TODOD_RETRY :
-									    TODOD_DROP, why);
+		em->api->bus_answer(d, TODOD_DROP, why);
 		return;
 	}
 	json_object *none = json_object_new_object();
@@ -367,9 +345,7 @@ static void on_reminder(const struct todod_event *ev, struct todod_delivery *d, 
 static int email_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 		      void **state, struct todod_err *err)
 {
-	struct email *em = calloc(1, sizeof *em);
-	if (!em)
-		return todod_err_set(err, "out of memory");
+	struct email *em = todod_xcalloc(1, sizeof *em);
 	em->api = api;
 	em->ctx = ctx;
 	em->conf = conf;

@@ -3,7 +3,7 @@
  * Pure functions: the one daemon call is the time zone conversion, through
  * the API table the caller passes, so the unit test links this file with
  * the core's tz.c alone.  Every returned string is malloc'd (free it);
- * NULL means out of memory or bad input. */
+ * NULL means bad input. */
 #ifndef TODOD_EMAIL_MESSAGE_H
 #define TODOD_EMAIL_MESSAGE_H
 

@@ -120,15 +120,14 @@ struct kafka {
 	void (*on_topic_missing)(struct kafka *k, const char *physical);
 };
 
-/* The state of one plugin instance, its metrics registered.  NULL when
- * out of memory. */
+/* The state of one plugin instance, its metrics registered. */
 struct kafka *kafka_new(const struct todod_api *api, struct todod_ctx *ctx,
 			const struct kafka_conf *conf);
 /* After the parts above have freed theirs. */
 void kafka_free(struct kafka *k);
 
 /* Adds a logical topic the core's subscribers need (once). */
-int kafka_topic_want(struct kafka *k, const char *logical, struct todod_err *err);
+void kafka_topic_want(struct kafka *k, const char *logical);
 /* Physical (Kafka) name of a logical topic, and back; a name without a
  * `topic.` mapping is its own.  The returned string lives as long as the
  * configuration. */

@@ -91,9 +91,7 @@ static int set_common(rd_kafka_conf_t *rk, const struct kafka_conf *c, const cha
 	size_t len = 1;
 	for (size_t i = 0; i < c->brokers.n; i++)
 		len += strlen(c->brokers.items[i]) + 1;
-	char *servers = calloc(1, len);
-	if (!servers)
-		return todod_err_set(err, "out of memory");
+	char *servers = todod_xcalloc(1, len);
 	for (size_t i = 0; i < c->brokers.n; i++) {
 		if (i)
 			strcat(servers, ",");

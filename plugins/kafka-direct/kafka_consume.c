@@ -85,12 +85,8 @@ static void on_rebalance(struct kafka_consumer *kc, rd_kafka_event_t *ev)
 	if (what == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		KC_LOG(kc, INFO, "assigned %s", names);
 		apply_assignment(kc, list, true);
-		for (int i = 0; list && i < list->cnt; i++) {
-			const rd_kafka_topic_partition_t *tp = &list->elems[i];
-			if (partition_add(kc, tp->topic, tp->partition) != 0)
-				KC_LOG(kc, ERROR, "out of memory: %s [%" PRId32 "] is not consumed",
-				       tp->topic, tp->partition);
-		}
+		for (int i = 0; list && i < list->cnt; i++)
+			partition_add(kc, list->elems[i].topic, list->elems[i].partition);
 		return;
 	}
 	bool revoke = what == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
@@ -220,9 +216,7 @@ int kafka_consumer_start(struct kafka *k, struct todod_err *err)
 {
 	if (k->n_wanted == 0)
 		return 0; /* nothing to consume, no group to join */
-	struct kafka_consumer *kc = calloc(1, sizeof *kc);
-	if (!kc)
-		return todod_err_set(err, "out of memory");
+	struct kafka_consumer *kc = todod_xcalloc(1, sizeof *kc);
 	kc->k = k;
 	TAILQ_INIT(&kc->orphans);
 	rd_kafka_conf_t *conf = kafka_conf_build(k->conf, KAFKA_CONSUMER, k->client_id, err);

@@ -33,9 +33,8 @@ struct kafka_consumer {
 #define KC_LOG(kc, level, ...) (kc)->k->api->log((kc)->k->ctx, TODOD_LOG_##level, __VA_ARGS__)
 
 /* ---- kafka_partition.c ---- */
-/* A partition was assigned: an empty window, flowing unless draining.
- * -1 when out of memory. */
-int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id);
+/* A partition was assigned: an empty window, flowing unless draining. */
+void partition_add(struct kafka_consumer *kc, const char *topic, int32_t id);
 /* Forgets the partitions in `list` (NULL: all of them); messages still
  * with the bus or the producer become orphans until their callback. */
 void partitions_forget(struct kafka_consumer *kc, const rd_kafka_topic_partition_list_t *list);

@@ -70,7 +70,6 @@ struct partition {
 	int64_t next_offset;      /* below it: in the window already, or settled */
 	int64_t stored;           /* last offset given to rd_kafka_offsets_store */
 	bool paused;
-	bool gap;                 /* a message could not be kept: store no more */
 	bool pumping, pump_again;
 	struct todod_metric *consumed;
 	/* Open addressing; a slot counts only in the scan of its generation,
@@ -94,9 +93,7 @@ static uint32_t key_hash(const char *key, size_t len)
 
 static struct message *message_new(struct partition *p, const rd_kafka_message_t *rm)
 {
-	struct message *m = malloc(sizeof *m + rm->key_len + 1 + rm->len + 1);
-	if (!m)
-		return NULL;
+	struct message *m = todod_xmalloc(sizeof *m + rm->key_len + 1 + rm->len + 1);
 	*m = (struct message){ .kc = p->kc, .part = p, .offset = rm->offset,
 			       .has_key = rm->key_len > 0, .key_len = rm->key_len, .len = rm->len };
 	m->key = m->data;
@@ -163,15 +160,12 @@ static struct partition *part_find(struct kafka_consumer *kc, const char *topic,
 	return NULL;
 }
 
-int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
+void partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
 {
-	struct partition *p = part_find(kc, topic, id);
-	if (p)
-		return 0;
-	if (!(p = calloc(1, sizeof *p)) || !(p->topic = strdup(topic))) {
-		free(p);
-		return -1;
-	}
+	if (part_find(kc, topic, id))
+		return;
+	struct partition *p = todod_xcalloc(1, sizeof *p);
+	p->topic = todod_xstrdup(topic);
 	p->kc = kc;
 	p->id = id;
 	TAILQ_INIT(&p->window);
@@ -185,7 +179,6 @@ int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
 	/* Whatever state an earlier assignment left it in, the partition
 	 * flows, unless we are on our way out. */
 	set_paused(p, kc->draining);
-	return 0;
 }
 
 /* Drops the partition's state; what is still out with the bus or the
@@ -241,17 +234,14 @@ void partitions_free(struct kafka_consumer *kc)
 /* ---- ordering ------------------------------------------------------------ */
 
 /* A fresh, empty key set large enough for the whole window. */
-static bool keys_reset(struct partition *p)
+static void keys_reset(struct partition *p)
 {
 	size_t want = 16;
 	while (want < 2 * p->n)
 		want *= 2;
 	if (want > p->n_slots) {
-		struct key_slot *slots = calloc(want, sizeof *slots);
-		if (!slots)
-			return false;
 		free(p->slots);
-		p->slots = slots;
+		p->slots = todod_xcalloc(want, sizeof *p->slots);
 		p->n_slots = want;
 		p->generation = 0;
 	}
@@ -259,7 +249,6 @@ static bool keys_reset(struct partition *p)
 		memset(p->slots, 0, p->n_slots * sizeof *p->slots);
 		p->generation = 1;
 	}
-	return true;
 }
 
 /* Takes m's key for this scan; false when an earlier message had it. */
@@ -305,11 +294,7 @@ static void dispatch(struct message *m)
 /* Hands every message whose turn has come to the bus. */
 static void dispatch_ready(struct partition *p)
 {
-	if (!keys_reset(p)) {
-		KC_LOG(p->kc, ERROR, "out of memory ordering %s [%" PRId32 "]; trying again later",
-		       p->topic, p->id);
-		return;
-	}
+	keys_reset(p);
 	bool earlier_unsettled = false;
 	struct message *m;
 	TAILQ_FOREACH(m, &p->window, link) {
@@ -350,7 +335,7 @@ static void advance(struct partition *p)
 		next = m->offset + 1;
 		message_free(m);
 	}
-	if (next > p->stored && !p->gap)
+	if (next > p->stored)
 		store_offset(p, next);
 }
 
@@ -449,7 +434,7 @@ static void on_inbound(enum todod_result result, const char *reason, int attempt
 		break;
 	default:
 		free(m->reason);
-		m->reason = strdup(reason ? reason : "dropped");
+		m->reason = todod_xstrdup(reason ? reason : "dropped");
 		m->attempts = attempts;
 		KC_LOG(kc, WARN, "%s goes to the dead-letter topic: %s",
 		       describe(m, what, sizeof what), reason ? reason : "dropped");
@@ -496,15 +481,6 @@ void partitions_fetched(struct kafka_consumer *kc, const rd_kafka_message_t *rm)
 	p->next_offset = rm->offset + 1;
 	kc->k->api->metric_add(p->consumed, 1);
 	struct message *m = message_new(p, rm);
-	if (!m) {
-		/* Storing a later offset would skip it; with none stored, the
-		 * next owner of the partition (or the next run) has it again. */
-		if (!p->gap)
-			KC_LOG(kc, ERROR, "out of memory: %s [%" PRId32 "] stores no offsets "
-			       "until it is reassigned", p->topic, p->id);
-		p->gap = true;
-		return;
-	}
 	TAILQ_INSERT_TAIL(&p->window, m, link);
 	p->n++;
 	pump(p);

@@ -96,7 +96,7 @@ static void refuse(struct kafka *k, struct pending *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
-	p->refusal = strdup(reason);
+	p->refusal = todod_xstrdup(reason);
 	TAILQ_INSERT_TAIL(&pr->refused, p, link);
 	if (!pr->answer_refused)
 		k->api->timer_add(k->ctx, &pr->answer_refused, 0, 0, on_answer_refused, k);
@@ -112,24 +112,19 @@ static void note_fatal(struct kafka *k)
 }
 
 /* Hands one message to librdkafka.  `headers` are taken over. */
-static int produce(struct kafka *k, const char *topic, const void *key, size_t key_len,
+static void produce(struct kafka *k, const char *topic, const void *key, size_t key_len,
 		   const void *value, size_t value_len, rd_kafka_headers_t *headers,
 		   struct todod_metric *dead_letters, todod_publish_cb done, void *arg)
 {
 	struct kafka_producer *pr = k->producer;
-	struct pending *p = calloc(1, sizeof *p);
-	if (!p) {
-		if (headers)
-			rd_kafka_headers_destroy(headers);
-		return -1;
-	}
+	struct pending *p = todod_xmalloc(sizeof *p);
 	*p = (struct pending){ .done = done, .arg = arg, .started_us = k->api->mono_us(),
 			       .is_message = true, .dead_letters = dead_letters };
 	if (k->fatal) {
 		if (headers)
 			rd_kafka_headers_destroy(headers);
 		refuse(k, p, "%s", k->why);
-		return 0;
+		return;
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pr->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
@@ -143,11 +138,10 @@ static int produce(struct kafka *k, const char *topic, const void *key, size_t k
 			note_fatal(k);
 		kafka_note_produce_error(k, topic, err);
 		refuse(k, p, "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
-		return 0;
+		return;
 	}
 	TAILQ_INSERT_TAIL(&pr->in_flight, p, link);
 	pr->n_messages++;
-	return 0;
 }
 
 int kafka_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg)
@@ -155,8 +149,9 @@ int kafka_publish(void *self, const struct todod_event *ev, todod_publish_cb don
 	struct kafka *k = self;
 	if (!k->producer)
 		return -1; /* not started: the outbox keeps the event */
-	return produce(k, kafka_topic_physical(k, ev->topic), ev->key, ev->key ? strlen(ev->key) : 0,
-		       ev->raw, ev->raw_len, NULL, NULL, done, arg);
+	produce(k, kafka_topic_physical(k, ev->topic), ev->key, ev->key ? strlen(ev->key) : 0,
+		ev->raw, ev->raw_len, NULL, NULL, done, arg);
+	return 0;
 }
 
 static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
@@ -185,10 +180,7 @@ void kafka_dead_letter(struct kafka *k, const struct kafka_dead_letter *dl,
 		k->api->metric(k->ctx, TODOD_METRIC_COUNTER, "todod_kafka_dead_letters_total",
 			       "Messages moved to a dead-letter topic, by the topic they came from",
 			       labels);
-	/* Without memory for the record there is no next turn to wait for. */
-	if (produce(k, topic, dl->key, dl->key_len, dl->value, dl->value_len, h, counter, done,
-		    arg) != 0)
-		done(TODOD_RETRY, "out of memory", arg);
+	produce(k, topic, dl->key, dl->key_len, dl->value, dl->value_len, h, counter, done, arg);
 }
 
 /* ---- answers from librdkafka --------------------------------------------- */
@@ -295,14 +287,8 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 			 todod_publish_cb done, void *arg)
 {
 	struct kafka_producer *pr = k->producer;
-	struct pending *p = calloc(1, sizeof *p);
-	rd_kafka_NewTopic_t **topics = calloc(2 * n + 1, sizeof *topics);
-	if (!p || !topics) {
-		free(p);
-		free(topics);
-		done(TODOD_RETRY, "out of memory", arg);
-		return;
-	}
+	struct pending *p = todod_xmalloc(sizeof *p);
+	rd_kafka_NewTopic_t **topics = todod_xcalloc(2 * n + 1, sizeof *topics);
 	*p = (struct pending){ .done = done, .arg = arg, .started_us = k->api->mono_us() };
 
 	size_t count = 0;
@@ -351,11 +337,7 @@ int kafka_producer_start(struct kafka *k, struct todod_err *err)
 		rd_kafka_conf_destroy(conf);
 		return todod_err_set(err, "cannot create the producer: %s", why);
 	}
-	struct kafka_producer *pr = calloc(1, sizeof *pr);
-	if (!pr) {
-		rd_kafka_destroy(rk);
-		return todod_err_set(err, "out of memory");
-	}
+	struct kafka_producer *pr = todod_xcalloc(1, sizeof *pr);
 	pr->rk = rk;
 	TAILQ_INIT(&pr->in_flight);
 	TAILQ_INIT(&pr->refused);

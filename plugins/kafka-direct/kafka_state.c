@@ -58,9 +58,7 @@ static struct kafka_state *state_of(struct kafka *k)
 struct kafka *kafka_new(const struct todod_api *api, struct todod_ctx *ctx,
 			const struct kafka_conf *conf)
 {
-	struct kafka_state *ks = calloc(1, sizeof *ks);
-	if (!ks)
-		return NULL;
+	struct kafka_state *ks = todod_xcalloc(1, sizeof *ks);
 	struct kafka *k = &ks->k;
 	k->api = api;
 	k->ctx = ctx;
@@ -90,19 +88,13 @@ void kafka_free(struct kafka *k)
 
 /* ---- topics -------------------------------------------------------------- */
 
-int kafka_topic_want(struct kafka *k, const char *logical, struct todod_err *err)
+void kafka_topic_want(struct kafka *k, const char *logical)
 {
 	for (size_t i = 0; i < k->n_wanted; i++)
 		if (strcmp(k->wanted[i], logical) == 0)
-			return 0;
-	char **wanted = realloc(k->wanted, (k->n_wanted + 1) * sizeof *wanted);
-	if (!wanted)
-		return todod_err_set(err, "out of memory");
-	k->wanted = wanted;
-	if (!(wanted[k->n_wanted] = strdup(logical)))
-		return todod_err_set(err, "out of memory");
-	k->n_wanted++;
-	return 0;
+			return;
+	k->wanted = todod_xrealloc(k->wanted, (k->n_wanted + 1) * sizeof *k->wanted);
+	k->wanted[k->n_wanted++] = todod_xstrdup(logical);
 }
 
 /* The value of a "name=value" item whose name is `name`, or NULL. */

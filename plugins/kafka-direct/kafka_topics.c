@@ -54,12 +54,8 @@ static void on_answer(enum todod_result result, const char *reason, void *arg);
 static void request_creation(struct kafka *k)
 {
 	size_t n_core = sizeof core_topics / sizeof *core_topics, n = 0;
-	const char **names = calloc(n_core + k->n_wanted, sizeof *names);
+	const char **names = todod_xcalloc(n_core + k->n_wanted, sizeof *names);
 	k->topics->creating = true;
-	if (!names) {
-		on_answer(TODOD_RETRY, "out of memory", k);
-		return;
-	}
 	for (size_t i = 0; i < n_core; i++)
 		add_unique(names, &n, kafka_topic_physical(k, core_topics[i]));
 	for (size_t i = 0; i < k->n_wanted; i++)
@@ -146,9 +142,7 @@ static void on_topic_missing(struct kafka *k, const char *topic)
 int kafka_topics_start(struct kafka *k, void (*first_answer)(struct kafka *k),
 		       struct todod_err *err)
 {
-	struct kafka_topics *t = calloc(1, sizeof *t);
-	if (!t)
-		return todod_err_set(err, "out of memory");
+	struct kafka_topics *t = todod_xcalloc(1, sizeof *t);
 	t->missing = true;
 	t->backoff_ms = RETRY_MIN_MS;
 	t->first_answer = first_answer;

@@ -66,9 +66,7 @@ static struct mcp_session **bucket_of(struct mcp_sessions *set, const char *id)
 static void grow(struct mcp_sessions *set)
 {
 	size_t n = set->n_buckets * 2;
-	struct mcp_session **buckets = calloc(n, sizeof *buckets);
-	if (!buckets)
-		return; /* longer chains, still correct */
+	struct mcp_session **buckets = todod_xcalloc(n, sizeof *buckets);
 	for (size_t i = 0; i < set->n_buckets; i++) {
 		for (struct mcp_session *s = set->buckets[i], *next; s; s = next) {
 			next = s->chain;
@@ -87,16 +85,14 @@ static struct session_owner **owner_bucket(struct mcp_sessions *set, int64_t use
 	return &set->owners[(uint64_t)user_id % OWNER_BUCKETS];
 }
 
-/* The user's entry, made when missing; NULL when out of memory. */
+/* The user's entry, made when missing. */
 static struct session_owner *owner_of(struct mcp_sessions *set, int64_t user_id)
 {
 	struct session_owner **b = owner_bucket(set, user_id);
 	for (struct session_owner *o = *b; o; o = o->chain)
 		if (o->user_id == user_id)
 			return o;
-	struct session_owner *o = calloc(1, sizeof *o);
-	if (!o)
-		return NULL;
+	struct session_owner *o = todod_xcalloc(1, sizeof *o);
 	o->user_id = user_id;
 	TAILQ_INIT(&o->sessions);
 	o->chain = *b;
@@ -194,16 +190,8 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	if (random_bytes(set, raw, sizeof raw, err) != 0)
 		return NULL;
 	struct session_owner *owner = owner_of(set, user_id);
-	struct mcp_session *s = calloc(1, sizeof *s);
-	char *copy = malloc(token_len + 1);
-	if (!owner || !s || !copy) {
-		if (owner)
-			owner_forget_if_empty(set, owner);
-		free(s);
-		free(copy);
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_session *s = todod_xcalloc(1, sizeof *s);
+	char *copy = todod_xmalloc(token_len + 1);
 	static const char hex[] = "0123456789abcdef";
 	for (size_t i = 0; i < sizeof raw; i++) {
 		s->id[2 * i] = hex[raw[i] >> 4];
@@ -300,14 +288,8 @@ struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_
 				      int64_t idle_timeout_ms, size_t per_user_cap,
 				      struct todod_err *err)
 {
-	struct mcp_sessions *set = calloc(1, sizeof *set);
-	if (set)
-		set->buckets = calloc(MIN_BUCKETS, sizeof *set->buckets);
-	if (!set || !set->buckets) {
-		free(set);
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_sessions *set = todod_xcalloc(1, sizeof *set);
+	set->buckets = todod_xcalloc(MIN_BUCKETS, sizeof *set->buckets);
 	set->api = api;
 	TAILQ_INIT(&set->sessions);
 	set->ctx = ctx;

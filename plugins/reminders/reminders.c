@@ -269,9 +269,7 @@ static int fire_due(void *self, struct todod_err *err)
 static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 			  void **state, struct todod_err *err)
 {
-	struct reminders *r = calloc(1, sizeof *r);
-	if (!r)
-		return todod_err_set(err, "out of memory");
+	struct reminders *r = todod_xcalloc(1, sizeof *r);
 	r->api = api;
 	r->ctx = ctx;
 	r->conf = conf;
