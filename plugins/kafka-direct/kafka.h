@@ -3,15 +3,17 @@
  *
  *   kafka_plugin.c   options, lifecycle, the "transport" service (top)
  *   kafka_topics.c   which topics to create, and creating them again
- *   kafka_consume.c  the group consumer: dispatch, ordering, offsets
+ *   kafka_consume.c  the group consumer's handle: events, rebalances, drain
+ *   kafka_partition.c  its partitions' windows: dispatch, ordering, offsets
  *   kafka_produce.c  publishing, delivery reports, dead letters, CreateTopics
  *   kafka_state.c    the shared state, the topic map, readiness (this header)
  *   kafka_conf.c     options -> rd_kafka_conf_t (this header)
  *   kafka_queue.c    a librdkafka queue driven by the loop (this header)
  *
- * Each part calls only the parts listed below it.  The two places where a
- * lower part has news for a higher one (the brokers are back, a topic is
- * missing) go through hooks in struct kafka that the higher part sets.
+ * Each part calls only the parts listed below it.  Where a lower part has
+ * news for a higher one (the brokers are back, a topic is missing, a
+ * consumed message settled) it goes through a hook the higher part sets
+ * (in struct kafka, or struct kafka_consumer for the last).
  *
  * Everything runs on the loop thread: librdkafka's own threads only wake
  * the loop by writing to a non-blocking pipe, and every event (delivery

@@ -7,10 +7,10 @@
 #ifndef TODOD_KAFKA_CONSUME_H
 #define TODOD_KAFKA_CONSUME_H
 
+#include <sys/queue.h>
+
 #include "kafka_consumer.h"
 #include "kafka_produce.h"
-
-#include <sys/queue.h>
 
 struct partition;
 struct message;
@@ -28,6 +28,10 @@ struct kafka_consumer {
 	bool commit_failing;      /* said once per failing streak */
 	struct todod_timer *poll; /* serves the queue now and then (POLL_MS) */
 	void (*drained)(struct kafka *k);
+	/* A message settled, or an orphan's callback came: a drain may be
+	 * over.  Set by kafka_consume.c, called by kafka_partition.c, which
+	 * so calls nothing in the file above it. */
+	void (*settled)(struct kafka_consumer *kc);
 };
 
 #define KC_LOG(kc, level, ...) (kc)->k->api->log((kc)->k->ctx, TODOD_LOG_##level, __VA_ARGS__)
@@ -45,9 +49,5 @@ void partitions_fetched(struct kafka_consumer *kc, const rd_kafka_message_t *rm)
 void partitions_pause(struct kafka_consumer *kc);
 /* The loop has stopped: everything goes, orphans included. */
 void partitions_free(struct kafka_consumer *kc);
-
-/* ---- kafka_consume.c ---- */
-/* A message settled, or an orphan's callback came: a drain may be over. */
-void kafka_consumer_settled(struct kafka_consumer *kc);
 
 #endif

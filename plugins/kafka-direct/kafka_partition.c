@@ -419,7 +419,7 @@ static void on_inbound(enum todod_result result, const char *reason, int attempt
 	kc->outstanding--;
 	if (!m->part) {
 		orphan_release(m);
-		kafka_consumer_settled(kc);
+		kc->settled(kc);
 		return;
 	}
 	switch (result) {
@@ -442,7 +442,7 @@ static void on_inbound(enum todod_result result, const char *reason, int attempt
 		break;
 	}
 	pump(m->part);
-	kafka_consumer_settled(kc);
+	kc->settled(kc);
 }
 
 static void on_dead_lettered(enum todod_result result, const char *reason, void *arg)
@@ -462,7 +462,7 @@ static void on_dead_lettered(enum todod_result result, const char *reason, void 
 		       kc->k->conf->retry_backoff_ms);
 		wait_then_retry(m, MSG_DEAD_LETTER_WAIT);
 	}
-	kafka_consumer_settled(kc);
+	kc->settled(kc);
 }
 
 /* ---- fetching ------------------------------------------------------------ */
