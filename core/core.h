@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "core_conf.h"
 #include "loader.h"
@@ -31,7 +32,7 @@ struct core {
 	struct store *store;
 	struct bus *bus;
 	struct outbox_relay *relay;
-	struct service *services;
+	LIST_HEAD(, service) services;
 	struct pgcluster *pgcluster;   /* when todod runs its own database */
 	struct secrets *secrets;       /* lookups by plugins' secret resolvers */
 	struct reload *reload;         /* a SIGHUP waiting for its secrets */

@@ -23,7 +23,7 @@ struct service_kind {
 };
 
 struct service {
-	struct service *next;
+	LIST_ENTRY(service) link;
 	const void *owner;
 	char *kind;
 	char *name;
@@ -133,24 +133,20 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 			return todod_err_set(err, "%s '%s' is already provided", kind, name);
 	} else if (services_get(core, kind, &other))
 		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
-	struct service *s = calloc(1, sizeof *s);
-	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
-		if (s)
-			free(s->kind);
-		free(s);
-		return todod_err_set(err, "out of memory");
-	}
+	struct service *s = todod_xcalloc(1, sizeof *s);
+	s->kind = todod_xstrdup(kind);
+	s->name = todod_xstrdup(name);
 	s->owner = owner;
 	s->vtable = vtable;
-	s->next = core->services;
-	core->services = s;
+	LIST_INSERT_HEAD(&core->services, s, link);
 	return 0;
 }
 
 /* The first service of `kind`, or of `kind` and `name` when a name is given. */
 static struct service *service_find(struct core *core, const char *kind, const char *name)
 {
-	for (struct service *s = core->services; s; s = s->next)
+	struct service *s;
+	LIST_FOREACH(s, &core->services, link)
 		if (strcmp(s->kind, kind) == 0 && (!name || strcmp(s->name, name) == 0))
 			return s;
 	return NULL;
@@ -172,6 +168,7 @@ const void *services_get_named(struct core *core, const char *kind, const char *
 
 static void service_free(struct service *s)
 {
+	LIST_REMOVE(s, link);
 	free(s->kind);
 	free(s->name);
 	free(s);
@@ -179,25 +176,17 @@ static void service_free(struct service *s)
 
 void services_remove_owner(struct core *core, const void *owner)
 {
-	struct service **pp = &core->services;
-	while (*pp) {
-		struct service *s = *pp;
-		if (s->owner == owner) {
-			*pp = s->next;
+	for (struct service *s = LIST_FIRST(&core->services), *next; s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->owner == owner)
 			service_free(s);
-		} else {
-			pp = &s->next;
-		}
 	}
 }
 
 void services_free(struct core *core)
 {
-	while (core->services) {
-		struct service *s = core->services;
-		core->services = s->next;
-		service_free(s);
-	}
+	while (!LIST_EMPTY(&core->services))
+		service_free(LIST_FIRST(&core->services));
 }
 
 const void *services_owner(struct core *core, const char *kind)
