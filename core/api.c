@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -25,7 +26,7 @@
 #include "tz.h"
 
 struct todod_timer {
-	struct todod_timer *next, *prev;
+	LIST_ENTRY(todod_timer) link; /* in its context's timers */
 	struct todod_ctx *ctx;
 	struct event *ev;
 	todod_timer_cb cb;
@@ -37,7 +38,7 @@ struct todod_timer {
 };
 
 struct todod_watch {
-	struct todod_watch *next, *prev;
+	LIST_ENTRY(todod_watch) link;
 	struct todod_ctx *ctx;
 	struct event *ev;
 	todod_fd_cb cb;
@@ -45,7 +46,7 @@ struct todod_watch {
 };
 
 struct pending_store_call {
-	struct pending_store_call *next, *prev;
+	LIST_ENTRY(pending_store_call) link;
 	struct todod_ctx *ctx;   /* NULL once the context is gone */
 	todod_store_cb cb;
 	void *arg;
@@ -54,45 +55,18 @@ struct pending_store_call {
 struct todod_ctx {
 	struct core *core;
 	char *name;
-	struct todod_timer *timers;
-	struct todod_watch *watches;
-	struct pending_store_call *calls;
+	LIST_HEAD(, todod_timer) timers;
+	LIST_HEAD(, todod_watch) watches;
+	LIST_HEAD(, pending_store_call) calls;
 };
 
 static int live_events;
 
-/* Unlink `node` from a doubly linked list whose head is `*head`. */
-#define LIST_UNLINK(head, node)                                   \
-	do {                                                      \
-		if ((node)->prev)                                 \
-			(node)->prev->next = (node)->next;        \
-		else                                              \
-			*(head) = (node)->next;                   \
-		if ((node)->next)                                 \
-			(node)->next->prev = (node)->prev;        \
-		(node)->next = (node)->prev = NULL;               \
-	} while (0)
-
-#define LIST_PUSH(head, node)                                     \
-	do {                                                      \
-		(node)->prev = NULL;                              \
-		(node)->next = *(head);                           \
-		if (*(head))                                      \
-			(*(head))->prev = (node);                 \
-		*(head) = (node);                                 \
-	} while (0)
-
 struct todod_ctx *ctx_new(struct core *core, const char *name)
 {
-	struct todod_ctx *ctx = calloc(1, sizeof *ctx);
-	if (!ctx)
-		return NULL;
+	struct todod_ctx *ctx = todod_xcalloc(1, sizeof *ctx);
 	ctx->core = core;
-	ctx->name = strdup(name);
-	if (!ctx->name) {
-		free(ctx);
-		return NULL;
-	}
+	ctx->name = todod_xstrdup(name);
 	return ctx;
 }
 
@@ -104,7 +78,7 @@ int api_live_events(void) { return live_events; }
  * plugin's state that holds the slot may be freed (destroy() runs first). */
 static void timer_free(struct todod_timer *t)
 {
-	LIST_UNLINK(&t->ctx->timers, t);
+	LIST_REMOVE(t, link);
 	event_free(t->ev);
 	free(t);
 	live_events--;
@@ -120,7 +94,7 @@ static void timer_remove(struct todod_timer *t)
 
 static void watch_free(struct todod_watch *w)
 {
-	LIST_UNLINK(&w->ctx->watches, w);
+	LIST_REMOVE(w, link);
 	event_free(w->ev);
 	free(w);
 	live_events--;
@@ -131,13 +105,13 @@ void ctx_release(struct todod_ctx *ctx)
 	if (!ctx)
 		return;
 	struct core *core = ctx->core;
-	while (ctx->timers)
-		timer_free(ctx->timers);
-	while (ctx->watches)
-		watch_free(ctx->watches);
-	while (ctx->calls) {
-		struct pending_store_call *c = ctx->calls;
-		LIST_UNLINK(&ctx->calls, c);
+	while (!LIST_EMPTY(&ctx->timers))
+		timer_free(LIST_FIRST(&ctx->timers));
+	while (!LIST_EMPTY(&ctx->watches))
+		watch_free(LIST_FIRST(&ctx->watches));
+	struct pending_store_call *c;
+	while ((c = LIST_FIRST(&ctx->calls))) {
+		LIST_REMOVE(c, link);
 		c->ctx = NULL;
 	}
 	if (core) {
@@ -214,9 +188,7 @@ static void api_timer_del(struct todod_timer **t)
 static struct todod_timer *timer_new(struct todod_ctx *ctx, struct todod_timer **slot,
 				     bool repeat, todod_timer_cb cb, void *arg)
 {
-	struct todod_timer *t = calloc(1, sizeof *t);
-	if (!t)
-		return NULL;
+	struct todod_timer *t = todod_xcalloc(1, sizeof *t);
 	t->ev = event_new(ctx->core->base, -1, repeat ? EV_PERSIST : 0, timer_fired, t);
 	if (!t->ev) {
 		free(t);
@@ -229,7 +201,7 @@ static struct todod_timer *timer_new(struct todod_ctx *ctx, struct todod_timer *
 	t->slot = slot;
 	if (slot)
 		*slot = t;
-	LIST_PUSH(&ctx->timers, t);
+	LIST_INSERT_HEAD(&ctx->timers, t, link);
 	live_events++;
 	return t;
 }
@@ -267,9 +239,7 @@ static void watch_fired(evutil_socket_t fd, short what, void *arg)
 static struct todod_watch *api_fd_watch(struct todod_ctx *ctx, int fd, int what,
 					todod_fd_cb cb, void *arg)
 {
-	struct todod_watch *w = calloc(1, sizeof *w);
-	if (!w)
-		return NULL;
+	struct todod_watch *w = todod_xcalloc(1, sizeof *w);
 	short events = EV_PERSIST | (what & TODOD_FD_READ ? EV_READ : 0) |
 		       (what & TODOD_FD_WRITE ? EV_WRITE : 0);
 	w->ev = event_new(ctx->core->base, fd, events, watch_fired, w);
@@ -282,7 +252,7 @@ static struct todod_watch *api_fd_watch(struct todod_ctx *ctx, int fd, int what,
 	w->ctx = ctx;
 	w->cb = cb;
 	w->arg = arg;
-	LIST_PUSH(&ctx->watches, w);
+	LIST_INSERT_HEAD(&ctx->watches, w, link);
 	live_events++;
 	return w;
 }
@@ -369,9 +339,7 @@ static int api_bus_publish(struct todod_ctx *ctx, const char *topic, const char 
 		return todod_err_set(err, "bus_publish: topic, type and key are required");
 	if (!data || !json_object_is_type(data, json_type_object))
 		return todod_err_set(err, "bus_publish: data must be a JSON object");
-	struct publish_call *pc = malloc(sizeof *pc);
-	if (!pc)
-		return todod_err_set(err, "out of memory");
+	struct publish_call *pc = todod_xmalloc(sizeof *pc);
 	*pc = (struct publish_call){ done, arg };
 	store_outbox_append(ctx->core->store, topic, type, subject, key,
 			    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), published, pc);
@@ -430,7 +398,7 @@ static void store_call_done(json_object *res, const struct todod_store_error *er
 	struct pending_store_call *c = arg;
 	struct todod_ctx *ctx = c->ctx;
 	if (ctx) {
-		LIST_UNLINK(&ctx->calls, c);
+		LIST_REMOVE(c, link);
 		c->cb(res, err, c->arg);
 	}
 	free(c);
@@ -442,9 +410,7 @@ static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id
 {
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store_call: give both once_consumer and once_event_id, or neither");
-	struct pending_store_call *c = calloc(1, sizeof *c);
-	if (!c)
-		return todod_err_set(err, "out of memory");
+	struct pending_store_call *c = todod_xcalloc(1, sizeof *c);
 	c->ctx = ctx;
 	c->cb = cb;
 	c->arg = arg;
@@ -453,7 +419,7 @@ static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id
 		free(c);
 		return -1;
 	}
-	LIST_PUSH(&ctx->calls, c);
+	LIST_INSERT_HEAD(&ctx->calls, c, link);
 	return 0;
 }
 
@@ -536,8 +502,12 @@ const struct todod_api core_api = {
 	.tz_to_local = tz_to_local,
 	.tz_from_local = tz_from_local,
 	.trigger_get = api_trigger_get,
+	.mono_us = clock_mono_us,
+	.rfc3339_parse = rfc3339_parse_ms,
+	.rfc3339_format = rfc3339_format_ms,
 	.trigger_drive = api_trigger_drive,
 };
+_Static_assert(TODOD_RFC3339_SIZE == RFC3339_MS_SIZE, "rfc3339_format's size is the core's");
 
 /* The instance name is process-wide; the daemon sets it at start-up. */
 static char instance_name[128] = "todod";

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -22,7 +23,7 @@
 #define RETRY_BACKOFF_CAP_MS 30000
 
 struct subscriber {
-	struct subscriber *next;
+	LIST_ENTRY(subscriber) link;
 	void *owner;
 	char *topic;
 	char *consumer;
@@ -45,7 +46,7 @@ struct dispatch {
 };
 
 struct todod_delivery {
-	struct todod_delivery *next, *prev;
+	LIST_ENTRY(todod_delivery) link;
 	struct dispatch *dsp;
 	struct subscriber *sub;   /* NULL once its owner unsubscribed */
 	char *consumer;
@@ -65,8 +66,8 @@ struct bus {
 	struct event_base *base;
 	struct store *store;
 	struct bus_conf conf;
-	struct subscriber *subs;
-	struct todod_delivery *deliveries;
+	LIST_HEAD(, subscriber) subs;
+	LIST_HEAD(, todod_delivery) deliveries;
 	const char **topics;
 	size_t n_topics;
 	/* Inbox checks and records wait for the end of the loop turn, so what
@@ -78,33 +79,31 @@ struct bus {
 	const struct todod_inbox_driver *inbox;
 	const void *inbox_owner;
 	struct todod_inbox_driver db_inbox;
-	struct inbox_call *calls;
+	LIST_HEAD(, inbox_call) calls;
 };
 
 /* One inbox driver call in flight and the deliveries it answers. */
 struct inbox_call {
-	struct inbox_call *next, *prev;
+	LIST_ENTRY(inbox_call) link;
 	struct bus *bus;
 	bool record;
 	struct batch b;
 };
 
 static void flush_inbox(evutil_socket_t fd, short what, void *arg);
-static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d);
+static void batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d);
 
 struct bus *bus_new(struct event_base *base, struct store *store, const struct bus_conf *conf)
 {
-	struct bus *bus = calloc(1, sizeof *bus);
-	if (!bus)
-		return NULL;
+	struct bus *bus = todod_xcalloc(1, sizeof *bus);
 	bus->base = base;
 	bus->store = store;
 	bus->conf = *conf;
 	bus->db_inbox = inbox_db_driver(store);
 	bus->inbox = &bus->db_inbox;
-	bus->topics = calloc(1, sizeof *bus->topics);
+	bus->topics = todod_xcalloc(1, sizeof *bus->topics);
 	bus->flush = event_new(base, -1, 0, flush_inbox, bus);
-	if (!bus->topics || !bus->flush) {
+	if (!bus->flush) {
 		free(bus->topics);
 		free(bus);
 		return NULL;
@@ -131,16 +130,15 @@ static void count(const char *consumer, const char *result)
 
 /* ---- subscriptions --------------------------------------------------------- */
 
-static int rebuild_topics(struct bus *bus)
+static void rebuild_topics(struct bus *bus)
 {
 	size_t n = 0;
-	for (struct subscriber *s = bus->subs; s; s = s->next)
+	struct subscriber *s;
+	LIST_FOREACH(s, &bus->subs, link)
 		n++;
-	const char **topics = calloc(n + 1, sizeof *topics);
-	if (!topics)
-		return -1;
+	const char **topics = todod_xcalloc(n + 1, sizeof *topics);
 	size_t k = 0;
-	for (struct subscriber *s = bus->subs; s; s = s->next) {
+	LIST_FOREACH(s, &bus->subs, link) {
 		bool seen = false;
 		for (size_t i = 0; i < k && !seen; i++)
 			seen = strcmp(topics[i], s->topic) == 0;
@@ -150,7 +148,14 @@ static int rebuild_topics(struct bus *bus)
 	free(bus->topics);
 	bus->topics = topics;
 	bus->n_topics = k;
-	return 0;
+}
+
+static void subscriber_free(struct subscriber *s)
+{
+	LIST_REMOVE(s, link);
+	free(s->topic);
+	free(s->consumer);
+	free(s);
 }
 
 int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *consumer,
@@ -158,24 +163,19 @@ int bus_subscribe(struct bus *bus, void *owner, const char *topic, const char *c
 {
 	if (!topic || !*topic || !consumer || !*consumer || !handler)
 		return todod_err_set(err, "bus_subscribe: topic, consumer and handler are required");
-	for (struct subscriber *s = bus->subs; s; s = s->next)
+	struct subscriber *s;
+	LIST_FOREACH(s, &bus->subs, link)
 		if (strcmp(s->topic, topic) == 0 && strcmp(s->consumer, consumer) == 0)
 			return todod_err_set(err, "consumer '%s' is already subscribed to '%s'",
 					     consumer, topic);
-	struct subscriber *s = calloc(1, sizeof *s);
-	if (!s || !(s->topic = strdup(topic)) || !(s->consumer = strdup(consumer))) {
-		if (s)
-			free(s->topic);
-		free(s);
-		return todod_err_set(err, "out of memory");
-	}
+	s = todod_xcalloc(1, sizeof *s);
+	s->topic = todod_xstrdup(topic);
+	s->consumer = todod_xstrdup(consumer);
 	s->owner = owner;
 	s->handler = handler;
 	s->arg = arg;
-	s->next = bus->subs;
-	bus->subs = s;
-	if (rebuild_topics(bus) != 0)
-		return todod_err_set(err, "out of memory");
+	LIST_INSERT_HEAD(&bus->subs, s, link);
+	rebuild_topics(bus);
 	return 0;
 }
 
@@ -218,14 +218,8 @@ static void dispatch_settle(struct dispatch *dsp)
 
 static void delivery_finish(struct todod_delivery *d)
 {
-	struct bus *bus = d->dsp->bus;
 	struct dispatch *dsp = d->dsp;
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		bus->deliveries = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
+	LIST_REMOVE(d, link);
 	if (d->retry_timer)
 		event_free(d->retry_timer);
 	free(d->consumer);
@@ -246,9 +240,8 @@ static void outcome_recorded(const char *error, void *arg)
 	} else if (bus->inbox != &bus->db_inbox) {
 		/* The dead letter's row settled it in the database inbox; the
 		 * driver in use must learn it too, or a redelivery tries again. */
-		if (batch_add(bus, &bus->to_record, d) == 0)
-			return;
-		d->dsp->unrecorded = true;
+		batch_add(bus, &bus->to_record, d);
+		return;
 	}
 	delivery_finish(d);
 }
@@ -261,7 +254,7 @@ static void dead_letter(struct todod_delivery *d, const char *reason)
 	count(d->consumer, "dead_letter");
 	if (dsp->from.dead_letters == BUS_DEAD_LETTERS_RETURNED) {
 		if (!dsp->dead_reason)
-			dsp->dead_reason = strdup(reason);
+			dsp->dead_reason = todod_xstrdup(reason);
 		if (d->attempt > dsp->dead_attempts)
 			dsp->dead_attempts = d->attempt;
 		delivery_finish(d);
@@ -310,15 +303,12 @@ void bus_answer(struct todod_delivery *d, enum todod_result result, const char *
 	switch (result) {
 	case TODOD_OK:
 		count(d->consumer, "ok");
-		if (batch_add(bus, &bus->to_record, d) != 0) {
-			d->dsp->unrecorded = true;
-			delivery_finish(d);
-		}
+		batch_add(bus, &bus->to_record, d);
 		return;
 	case TODOD_RETRY:
 		count(d->consumer, "retry");
 		free(d->reason);
-		d->reason = strdup(reason ? reason : "no reason given");
+		d->reason = todod_xstrdup(reason ? reason : "no reason given");
 		if (d->attempt < d->dsp->max_attempts) {
 			if (!d->retry_timer)
 				d->retry_timer = evtimer_new(bus->base, retry_due, d);
@@ -342,50 +332,31 @@ void bus_answer(struct todod_delivery *d, enum todod_result result, const char *
 	}
 }
 
-static int batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d)
+static void batch_add(struct bus *bus, struct batch *b, struct todod_delivery *d)
 {
 	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-		struct todod_delivery **v = realloc(b->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		b->v = v;
-		b->cap = cap;
+		b->cap = b->cap ? 2 * b->cap : 64;
+		b->v = todod_xrealloc(b->v, b->cap * sizeof *b->v);
 	}
 	b->v[b->n++] = d;
 	event_active(bus->flush, EV_TIMEOUT, 0);
-	return 0;
 }
 
 static struct inbox_call *call_new(struct bus *bus, struct batch *todo, bool record)
 {
-	struct inbox_call *call = calloc(1, sizeof *call);
-	if (call && !(call->b.v = malloc(todo->n * sizeof *call->b.v))) {
-		free(call);
-		return NULL;
-	}
-	if (call) {
-		call->bus = bus;
-		call->record = record;
-		memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
-		call->b.n = call->b.cap = todo->n;
-		call->next = bus->calls;
-		if (bus->calls)
-			bus->calls->prev = call;
-		bus->calls = call;
-	}
+	struct inbox_call *call = todod_xcalloc(1, sizeof *call);
+	call->b.v = todod_xmalloc(todo->n * sizeof *call->b.v);
+	call->bus = bus;
+	call->record = record;
+	memcpy(call->b.v, todo->v, todo->n * sizeof *todo->v);
+	call->b.n = call->b.cap = todo->n;
+	LIST_INSERT_HEAD(&bus->calls, call, link);
 	return call;
 }
 
 static void call_free(struct inbox_call *call)
 {
-	struct bus *bus = call->bus;
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		bus->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
+	LIST_REMOVE(call, link);
 	free(call->b.v);
 	free(call);
 }
@@ -432,19 +403,14 @@ static void flush_batch(struct bus *bus, struct batch *todo, bool record)
 	if (todo->n == 0)
 		return;
 	struct todod_err err = { "" };
-	struct inbox_call *call = NULL;
-	struct todod_inbox_key *keys = malloc(todo->n * sizeof *keys);
-	if (!bus->inbox)
-		todod_err_set(&err, "the inbox driver's plugin is gone");
-	else if (!keys || !(call = call_new(bus, todo, record)))
-		todod_err_set(&err, "out of memory");
-	if (!call) {
-		log_warn("inbox: %s; the events will be redelivered", err.text);
-		free(keys);
+	if (!bus->inbox) {
+		log_warn("inbox: the inbox driver's plugin is gone; the events will be redelivered");
 		fail_all(todo);
 		todo->n = 0;
 		return;
 	}
+	struct inbox_call *call = call_new(bus, todo, record);
+	struct todod_inbox_key *keys = todod_xmalloc(todo->n * sizeof *keys);
 	todo->n = 0;
 	for (size_t i = 0; i < call->b.n; i++)
 		keys[i] = (struct todod_inbox_key){ .consumer = call->b.v[i]->consumer,
@@ -476,26 +442,17 @@ static void dispatch_start(struct bus *bus, struct dispatch *dsp, todod_inbound_
 	/* Count first, start after: a delivery that finishes at once must not
 	 * see the count reach zero while others are still to be created. */
 	dsp->pending = 1;
-	for (struct subscriber *s = bus->subs; s; s = s->next) {
+	struct subscriber *s;
+	LIST_FOREACH(s, &bus->subs, link) {
 		if (strcmp(s->topic, dsp->ev->topic) != 0)
 			continue;
-		struct todod_delivery *d = calloc(1, sizeof *d);
-		if (!d || !(d->consumer = strdup(s->consumer))) {
-			free(d);
-			dsp->unrecorded = true;
-			continue;
-		}
+		struct todod_delivery *d = todod_xcalloc(1, sizeof *d);
+		d->consumer = todod_xstrdup(s->consumer);
 		d->dsp = dsp;
 		d->sub = s;
-		d->next = bus->deliveries;
-		if (bus->deliveries)
-			bus->deliveries->prev = d;
-		bus->deliveries = d;
+		LIST_INSERT_HEAD(&bus->deliveries, d, link);
 		dsp->pending++;
-		if (batch_add(bus, &bus->to_check, d) != 0) {
-			dsp->unrecorded = true;
-			delivery_finish(d);
-		}
+		batch_add(bus, &bus->to_check, d);
 	}
 	/* Drop the guard count; with no subscriber this completes now. */
 	if (--dsp->pending == 0)
@@ -505,11 +462,7 @@ static void dispatch_start(struct bus *bus, struct dispatch *dsp, todod_inbound_
 void bus_dispatch(struct bus *bus, const struct todod_inbound *msg,
 		  const struct bus_sender *from)
 {
-	struct dispatch *dsp = calloc(1, sizeof *dsp);
-	if (!dsp) {
-		msg->done(TODOD_RETRY, "out of memory", 0, msg->arg);
-		return;
-	}
+	struct dispatch *dsp = todod_xcalloc(1, sizeof *dsp);
 	struct todod_err err = { "" };
 	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, msg->topic, msg->key,
 		     &dsp->parsed, &err) != 0) {
@@ -531,11 +484,7 @@ void bus_dispatch_event(struct bus *bus, const struct todod_event *ev, todod_inb
 		done(TODOD_DROP, err.text, 0, arg);
 		return;
 	}
-	struct dispatch *dsp = calloc(1, sizeof *dsp);
-	if (!dsp) {
-		done(TODOD_RETRY, "out of memory", 0, arg);
-		return;
-	}
+	struct dispatch *dsp = todod_xcalloc(1, sizeof *dsp);
 	dsp->ev = ev;
 	dispatch_start(bus, dsp, done, arg, 0, from);
 }
@@ -547,11 +496,12 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 		 * what it still had, and keep the rest unacknowledged. */
 		bus->inbox = NULL;
 		bus->inbox_owner = NULL;
-		while (bus->calls)
-			inbox_answered(NULL, 0, "the inbox driver's plugin is gone", bus->calls);
+		while (!LIST_EMPTY(&bus->calls))
+			inbox_answered(NULL, 0, "the inbox driver's plugin is gone",
+				       LIST_FIRST(&bus->calls));
 	}
-	for (struct todod_delivery *d = bus->deliveries, *next; d; d = next) {
-		next = d->next;
+	for (struct todod_delivery *d = LIST_FIRST(&bus->deliveries), *next; d; d = next) {
+		next = LIST_NEXT(d, link);
 		if (d->dsp->from.owner == owner)
 			d->dsp->done = NULL;
 		if (!d->sub || d->sub->owner != owner)
@@ -564,17 +514,10 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 			delivery_finish(d);
 		}
 	}
-	struct subscriber **pp = &bus->subs;
-	while (*pp) {
-		struct subscriber *s = *pp;
-		if (s->owner == owner) {
-			*pp = s->next;
-			free(s->topic);
-			free(s->consumer);
-			free(s);
-		} else {
-			pp = &s->next;
-		}
+	for (struct subscriber *s = LIST_FIRST(&bus->subs), *next; s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->owner == owner)
+			subscriber_free(s);
 	}
 	rebuild_topics(bus);
 }
@@ -586,7 +529,8 @@ int bus_delivery_attempt(struct todod_delivery *d) { return d->attempt; }
 int bus_in_flight(const struct bus *bus)
 {
 	int n = 0;
-	for (const struct todod_delivery *d = bus->deliveries; d; d = d->next)
+	const struct todod_delivery *d;
+	LIST_FOREACH(d, &bus->deliveries, link)
 		n++;
 	return n;
 }
@@ -595,27 +539,22 @@ void bus_free(struct bus *bus)
 {
 	if (!bus)
 		return;
-	while (bus->subs) {
-		struct subscriber *s = bus->subs;
-		bus->subs = s->next;
-		free(s->topic);
-		free(s->consumer);
-		free(s);
-	}
+	while (!LIST_EMPTY(&bus->subs))
+		subscriber_free(LIST_FIRST(&bus->subs));
 	/* Deliveries left at exit were never acknowledged; the outbox or the
 	 * broker still has them.  (The database is closed by now, so none is
 	 * waiting on an inbox statement, and a plugin's driver was settled when
 	 * its plugin was unloaded.) */
 	bus->to_check.n = bus->to_record.n = 0;
-	while (bus->deliveries) {
-		struct todod_delivery *d = bus->deliveries;
+	struct todod_delivery *d;
+	while ((d = LIST_FIRST(&bus->deliveries))) {
 		d->sub = NULL;
 		d->dsp->unrecorded = true;
 		delivery_finish(d);
 	}
 	/* Their deliveries were just settled above. */
-	while (bus->calls)
-		call_free(bus->calls);
+	while (!LIST_EMPTY(&bus->calls))
+		call_free(LIST_FIRST(&bus->calls));
 	free(bus->to_check.v);
 	free(bus->to_record.v);
 	event_free(bus->flush);

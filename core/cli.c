@@ -62,7 +62,7 @@ static int cli_open(struct cli *cli, const char *path)
 	char *conninfo = NULL;
 	bool created;
 	if (cli->conf.database && *cli->conf.database) {
-		conninfo = strdup(cli->conf.database);
+		conninfo = todod_xstrdup(cli->conf.database);
 	} else {
 		cli->pc = pgcluster_start(cli->conf.state_dir, cli->conf.pg_bindir, false, &conninfo,
 					  &created, &err);

@@ -19,18 +19,26 @@ static int64_t read_clock_ns(clockid_t id)
 
 int64_t clock_wall_ms(void) { return read_clock_ns(CLOCK_REALTIME) / 1000000; }
 int64_t clock_mono_ms(void) { return read_clock_ns(CLOCK_MONOTONIC) / 1000000; }
+int64_t clock_mono_us(void) { return read_clock_ns(CLOCK_MONOTONIC) / 1000; }
 int64_t clock_mono_ns(void) { return read_clock_ns(CLOCK_MONOTONIC); }
 
-void rfc3339_format_ms(int64_t epoch_ms, char *buf, size_t size)
+/* A year outside 0000-9999 has no RFC 3339 form either: "" too. */
+size_t rfc3339_format_ms(int64_t epoch_ms, char *buf, size_t size)
 {
 	/* Floor division, so an instant before 1970 keeps a positive fraction. */
 	int64_t ms = epoch_ms % 1000;
 	time_t secs = (time_t)(epoch_ms / 1000 - (ms < 0));
 	ms += ms < 0 ? 1000 : 0;
 	struct tm tm;
-	gmtime_r(&secs, &tm);
+	if (size < RFC3339_MS_SIZE || !gmtime_r(&secs, &tm) || tm.tm_year < -1900 ||
+	    tm.tm_year > 9999 - 1900) {
+		if (size)
+			buf[0] = '\0';
+		return 0;
+	}
 	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+	return RFC3339_MS_SIZE - 1;
 }
 
 static bool read_digits(const char **p, int count, int *value)

@@ -12,13 +12,16 @@
 
 int64_t clock_wall_ms(void);   /* since the Unix epoch */
 int64_t clock_mono_ms(void);
+int64_t clock_mono_us(void);
 int64_t clock_mono_ns(void);
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" and its NUL. */
 #define RFC3339_MS_SIZE 25
 
-/* `epoch_ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into buf, cut to `size`. */
-void rfc3339_format_ms(int64_t epoch_ms, char *buf, size_t size);
+/* `epoch_ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into buf: the text's
+ * length (24), or 0 with buf "" (when size > 0) if it is smaller than
+ * RFC3339_MS_SIZE, rather than a cut date that reads as another one. */
+size_t rfc3339_format_ms(int64_t epoch_ms, char *buf, size_t size);
 
 /* An RFC 3339 date-time (5.6): "2026-11-27T10:00:00Z", 't' and 'z' in
  * either case, an optional fraction (milliseconds kept, the rest cut),

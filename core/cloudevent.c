@@ -73,7 +73,7 @@ char *ce_encode(const struct todod_event *ev, size_t *len)
 	size_t out_len;
 	const char *text = json_object_to_json_string_length(
 		envelope, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &out_len);
-	char *out = text ? malloc(out_len + 1) : NULL;
+	char *out = text ? todod_xmalloc(out_len + 1) : NULL;
 	if (out) {
 		memcpy(out, text, out_len + 1);
 		if (len)
@@ -306,11 +306,7 @@ int ce_parse(const char *buf, size_t len, size_t max_size, const char *topic,
 	/* One block holds the raw bytes (NUL-terminated for callers that
 	 * treat them as a string) and the copies of topic and key, so that
 	 * the struct needs no more fields and one free() releases all. */
-	out->raw = malloc(len + 1 + copy_len(topic) + copy_len(key));
-	if (!out->raw) {
-		todod_err_set(err, "out of memory");
-		goto fail;
-	}
+	out->raw = todod_xmalloc(len + 1 + copy_len(topic) + copy_len(key));
 	if (len)
 		memcpy(out->raw, buf, len);
 	out->raw[len] = '\0';

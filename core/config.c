@@ -170,11 +170,7 @@ static int read_secret_file(const char *path, char **out, struct todod_err *err)
 		close(fd);
 		return todod_err_set(err, "cannot read secret file %s: %s", path, unusable);
 	}
-	char *buf = malloc(CFG_MAX_SECRET);
-	if (!buf) {
-		close(fd);
-		return todod_err_set(err, "out of memory");
-	}
+	char *buf = todod_xmalloc(CFG_MAX_SECRET);
 	ssize_t len = cfg_read_fd(fd, buf, CFG_MAX_SECRET, true);
 	int saved = errno;
 	close(fd);
@@ -190,8 +186,8 @@ static int read_secret_file(const char *path, char **out, struct todod_err *err)
 					   path, CFG_MAX_SECRET);
 		else if (n && buf[n - 1] == '\r')
 			n--;
-		if (!rc && !(*out = strndup(buf, n)))
-			rc = todod_err_set(err, "out of memory");
+		if (!rc)
+			*out = todod_xstrndup(buf, n);
 		explicit_bzero(buf, (size_t)len);
 	}
 	free(buf);
@@ -212,8 +208,8 @@ int cfg_resolve_secret(const char *ref, char **out, struct todod_err *err)
 		if (!value)
 			return todod_err_set(err, "environment variable %s is not set", ref + 4);
 	}
-	*out = strdup(value);
-	return *out ? 0 : todod_err_set(err, "out of memory");
+	*out = todod_xstrdup(value);
+	return 0;
 }
 
 /* ---- Binding ---- */
@@ -287,39 +283,28 @@ static const char *next_list_item(const char **cursor, size_t *len)
 }
 
 /* The item array is NULL-terminated too, for APIs that want that. */
-static int store_list(struct todod_list *list, const char *value)
+static void store_list(struct todod_list *list, const char *value)
 {
 	const char *cursor = value, *item;
 	size_t count = 0, len;
 
 	while (next_list_item(&cursor, &len))
 		count++;
-	list->items = calloc(count + 1, sizeof *list->items);
-	if (!list->items)
-		return -1;
+	list->items = todod_xcalloc(count + 1, sizeof *list->items);
 	cursor = value;
-	while ((item = next_list_item(&cursor, &len))) {
-		if (!(list->items[list->n] = strndup(item, len)))
-			return -1;
-		list->n++;
-	}
-	return 0;
+	while ((item = next_list_item(&cursor, &len)))
+		list->items[list->n++] = todod_xstrndup(item, len);
 }
 
 /* A PREFIX family keeps "name=value" per line, `name` being the key
  * without the family's prefix. */
-static int store_prefixed(struct todod_list *list, const char *name, const char *value)
+static void store_prefixed(struct todod_list *list, const char *name, const char *value)
 {
-	char **items = realloc(list->items, (list->n + 2) * sizeof *items);
-	if (!items)
-		return -1;
-	list->items = items;
+	list->items = todod_xrealloc(list->items, (list->n + 2) * sizeof *list->items);
 	size_t len = strlen(name) + strlen(value) + 2;
-	if (!(items[list->n] = malloc(len)))
-		return -1;
-	snprintf(items[list->n], len, "%s=%s", name, value);
-	items[++list->n] = NULL;
-	return 0;
+	list->items[list->n] = todod_xmalloc(len);
+	snprintf(list->items[list->n], len, "%s=%s", name, value);
+	list->items[++list->n] = NULL;
 }
 
 /* Converts `value` of `key` for `opt` into `conf`; `why` gets the reason
@@ -333,8 +318,8 @@ static int store_value(const struct todod_opt *opt, const char *key, const char 
 
 	switch (opt->type) {
 	case TODOD_OPT_STRING:
-		*(char **)field = strdup(value);
-		return *(char **)field ? 0 : todod_err_set(why, "out of memory");
+		*(char **)field = todod_xstrdup(value);
+		return 0;
 	case TODOD_OPT_SECRET:
 		return cfg_resolve_secret(value, (char **)field, why);
 	case TODOD_OPT_INT:
@@ -365,11 +350,11 @@ static int store_value(const struct todod_opt *opt, const char *key, const char 
 		join_choices(opt->choices, choices, sizeof choices);
 		return todod_err_set(why, "expected one of: %s, got '%s'", choices, value);
 	case TODOD_OPT_LIST:
-		return store_list(field, value) ? todod_err_set(why, "out of memory") : 0;
+		store_list(field, value);
+		return 0;
 	case TODOD_OPT_PREFIX:
-		return store_prefixed(field, key + strlen(opt->key), value)
-			       ? todod_err_set(why, "out of memory")
-			       : 0;
+		store_prefixed(field, key + strlen(opt->key), value);
+		return 0;
 	}
 	return todod_err_set(why, "unsupported option type %d", (int)opt->type);
 }
@@ -419,14 +404,10 @@ static int defer_secret(const struct todod_opt *opt, const struct cfg_entry *e, 
 			const char *section, void *conf, struct cfg_secret_refs *refs,
 			struct todod_err *why)
 {
-	struct cfg_secret_ref *ref = calloc(1, sizeof *ref);
+	struct cfg_secret_ref *ref = todod_xcalloc(1, sizeof *ref);
 	char **field = field_of(opt, conf);
-	if (!ref || !(ref->text = strdup(e->value)) || !(*field = strdup(""))) {
-		if (ref)
-			free(ref->text);
-		free(ref);
-		return todod_err_set(why, "out of memory");
-	}
+	ref->text = todod_xstrdup(e->value);
+	*field = todod_xstrdup("");
 	ref->field = field;
 	cfg_located_fail(&ref->where, path, e->line, section, "key '%s'", e->key);
 	STAILQ_INSERT_TAIL(refs, ref, link);

@@ -75,10 +75,10 @@ static void *reserve_one(void *arr, size_t n, size_t *cap, size_t elem)
 	if (n < *cap)
 		return arr;
 	size_t ncap = *cap ? *cap * 2 : 8;
-	void *grown = reallocarray(arr, ncap, elem);
-	if (grown)
-		*cap = ncap;
-	return grown;
+	if (ncap > SIZE_MAX / elem)
+		todod_out_of_memory(SIZE_MAX);
+	*cap = ncap;
+	return todod_xrealloc(arr, ncap * elem);
 }
 
 ssize_t cfg_read_fd(int fd, char *buf, size_t cap, bool stop_at_newline)
@@ -167,15 +167,12 @@ static struct name_slot *name_slot_for(struct name_slot *slots, size_t cap, cons
 	return &slots[i];
 }
 
-/* The line of an earlier `name`, or 0 after recording this one; -1 when
- * out of memory. */
+/* The line of an earlier `name`, or 0 after recording this one. */
 static int name_index_add(struct name_index *ix, const char *name, int line)
 {
 	if (2 * (ix->used + 1) > ix->cap) {
 		size_t ncap = ix->cap ? ix->cap * 2 : 16;
-		struct name_slot *grown = calloc(ncap, sizeof *grown);
-		if (!grown)
-			return -1;
+		struct name_slot *grown = todod_xcalloc(ncap, sizeof *grown);
 		for (size_t i = 0; i < ix->cap; i++)
 			if (ix->slots[i].name)
 				*name_slot_for(grown, ncap, ix->slots[i].name) = ix->slots[i];
@@ -230,19 +227,12 @@ static int parse_section(struct parser *p, char *s)
 	if (!is_valid_name(name))
 		return parse_fail(p, "invalid section name '%s' " NAME_CHARS_HINT, name);
 
-	struct cfg_section *sections = reserve_one(cf->sections, cf->n_sections,
-						   &p->cap_sections, sizeof *sections);
-	if (!sections)
-		return parse_fail(p, "out of memory");
-	cf->sections = sections;
-	struct cfg_section *sec = &sections[cf->n_sections++];
-	*sec = (struct cfg_section){ .name = strdup(name), .line = p->line };
-	if (!sec->name)
-		return parse_fail(p, "out of memory");
+	cf->sections = reserve_one(cf->sections, cf->n_sections, &p->cap_sections,
+				   sizeof *cf->sections);
+	struct cfg_section *sec = &cf->sections[cf->n_sections++];
+	*sec = (struct cfg_section){ .name = todod_xstrdup(name), .line = p->line };
 
 	int first = name_index_add(&p->sections, sec->name, p->line);
-	if (first < 0)
-		return parse_fail(p, "out of memory");
 	if (first > 0)
 		return parse_fail(p, "duplicate section [%s] (first at line %d)", name, first);
 	name_index_clear(&p->keys);
@@ -314,19 +304,13 @@ static int parse_entry(struct parser *p, char *s)
 		return -1;
 
 	struct cfg_section *sec = &cf->sections[cf->n_sections - 1];
-	struct cfg_entry *entries = reserve_one(sec->entries, sec->n_entries,
-						&p->cap_entries, sizeof *entries);
-	if (!entries)
-		return parse_fail(p, "out of memory");
-	sec->entries = entries;
-	struct cfg_entry *e = &entries[sec->n_entries++];
-	*e = (struct cfg_entry){ .key = strdup(s), .value = strdup(value), .line = p->line };
-	if (!e->key || !e->value)
-		return parse_fail(p, "out of memory");
+	sec->entries = reserve_one(sec->entries, sec->n_entries, &p->cap_entries,
+				   sizeof *sec->entries);
+	struct cfg_entry *e = &sec->entries[sec->n_entries++];
+	*e = (struct cfg_entry){ .key = todod_xstrdup(s), .value = todod_xstrdup(value),
+				 .line = p->line };
 
 	int first = name_index_add(&p->keys, e->key, p->line);
-	if (first < 0)
-		return parse_fail(p, "out of memory");
 	if (first > 0)
 		return cfg_located_fail(p->err, cf->path, p->line, sec->name,
 				    "duplicate key '%s' (first at line %d)", e->key, first);
@@ -358,15 +342,12 @@ static int parse_line(struct parser *p, const char *raw, size_t len)
 int cfg_parse_buffer(const char *name, const char *buf, size_t len,
 		     struct cfg_file **out, struct todod_err *err)
 {
-	struct cfg_file *cf = calloc(1, sizeof *cf);
+	struct cfg_file *cf = todod_xcalloc(1, sizeof *cf);
 	struct parser p = { .cf = cf, .err = err };
 	int rc = -1;
 
 	*out = NULL;
-	if (!cf || !(cf->path = strdup(name))) {
-		free(cf);
-		return todod_err_set(err, "%s: out of memory", name);
-	}
+	cf->path = todod_xstrdup(name);
 	if (len > CFG_MAX_FILE) {
 		/* Name the line where the limit is crossed. */
 		p.line = 1;
@@ -405,11 +386,7 @@ int cfg_parse_file(const char *path, struct cfg_file **out, struct todod_err *er
 	if (fd < 0)
 		return todod_err_set(err, "%s: cannot read: %s", path, strerror(errno));
 	/* One byte past the limit lets cfg_parse_buffer report the size. */
-	char *buf = malloc(CFG_MAX_FILE + 1);
-	if (!buf) {
-		close(fd);
-		return todod_err_set(err, "%s: out of memory", path);
-	}
+	char *buf = todod_xmalloc(CFG_MAX_FILE + 1);
 	ssize_t len = cfg_read_fd(fd, buf, CFG_MAX_FILE + 1, false);
 	int saved = errno;
 	close(fd);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "core_conf.h"
 #include "loader.h"
@@ -31,8 +32,8 @@ struct core {
 	struct store *store;
 	struct bus *bus;
 	struct outbox_relay *relay;
-	struct service *services;
-	struct trigger_driver *trigger_drivers; /* who drives which trigger (services.c) */
+	LIST_HEAD(, service) services;
+	LIST_HEAD(, trigger_driver) trigger_drivers; /* who drives which trigger (services.c) */
 	struct pgcluster *pgcluster;   /* when todod runs its own database */
 	struct secrets *secrets;       /* lookups by plugins' secret resolvers */
 	struct reload *reload;         /* a SIGHUP waiting for its secrets */

@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <curl/curl.h>
 
@@ -27,12 +28,12 @@
 #define MAX_SMTP_REPLY 4096
 
 struct sock_watch {
-	struct sock_watch *prev, *next;
+	LIST_ENTRY(sock_watch) link;
 	struct event *ev;
 };
 
 struct transfer {
-	struct transfer *prev, *next;
+	LIST_ENTRY(transfer) link;
 	struct curlm *m;
 	CURL *easy;
 	void *owner;
@@ -52,8 +53,8 @@ struct curlm {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	struct transfer *transfers;
-	struct sock_watch *watches;
+	LIST_HEAD(, transfer) transfers;
+	LIST_HEAD(, sock_watch) watches;
 	int in_flight;
 	int dispatching; /* user callbacks on the stack */
 	bool closing;    /* curlm_free() was called */
@@ -63,14 +64,9 @@ static void destroy(struct curlm *m);
 
 /* ---- socket and timer plumbing ------------------------------------------ */
 
-static void watch_free(struct curlm *m, struct sock_watch *w)
+static void watch_free(struct sock_watch *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		m->watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	LIST_REMOVE(w, link);
 	if (w->ev)
 		event_free(w->ev);
 	free(w);
@@ -103,22 +99,17 @@ static int on_socket_change(CURL *easy, curl_socket_t fd, int what, void *userp,
 
 	if (what == CURL_POLL_REMOVE) {
 		if (w)
-			watch_free(m, w);
+			watch_free(w);
 		return 0;
 	}
 	short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
 		     (what & CURL_POLL_OUT ? EV_WRITE : 0);
 	if (!w) {
-		w = calloc(1, sizeof *w);
-		if (!w)
-			return -1;
-		w->next = m->watches;
-		if (m->watches)
-			m->watches->prev = w;
-		m->watches = w;
+		w = todod_xcalloc(1, sizeof *w);
+		LIST_INSERT_HEAD(&m->watches, w, link);
 		w->ev = event_new(m->base, fd, kind, on_socket_ready, m);
 		if (!w->ev) {
-			watch_free(m, w);
+			watch_free(w);
 			return -1;
 		}
 		curl_multi_assign(m->multi, fd, w);
@@ -156,12 +147,7 @@ static void transfer_detach(struct transfer *t)
 {
 	struct curlm *m = t->m;
 	curl_multi_remove_handle(m->multi, t->easy);
-	if (t->prev)
-		t->prev->next = t->next;
-	else
-		m->transfers = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
+	LIST_REMOVE(t, link);
 	m->in_flight--;
 }
 
@@ -219,9 +205,7 @@ static bool body_append(struct transfer *t, const char *data, size_t len, size_t
 		size_t cap = t->body_cap ? t->body_cap : 1024;
 		while (cap < t->body_len + len + 1)
 			cap *= 2;
-		char *grown = realloc(t->body, cap);
-		if (!grown)
-			return false;
+		char *grown = todod_xrealloc(t->body, cap);
 		t->body = grown;
 		t->body_cap = cap;
 	}
@@ -293,10 +277,10 @@ static struct transfer *transfer_new(struct curlm *m, void *owner, const char *u
 		todod_err_set(err, "outbound: no URL given");
 		return NULL;
 	}
-	struct transfer *t = calloc(1, sizeof *t);
-	if (!t || !(t->easy = curl_easy_init())) {
+	struct transfer *t = todod_xcalloc(1, sizeof *t);
+	if (!(t->easy = curl_easy_init())) {
 		free(t);
-		todod_err_set(err, "outbound: out of memory");
+		todod_err_set(err, "outbound: libcurl cannot make a handle");
 		return NULL;
 	}
 	t->m = m;
@@ -326,10 +310,7 @@ static int transfer_start(struct transfer *t, struct todod_err *err)
 		transfer_free(t);
 		return -1;
 	}
-	t->next = m->transfers;
-	if (m->transfers)
-		m->transfers->prev = t;
-	m->transfers = t;
+	LIST_INSERT_HEAD(&m->transfers, t, link);
 	m->in_flight++;
 	return 0;
 }
@@ -413,9 +394,7 @@ static int smtp_setup(struct transfer *t, const struct todod_smtp_message *msg,
 		if (!(t->list = curl_slist_append(t->list, *r)))
 			return todod_err_set(err, "smtp: out of memory");
 	/* One spare byte so an empty message still has a buffer to point at. */
-	t->upload = malloc(msg->data_len + 1);
-	if (!t->upload)
-		return todod_err_set(err, "smtp: out of memory");
+	t->upload = todod_xmalloc(msg->data_len + 1);
 	if (msg->data_len)
 		memcpy(t->upload, msg->data, msg->data_len);
 	t->upload_len = msg->data_len;
@@ -471,9 +450,8 @@ int curlm_in_flight(const struct curlm *m)
 
 void curlm_cancel_owner(struct curlm *m, void *owner)
 {
-	struct transfer *t = m->transfers, *next;
-	for (; t; t = next) {
-		next = t->next;
+	for (struct transfer *t = LIST_FIRST(&m->transfers), *next; t; t = next) {
+		next = LIST_NEXT(t, link);
 		if (t->owner != owner)
 			continue;
 		transfer_detach(t);
@@ -495,31 +473,25 @@ struct curlm *curlm_new(struct event_base *base, struct todod_err *err)
 		todod_err_set(err, "outbound: libcurl initialisation failed");
 		return NULL;
 	}
-	struct curlm *m = calloc(1, sizeof *m);
-	if (!m)
-		goto fail;
+	struct curlm *m = todod_xcalloc(1, sizeof *m);
 	m->base = base;
 	m->multi = curl_multi_init();
 	m->timer = evtimer_new(base, on_timeout, m);
-	if (!m->multi || !m->timer)
-		goto fail;
-	curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket_change);
-	curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
-	curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
-	return m;
-
-fail:
-	if (m) {
+	if (!m->multi || !m->timer) {
 		if (m->multi)
 			curl_multi_cleanup(m->multi);
 		if (m->timer)
 			event_free(m->timer);
 		free(m);
+		curl_global_cleanup();
+		todod_err_set(err, "outbound: libcurl or libevent cannot set up");
+		return NULL;
 	}
-	curl_global_cleanup();
-	todod_err_set(err, "outbound: out of memory");
-	return NULL;
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket_change);
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+	return m;
 }
 
 static void destroy(struct curlm *m)
@@ -527,16 +499,16 @@ static void destroy(struct curlm *m)
 	/* Counted as dispatching so a callback calling curlm_free() again
 	 * does not start a second teardown. */
 	m->dispatching++;
-	while (m->transfers) {
-		struct transfer *t = m->transfers;
+	struct transfer *t;
+	while ((t = LIST_FIRST(&m->transfers))) {
 		transfer_detach(t);
 		transfer_finish(t, 0, "cancelled");
 	}
 	m->dispatching--;
 	curl_multi_cleanup(m->multi);
 	/* Sockets libcurl never reported as removed (its connection cache). */
-	while (m->watches)
-		watch_free(m, m->watches);
+	while (!LIST_EMPTY(&m->watches))
+		watch_free(LIST_FIRST(&m->watches));
 	event_free(m->timer);
 	free(m);
 	curl_global_cleanup();

@@ -366,9 +366,7 @@ static int reload_bind(struct reload *r, struct todod_err *err)
 		return -1;
 	if (plugin_set_changed(core, r->cf))
 		log_warn("reload: plugins were added or removed; that needs a restart and is ignored now");
-	r->confs = calloc(core->plugins.n ? core->plugins.n : 1, sizeof *r->confs);
-	if (!r->confs)
-		return todod_err_set(err, "out of memory");
+	r->confs = todod_xcalloc(core->plugins.n, sizeof *r->confs);
 	for (size_t i = 0; i < core->plugins.n; i++)
 		if (loader_bind(&core->plugins.v[i], r->cf, &r->confs[i], &r->refs, err) != 0)
 			return -1;
@@ -380,12 +378,7 @@ static void reload_begin(struct core *core)
 	struct todod_err err = { "" };
 	sd_notify_state("RELOADING=1");
 	log_info("SIGHUP: reloading %s", core->config_path);
-	struct reload *r = calloc(1, sizeof *r);
-	if (!r) {
-		log_error("reload failed, keeping the running configuration: out of memory");
-		sd_notify_state("READY=1");
-		return;
-	}
+	struct reload *r = todod_xcalloc(1, sizeof *r);
 	r->core = core;
 	STAILQ_INIT(&r->refs);
 	core->reload = r;
@@ -399,7 +392,7 @@ static void reload_begin(struct core *core)
 	r->batch = secrets_resolve(core->secrets, &r->refs, r->conf.secret_timeout,
 				   reload_resolved, r);
 	if (!r->batch)
-		reload_fail(r, "out of memory");
+		reload_fail(r, "cannot create the secret resolution events");
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -421,7 +414,7 @@ static int prepare_database(struct core *core, char **conninfo, struct todod_err
 {
 	bool created = false;
 	if (core->conf.database && *core->conf.database) {
-		*conninfo = strdup(core->conf.database);
+		*conninfo = todod_xstrdup(core->conf.database);
 	} else {
 		core->pgcluster = pgcluster_start(core->conf.state_dir, core->conf.pg_bindir, true,
 						  conninfo, &created, err);
@@ -656,7 +649,7 @@ int daemon_run(const char *path, const char *stdio_user)
 	int rc = daemon_load_core_conf(path, &core.cf, &core.conf, &refs);
 	if (rc != 0)
 		return rc;
-	core.config_path = strdup(path);
+	core.config_path = todod_xstrdup(path);
 	log_set_level((enum todod_log_level)core.conf.log_level);
 	if (loader_load(core.cf, core.conf.plugin_dir, &core.plugins, &refs, &err) != 0) {
 		fprintf(stderr, "todod: %s\n", err.text);
@@ -741,11 +734,9 @@ int daemon_help_plugin(const char *path, const char *name)
 		printf("[plugin.%s]  %s %s\n%s\n\n", name, name, p.def->version ? p.def->version : "",
 		       p.def->description ? p.def->description : "");
 		cfg_print_help(stdout, p.def->options);
-		struct plugin_set one = { .v = malloc(sizeof p), .n = 1 };
-		if (one.v) {
-			one.v[0] = p;
-			loader_unload(&one);
-		}
+		struct plugin_set one = { .v = todod_xmalloc(sizeof p), .n = 1 };
+		one.v[0] = p;
+		loader_unload(&one);
 	}
 	core_conf_release(&conf);
 	cfg_free(cf);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "log.h"
@@ -25,7 +26,7 @@ enum {
 #define UNAVAILABLE "database unavailable: "
 
 struct db_job {
-	struct db_job *next;
+	STAILQ_ENTRY(db_job) link;
 	char *sql;
 	int nparams;
 	char **params;
@@ -38,8 +39,7 @@ struct db_job {
 };
 
 struct job_list {
-	struct db_job *head;
-	struct db_job **tail;
+	STAILQ_HEAD(, db_job) jobs; /* oldest first */
 	int n;
 };
 
@@ -90,12 +90,10 @@ static void on_conn_io(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* libpq's messages may be missing: NULL copies as "". */
 static char *xstrdup(const char *s)
 {
-	char *d = strdup(s ? s : "");
-	if (!d)
-		abort();
-	return d;
+	return todod_xstrdup(s ? s : "");
 }
 
 /* libpq messages end in newlines and may continue with hints on further
@@ -116,19 +114,15 @@ static void first_line(const char *msg, char *buf, size_t size)
 
 static void list_push(struct job_list *l, struct db_job *job)
 {
-	job->next = NULL;
-	*l->tail = job;
-	l->tail = &job->next;
+	STAILQ_INSERT_TAIL(&l->jobs, job, link);
 	l->n++;
 }
 
 static struct db_job *list_pop(struct job_list *l)
 {
-	struct db_job *job = l->head;
+	struct db_job *job = STAILQ_FIRST(&l->jobs);
 	if (job) {
-		l->head = job->next;
-		if (!l->head)
-			l->tail = &l->head;
+		STAILQ_REMOVE_HEAD(&l->jobs, link);
 		l->n--;
 	}
 	return job;
@@ -136,8 +130,7 @@ static struct db_job *list_pop(struct job_list *l)
 
 static void list_init(struct job_list *l)
 {
-	l->head = NULL;
-	l->tail = &l->head;
+	STAILQ_INIT(&l->jobs);
 	l->n = 0;
 }
 
@@ -174,10 +167,13 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg)
 	struct db_pool *pool = arg;
 	/* Only the jobs finished so far: a callback that keeps re-queueing
 	 * against a down pool must not spin this loop forever. */
-	struct job_list batch = pool->finished;
-	if (!batch.head)
+	if (STAILQ_EMPTY(&pool->finished.jobs))
 		return;
-	list_init(&pool->finished);
+	struct job_list batch;
+	list_init(&batch);
+	STAILQ_CONCAT(&batch.jobs, &pool->finished.jobs);
+	batch.n = pool->finished.n;
+	pool->finished.n = 0;
 	pool->dispatching = true;
 	struct db_job *job;
 	while ((job = list_pop(&batch))) {
@@ -521,7 +517,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	char error[160];
 	snprintf(error, sizeof error, UNAVAILABLE "no connection free within %lld ms",
 		 (long long)pool->timeout_ms);
-	while (pool->waiting.head && now - pool->waiting.head->queued_ms > pool->timeout_ms)
+	struct db_job *oldest;
+	while ((oldest = STAILQ_FIRST(&pool->waiting.jobs)) &&
+	       now - oldest->queued_ms > pool->timeout_ms)
 		job_finish(pool, list_pop(&pool->waiting), NULL, error);
 }
 
@@ -574,14 +572,10 @@ struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err 
 		todod_err_set(err, "database pool size must be at least 1, got %d", size);
 		return NULL;
 	}
-	struct db_pool *pool = calloc(1, sizeof *pool);
-	if (!pool)
-		abort();
+	struct db_pool *pool = todod_xcalloc(1, sizeof *pool);
 	pool->base = base;
 	pool->size = size;
-	pool->conns = calloc((size_t)size, sizeof *pool->conns);
-	if (!pool->conns)
-		abort();
+	pool->conns = todod_xcalloc((size_t)size, sizeof *pool->conns);
 	list_init(&pool->waiting);
 	list_init(&pool->finished);
 	pool->dispatch = event_new(base, -1, 0, on_dispatch, pool);
@@ -667,18 +661,14 @@ void db_pool_free(struct db_pool *pool)
 void db_query(struct db_pool *pool, const char *sql, int nparams,
 	      const char *const *params, db_cb cb, void *arg)
 {
-	struct db_job *job = calloc(1, sizeof *job);
-	if (!job)
-		abort();
+	struct db_job *job = todod_xcalloc(1, sizeof *job);
 	job->sql = xstrdup(sql);
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
 	job->queued_ms = clock_mono_ms();
 	if (nparams > 0) {
-		job->params = calloc((size_t)nparams, sizeof *job->params);
-		if (!job->params)
-			abort();
+		job->params = todod_xcalloc((size_t)nparams, sizeof *job->params);
 		for (int i = 0; i < nparams; i++)
 			job->params[i] = params[i] ? xstrdup(params[i]) : NULL;
 	}

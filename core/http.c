@@ -126,8 +126,8 @@ static struct todod_http_req *req_get(void)
 	if (req) {
 		pool.first = req->next_free;
 		pool.n--;
-	} else if (!(req = malloc(sizeof *req))) {
-		return NULL;
+	} else {
+		req = todod_xmalloc(sizeof *req);
 	}
 	req->orphaned = false;
 	req->conn = NULL;
@@ -182,9 +182,7 @@ static struct http_route *route_new(const char *pattern, unsigned methods,
 				    todod_http_handler handler, void *arg, void *owner)
 {
 	size_t len = strlen(pattern);
-	struct http_route *r = calloc(1, sizeof *r + len + 1);
-	if (!r)
-		return NULL;
+	struct http_route *r = todod_xcalloc(1, sizeof *r + len + 1);
 	memcpy(r->pattern, pattern, len + 1);
 	r->refs = 1;
 	r->owner = owner;
@@ -272,9 +270,6 @@ int http_route_add(struct http_server *srv, void *owner, unsigned methods, const
 	if (route_exists(srv, path))
 		return todod_err_set(err, "http: route %s is already registered", path);
 	struct http_route *r = route_new(path, methods, handler, arg, owner);
-	if (!r)
-		return todod_err_set(err, "http: route %s: out of memory", path);
-
 	struct http_route **pp;
 	if (r->is_prefix)
 		for (pp = &srv->prefixes; *pp && (*pp)->match_len >= r->match_len;)
@@ -436,10 +431,6 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 {
 	struct http_server *srv = arg;
 	struct todod_http_req *req = req_get();
-	if (!req) {
-		evhttp_send_error(evreq, HTTP_SERVUNAVAIL, NULL);
-		return;
-	}
 	req->started_ns = clock_mono_ns();
 	req->evreq = evreq;
 	req->method = method_from_libevent(evhttp_request_get_command(evreq));
@@ -632,11 +623,10 @@ static int bound_port(int fd)
 struct http_server *http_server_new(struct event_base *base, const char *listen_at,
 				    const struct http_limits *limits, struct todod_err *err)
 {
-	struct http_server *srv = calloc(1, sizeof *srv);
-	if (!srv || !(srv->http = evhttp_new(base)) ||
-	    !(srv->conns = http_conns_new(base, srv->http)) ||
-	    !(srv->unmatched = route_new("unmatched", 0, NULL, NULL, NULL))) {
-		todod_err_set(err, "http: out of memory");
+	struct http_server *srv = todod_xcalloc(1, sizeof *srv);
+	srv->unmatched = route_new("unmatched", 0, NULL, NULL, NULL);
+	if (!(srv->http = evhttp_new(base)) || !(srv->conns = http_conns_new(base, srv->http))) {
+		todod_err_set(err, "http: libevent cannot set up the server");
 		goto fail;
 	}
 	evhttp_set_gencb(srv->http, on_request, srv);

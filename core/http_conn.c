@@ -282,12 +282,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
 	struct http_conns *set = arg;
-	struct http_conn *conn = calloc(1, sizeof *conn);
+	struct http_conn *conn = todod_xcalloc(1, sizeof *conn);
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!conn || !bev || !(conn->timer = evtimer_new(base, on_timer, conn)) ||
+	if (!bev || !(conn->timer = evtimer_new(base, on_timer, conn)) ||
 	    !(conn->watch = evbuffer_add_cb(bufferevent_get_input(bev), on_input, conn))) {
-		/* Out of memory: evhttp makes its own bufferevent, untracked. */
-		if (conn && conn->timer)
+		/* libevent failed: evhttp makes its own bufferevent, untracked. */
+		if (conn->timer)
 			event_free(conn->timer);
 		free(conn);
 		if (bev)
@@ -441,8 +441,8 @@ int http_conns_max(const struct http_conns *set)
 
 struct http_conns *http_conns_new(struct event_base *base, struct evhttp *http)
 {
-	struct http_conns *set = calloc(1, sizeof *set);
-	if (!set || !(set->resume = evtimer_new(base, on_resume, set))) {
+	struct http_conns *set = todod_xcalloc(1, sizeof *set);
+	if (!(set->resume = evtimer_new(base, on_resume, set))) {
 		free(set);
 		return NULL;
 	}

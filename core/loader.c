@@ -79,9 +79,8 @@ static const struct todod_plugin_def *copy_def(const struct todod_plugin_def *de
 		for (; ((const struct todod_opt *)entry)->key; entry += def->option_size)
 			n_opts++;
 	/* The table keeps its terminating entry (key NULL, zeroed by calloc). */
-	struct owned_def *own = calloc(1, sizeof *own + (n_opts + 1) * sizeof own->options[0]);
-	if (!own)
-		return NULL;
+	struct owned_def *own =
+		todod_xcalloc(1, sizeof *own + (n_opts + 1) * sizeof own->options[0]);
 	memcpy(&own->def, def, def->struct_size < sizeof own->def ? def->struct_size : sizeof own->def);
 	own->def.struct_size = sizeof own->def;
 	if (def->options) {
@@ -135,17 +134,10 @@ int loader_open(const char *dir, const char *name, struct plugin *p, struct todo
 		dlclose(dl);
 		return -1;
 	}
-	p->name = strdup(name);
-	p->path = strdup(path);
+	p->name = todod_xstrdup(name);
+	p->path = todod_xstrdup(path);
 	p->dl = dl;
 	p->def = copy_def(def);
-	if (!p->name || !p->path || !p->def) {
-		free(p->name);
-		free(p->path);
-		free((void *)p->def);
-		dlclose(dl);
-		return todod_err_set(err, "out of memory");
-	}
 	return 0;
 }
 
@@ -168,9 +160,7 @@ int loader_bind(struct plugin *p, const struct cfg_file *cf, void **conf_r,
 	char section[128];
 	snprintf(section, sizeof section, PLUGIN_SECTION_PREFIX "%s", p->name);
 	const struct cfg_section *sec = cfg_section(cf, section);
-	void *conf = calloc(1, p->def->conf_size ? p->def->conf_size : 1);
-	if (!conf)
-		return todod_err_set(err, "out of memory");
+	void *conf = todod_xcalloc(1, p->def->conf_size ? p->def->conf_size : 1);
 	static const struct todod_opt no_options[] = { { .key = NULL } };
 	const struct todod_opt *schema = p->def->options ? p->def->options : no_options;
 	int rc = refs ? cfg_bind_deferring(schema, cf, sec, conf, refs, err)
@@ -217,13 +207,8 @@ static ssize_t set_find(const struct plugin_set *set, const char *name)
 static int order_by_requirements(struct plugin_set *set, const struct cfg_file *cf,
 				 struct todod_err *err)
 {
-	struct plugin *sorted = calloc(set->n ? set->n : 1, sizeof *sorted);
-	bool *placed = calloc(set->n ? set->n : 1, sizeof *placed);
-	if (!sorted || !placed) {
-		free(sorted);
-		free(placed);
-		return todod_err_set(err, "out of memory");
-	}
+	struct plugin *sorted = todod_xcalloc(set->n, sizeof *sorted);
+	bool *placed = todod_xcalloc(set->n, sizeof *placed);
 	size_t n_sorted = 0;
 	while (n_sorted < set->n) {
 		bool progress = false;
@@ -270,9 +255,7 @@ int loader_load(const struct cfg_file *cf, const char *dir, struct plugin_set *s
 		struct cfg_secret_refs *refs, struct todod_err *err)
 {
 	memset(set, 0, sizeof *set);
-	set->v = calloc(cf->n_sections ? cf->n_sections : 1, sizeof *set->v);
-	if (!set->v)
-		return todod_err_set(err, "out of memory");
+	set->v = todod_xcalloc(cf->n_sections ? cf->n_sections : 1, sizeof *set->v);
 	for (size_t i = 0; i < cf->n_sections; i++) {
 		const struct cfg_section *sec = &cf->sections[i];
 		if (strcmp(sec->name, "core") == 0)
@@ -310,8 +293,6 @@ int loader_init_all(struct plugin_set *set, struct core *core, struct todod_err 
 	for (size_t i = 0; i < set->n; i++) {
 		struct plugin *p = &set->v[i];
 		p->ctx = ctx_new(core, p->name);
-		if (!p->ctx)
-			return todod_err_set(err, "out of memory");
 		struct todod_err ierr = { "" };
 		if (p->def->init(&core_api, p->ctx, p->conf, &p->state, &ierr) != 0) {
 			/* Undo whatever it registered before it failed. */

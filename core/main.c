@@ -64,9 +64,7 @@ int main(int argc, char **argv)
 	int cmd_argc = 0;
 	char **cmd_argv = NULL;
 	if (cmd_at) {
-		cmd_argv = calloc((size_t)argc, sizeof *cmd_argv);
-		if (!cmd_argv)
-			return 1;
+		cmd_argv = todod_xcalloc((size_t)argc, sizeof *cmd_argv);
 		for (int i = cmd_at; i < argc; i++) {
 			if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
 			    i + 1 < argc)

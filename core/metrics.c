@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 
@@ -31,8 +32,8 @@ static const char *const bucket_labels[N_BOUNDS] = {
 };
 
 struct metric_family {
-	struct metric_family *next;
-	struct metric *first, *last;
+	STAILQ_ENTRY(metric_family) link;
+	TAILQ_HEAD(, metric) series; /* in the order they were made */
 	enum metric_type type;
 	char *help;
 	char name[];
@@ -40,7 +41,7 @@ struct metric_family {
 
 struct metric {
 	struct metric_family *family;
-	struct metric *next_in_family;
+	TAILQ_ENTRY(metric) in_family;
 	struct metric *next_in_bucket;
 	unsigned hash;
 	double value;            /* counter, gauge */
@@ -54,10 +55,12 @@ struct metric {
 
 #define TABLE_SIZE 256 /* series; chains stay short for a daemon's few hundred */
 
+/* Families in the order they were made, which is the order /metrics
+ * shows them in. */
 static struct {
-	struct metric_family *first, *last;
+	STAILQ_HEAD(, metric_family) families;
 	struct metric *table[TABLE_SIZE];
-} reg;
+} reg = { .families = STAILQ_HEAD_INITIALIZER(reg.families) };
 
 static unsigned hash_series(const char *name, const char *labels)
 {
@@ -72,7 +75,8 @@ static unsigned hash_series(const char *name, const char *labels)
 
 static struct metric_family *family_find(const char *name)
 {
-	for (struct metric_family *f = reg.first; f; f = f->next)
+	struct metric_family *f;
+	STAILQ_FOREACH(f, &reg.families, link)
 		if (strcmp(f->name, name) == 0)
 			return f;
 	return NULL;
@@ -91,21 +95,12 @@ static struct metric_family *family_get(const char *name, const char *help,
 		return f;
 	}
 	size_t len = strlen(name) + 1;
-	f = calloc(1, sizeof *f + len);
-	if (!f)
-		return NULL;
-	f->help = strdup(help ? help : "");
-	if (!f->help) {
-		free(f);
-		return NULL;
-	}
+	f = todod_xcalloc(1, sizeof *f + len);
+	f->help = todod_xstrdup(help ? help : "");
 	memcpy(f->name, name, len);
 	f->type = type;
-	if (reg.last)
-		reg.last->next = f;
-	else
-		reg.first = f;
-	reg.last = f;
+	TAILQ_INIT(&f->series);
+	STAILQ_INSERT_TAIL(&reg.families, f, link);
 	return f;
 }
 
@@ -135,26 +130,16 @@ static struct metric *series_get(const char *name, const char *help, const char 
 		return m;
 
 	size_t len = strlen(labels) + 1;
-	m = calloc(1, sizeof *m + len);
-	if (!m)
-		return NULL;
+	m = todod_xcalloc(1, sizeof *m + len);
 	if (type == METRIC_HISTOGRAM) {
-		m->buckets = calloc(N_BOUNDS, sizeof *m->buckets);
-		if (!m->buckets) {
-			free(m);
-			return NULL;
-		}
+		m->buckets = todod_xcalloc(N_BOUNDS, sizeof *m->buckets);
 	}
 	memcpy(m->labels, labels, len);
 	m->family = f;
 	m->hash = h;
 	m->next_in_bucket = reg.table[h % TABLE_SIZE];
 	reg.table[h % TABLE_SIZE] = m;
-	if (f->last)
-		f->last->next_in_family = m;
-	else
-		f->first = m;
-	f->last = m;
+	TAILQ_INSERT_TAIL(&f->series, m, in_family);
 	return m;
 }
 
@@ -226,20 +211,13 @@ static void series_unhash(struct metric *m)
 
 void metrics_gauge_fn_remove(void *arg)
 {
-	for (struct metric_family *f = reg.first; f; f = f->next) {
-		struct metric *prev = NULL, *next;
-		for (struct metric *m = f->first; m; m = next) {
-			next = m->next_in_family;
-			if (!m->fn || m->fn_arg != arg) {
-				prev = m;
+	struct metric_family *f;
+	STAILQ_FOREACH(f, &reg.families, link) {
+		for (struct metric *m = TAILQ_FIRST(&f->series), *next; m; m = next) {
+			next = TAILQ_NEXT(m, in_family);
+			if (!m->fn || m->fn_arg != arg)
 				continue;
-			}
-			if (prev)
-				prev->next_in_family = next;
-			else
-				f->first = next;
-			if (f->last == m)
-				f->last = prev;
+			TAILQ_REMOVE(&f->series, m, in_family);
 			series_unhash(m);
 			series_free(m);
 		}
@@ -310,11 +288,13 @@ static void render_histogram(struct evbuffer *out, const char *name, const struc
 
 void metrics_render(struct evbuffer *out)
 {
-	for (const struct metric_family *f = reg.first; f; f = f->next) {
-		if (!f->first)
+	const struct metric_family *f;
+	STAILQ_FOREACH(f, &reg.families, link) {
+		if (TAILQ_EMPTY(&f->series))
 			continue; /* every series was a removed gauge_fn */
 		render_help(out, f);
-		for (const struct metric *m = f->first; m; m = m->next_in_family) {
+		const struct metric *m;
+		TAILQ_FOREACH(m, &f->series, in_family) {
 			if (f->type == METRIC_HISTOGRAM)
 				render_histogram(out, f->name, m);
 			else
@@ -326,18 +306,16 @@ void metrics_render(struct evbuffer *out)
 
 void metrics_free_all(void)
 {
-	struct metric_family *f = reg.first;
-	while (f) {
-		struct metric_family *next_family = f->next;
-		struct metric *m = f->first;
-		while (m) {
-			struct metric *next = m->next_in_family;
+	struct metric_family *f;
+	while ((f = STAILQ_FIRST(&reg.families))) {
+		STAILQ_REMOVE_HEAD(&reg.families, link);
+		struct metric *m;
+		while ((m = TAILQ_FIRST(&f->series))) {
+			TAILQ_REMOVE(&f->series, m, in_family);
 			series_free(m);
-			m = next;
 		}
 		free(f->help);
 		free(f);
-		f = next_family;
 	}
-	memset(&reg, 0, sizeof reg);
+	memset(reg.table, 0, sizeof reg.table);
 }

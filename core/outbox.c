@@ -149,11 +149,7 @@ static void marked_sent(const char *error, void *arg)
 static void settle_batch(struct outbox_relay *r)
 {
 	size_t acked = 0;
-	int64_t *ids = malloc(r->n_items * sizeof *ids);
-	if (!ids) {
-		batch_over(r, true);
-		return;
-	}
+	int64_t *ids = todod_xmalloc(r->n_items * sizeof *ids);
 	for (size_t i = 0; i < r->n_items; i++)
 		if (r->items[i].state == ITEM_ACKED)
 			ids[acked++] = r->items[i].row->id;
@@ -282,11 +278,7 @@ static void claimed(struct outbox_row *rows, size_t n_rows, const char *error, v
 	}
 	r->rows = rows;
 	r->n_items = n_rows;
-	r->items = calloc(n_rows, sizeof *r->items);
-	if (!r->items) {
-		batch_over(r, true);
-		return;
-	}
+	r->items = todod_xcalloc(n_rows, sizeof *r->items);
 	for (size_t i = 0; i < n_rows; i++) {
 		if (!load_item(r, &rows[i], &r->items[i])) {
 			log_error("outbox: cannot encode event id %s; it stays in the outbox",
@@ -398,22 +390,20 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 				      struct bus *bus, const char *instance,
 				      const struct outbox_conf *conf)
 {
-	struct outbox_relay *r = calloc(1, sizeof *r);
-	if (!r)
-		return NULL;
+	struct outbox_relay *r = todod_xcalloc(1, sizeof *r);
 	r->base = base;
 	r->store = store;
 	r->bus = bus;
 	r->conf = *conf;
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s-%ld", instance, (long)getpid());
-	r->owner = strdup(buf);
+	r->owner = todod_xstrdup(buf);
 	snprintf(buf, sizeof buf, "/todod/%s", instance);
-	r->source = strdup(buf);
+	r->source = todod_xstrdup(buf);
 	r->wake = evtimer_new(base, wake_cb, r);
 	r->depth_timer = event_new(base, -1, EV_PERSIST, depth_tick, r);
 	r->renew = event_new(base, -1, EV_PERSIST, renew_lease, r);
-	if (!r->owner || !r->source || !r->wake || !r->depth_timer || !r->renew) {
+	if (!r->wake || !r->depth_timer || !r->renew) {
 		outbox_relay_free(r);
 		return NULL;
 	}

@@ -113,20 +113,16 @@ static int make_parents(const char *dir, struct todod_err *err)
 struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, bool adopt,
 				  char **conninfo, bool *created, struct todod_err *err)
 {
-	struct pgcluster *pc = calloc(1, sizeof *pc);
+	struct pgcluster *pc = todod_xcalloc(1, sizeof *pc);
 	char datadir[4096], sockdir[4096], logfile[4096], version[4200], opts[4200];
-	if (!pc) {
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
 	*created = false;
 	snprintf(datadir, sizeof datadir, "%s/pgdata", state_dir);
 	snprintf(sockdir, sizeof sockdir, "%s/run", state_dir);
 	snprintf(logfile, sizeof logfile, "%s/postgresql.log", state_dir);
 	snprintf(version, sizeof version, "%s/PG_VERSION", datadir);
-	pc->bindir = strdup(bindir);
-	pc->datadir = strdup(datadir);
-	if (!pc->bindir || !pc->datadir || pick_owner(pc, err) != 0 ||
+	pc->bindir = todod_xstrdup(bindir);
+	pc->datadir = todod_xstrdup(datadir);
+	if (pick_owner(pc, err) != 0 ||
 	    make_parents(state_dir, err) != 0 || make_dir(state_dir, pc, err) != 0 ||
 	    make_dir(sockdir, pc, err) != 0)
 		goto fail;
@@ -157,9 +153,7 @@ struct pgcluster *pgcluster_start(const char *state_dir, const char *bindir, boo
 
 	char buf[4200];
 	snprintf(buf, sizeof buf, "host=%s dbname=postgres user=todod", sockdir);
-	*conninfo = strdup(buf);
-	if (!*conninfo)
-		goto fail;
+	*conninfo = todod_xstrdup(buf);
 	return pc;
 fail:
 	free(pc->bindir);

@@ -44,9 +44,7 @@ struct secret_batch {
 
 struct secrets *secrets_new(struct core *core)
 {
-	struct secrets *s = calloc(1, sizeof *s);
-	if (!s)
-		return NULL;
+	struct secrets *s = todod_xcalloc(1, sizeof *s);
 	s->core = core;
 	LIST_INIT(&s->calls);
 	return s;
@@ -82,14 +80,10 @@ static const struct todod_secret_resolver *resolver_of(struct secrets *secrets,
 	return services_get_named(secrets->core, "secrets", scheme);
 }
 
-static int set_field(struct cfg_secret_ref *ref, const char *value)
+static void set_field(struct cfg_secret_ref *ref, const char *value)
 {
-	char *copy = strdup(value);
-	if (!copy)
-		return -1;
 	free(*ref->field);
-	*ref->field = copy;
-	return 0;
+	*ref->field = todod_xstrdup(value);
 }
 
 /* What no resolver claims keeps its old meaning, a literal. */
@@ -173,13 +167,12 @@ static void on_answer(const char *value, const char *error, void *arg)
 	}
 	if (!error && !value)
 		error = "the resolver answered neither a value nor an error";
-	if (!error && set_field(call->ref, value) != 0)
-		error = "out of memory";
 	if (error) {
 		batch_fail(batch, call, error);
 		call_free(call);
 		return;
 	}
+	set_field(call->ref, value);
 	log_debug("%s: resolved through its plugin", call->ref->where.text);
 	call_free(call);
 	if (--batch->waiting == 0)
@@ -206,13 +199,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void ask_resolver(struct secret_batch *batch, struct cfg_secret_ref *ref)
 {
 	const struct todod_secret_resolver *r = resolver_of(batch->secrets, ref);
-	struct secret_call *call = calloc(1, sizeof *call);
-	if (!call) {
-		struct secret_call named = { .ref = ref };
-		batch_fail(batch, &named, "out of memory");
-		cfg_secret_ref_free(ref);
-		return;
-	}
+	struct secret_call *call = todod_xcalloc(1, sizeof *call);
 	call->batch = batch;
 	call->ref = ref;
 	LIST_INSERT_HEAD(&batch->secrets->calls, call, link);
@@ -230,9 +217,7 @@ struct secret_batch *secrets_resolve(struct secrets *secrets, struct cfg_secret_
 				     int64_t timeout_ms, secrets_done_cb done, void *arg)
 {
 	struct event_base *base = secrets->core->base;
-	struct secret_batch *batch = calloc(1, sizeof *batch);
-	if (!batch)
-		return NULL;
+	struct secret_batch *batch = todod_xcalloc(1, sizeof *batch);
 	*batch = (struct secret_batch){ .secrets = secrets, .timeout_ms = timeout_ms,
 					.done = done, .arg = arg };
 	batch->finish = event_new(base, -1, 0, on_finish, batch);
@@ -289,7 +274,7 @@ int secrets_resolve_now(struct secrets *secrets, struct cfg_secret_refs *refs,
 	err->text[0] = '\0';
 	struct secret_batch *batch = secrets_resolve(secrets, refs, timeout_ms, wait_done, &w);
 	if (!batch)
-		return todod_err_set(err, "cannot resolve secrets: out of memory");
+		return todod_err_set(err, "cannot create the secret resolution events");
 	/* The loop also answers HTTP: a resolver's sidecar may call todod
 	 * back while it looks a secret up. */
 	while (!w.done) {

@@ -1,13 +1,13 @@
 /* services.c - the service registry and the typed kinds the core calls. */
 #include "services.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "config.h"
 #include "core.h"
-#include "log.h"
 
 /* One typed kind (a new kind is a row of `kinds` below). */
 struct service_kind {
@@ -24,7 +24,7 @@ struct service_kind {
 };
 
 struct service {
-	struct service *next;
+	LIST_ENTRY(service) link;
 	const void *owner;
 	char *kind;
 	char *name;
@@ -35,7 +35,7 @@ struct service {
  * apart from the trigger itself: the driver may ask before the provider
  * provides, and outlives a provider that goes. */
 struct trigger_driver {
-	struct trigger_driver *next;
+	LIST_ENTRY(trigger_driver) link;
 	const void *owner;
 	char *driver;  /* the plugin's name, what driven() hears */
 	char *trigger;
@@ -143,9 +143,12 @@ static void tell_trigger(struct core *core, const char *name)
 	if (!t || !t->driven)
 		return;
 	const char *driver = NULL;
-	for (struct trigger_driver *d = core->trigger_drivers; d && !driver; d = d->next)
-		if (strcmp(d->trigger, name) == 0)
+	struct trigger_driver *d;
+	LIST_FOREACH(d, &core->trigger_drivers, link)
+		if (strcmp(d->trigger, name) == 0) {
 			driver = d->driver;
+			break;
+		}
 	t->driven(t->self, driver);
 }
 
@@ -163,17 +166,12 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 			return todod_err_set(err, "%s '%s' is already provided", kind, name);
 	} else if (services_get(core, kind, &other))
 		return todod_err_set(err, "service '%s' is already provided by '%s'", kind, other);
-	struct service *s = calloc(1, sizeof *s);
-	if (!s || !(s->kind = strdup(kind)) || !(s->name = strdup(name))) {
-		if (s)
-			free(s->kind);
-		free(s);
-		return todod_err_set(err, "out of memory");
-	}
+	struct service *s = todod_xcalloc(1, sizeof *s);
+	s->kind = todod_xstrdup(kind);
+	s->name = todod_xstrdup(name);
 	s->owner = owner;
 	s->vtable = vtable;
-	s->next = core->services;
-	core->services = s;
+	LIST_INSERT_HEAD(&core->services, s, link);
 	if (strcmp(kind, "trigger") == 0)
 		tell_trigger(core, name);
 	return 0;
@@ -182,7 +180,8 @@ int services_provide(struct core *core, void *owner, const char *kind, const cha
 /* The first service of `kind`, or of `kind` and `name` when a name is given. */
 static struct service *service_find(struct core *core, const char *kind, const char *name)
 {
-	for (struct service *s = core->services; s; s = s->next)
+	struct service *s;
+	LIST_FOREACH(s, &core->services, link)
 		if (strcmp(s->kind, kind) == 0 && (!name || strcmp(s->name, name) == 0))
 			return s;
 	return NULL;
@@ -204,6 +203,7 @@ const void *services_get_named(struct core *core, const char *kind, const char *
 
 static void service_free(struct service *s)
 {
+	LIST_REMOVE(s, link);
 	free(s->kind);
 	free(s->name);
 	free(s);
@@ -212,29 +212,22 @@ static void service_free(struct service *s)
 const struct todod_trigger *services_drive_trigger(struct core *core, const void *owner,
 						   const char *driver, const char *name)
 {
-	bool known = false;
-	for (struct trigger_driver *d = core->trigger_drivers; d && !known; d = d->next)
-		known = d->owner == owner && strcmp(d->trigger, name) == 0;
-	if (!known) {
-		struct trigger_driver *d = calloc(1, sizeof *d);
-		if (!d || !(d->driver = strdup(driver)) || !(d->trigger = strdup(name))) {
-			/* The provider keeps timing its work itself: late, never lost. */
-			log_error("out of memory: trigger '%s' is not driven by '%s'", name, driver);
-			if (d)
-				free(d->driver);
-			free(d);
-		} else {
-			d->owner = owner;
-			d->next = core->trigger_drivers;
-			core->trigger_drivers = d;
-			tell_trigger(core, name);
-		}
-	}
+	struct trigger_driver *d;
+	LIST_FOREACH(d, &core->trigger_drivers, link)
+		if (d->owner == owner && strcmp(d->trigger, name) == 0)
+			return services_get_named(core, "trigger", name);
+	d = todod_xcalloc(1, sizeof *d);
+	d->owner = owner;
+	d->driver = todod_xstrdup(driver);
+	d->trigger = todod_xstrdup(name);
+	LIST_INSERT_HEAD(&core->trigger_drivers, d, link);
+	tell_trigger(core, name);
 	return services_get_named(core, "trigger", name);
 }
 
 static void trigger_driver_free(struct trigger_driver *d)
 {
+	LIST_REMOVE(d, link);
 	free(d->driver);
 	free(d->trigger);
 	free(d);
@@ -244,48 +237,36 @@ static void trigger_driver_free(struct trigger_driver *d)
  * them itself (they go with it). */
 static void drop_drivers(struct core *core, const void *owner)
 {
-	struct trigger_driver **pp = &core->trigger_drivers;
-	while (*pp) {
-		struct trigger_driver *d = *pp;
-		if (d->owner != owner) {
-			pp = &d->next;
+	for (struct trigger_driver *d = LIST_FIRST(&core->trigger_drivers), *next; d; d = next) {
+		next = LIST_NEXT(d, link);
+		if (d->owner != owner)
 			continue;
-		}
-		*pp = d->next;
-		struct service *s = service_find(core, "trigger", d->trigger);
-		if (s && s->owner != owner)
-			tell_trigger(core, d->trigger);
+		char *trigger = d->trigger;
+		d->trigger = NULL;
 		trigger_driver_free(d);
+		struct service *s = service_find(core, "trigger", trigger);
+		if (s && s->owner != owner)
+			tell_trigger(core, trigger);
+		free(trigger);
 	}
 }
 
 void services_remove_owner(struct core *core, const void *owner)
 {
 	drop_drivers(core, owner);
-	struct service **pp = &core->services;
-	while (*pp) {
-		struct service *s = *pp;
-		if (s->owner == owner) {
-			*pp = s->next;
+	for (struct service *s = LIST_FIRST(&core->services), *next; s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->owner == owner)
 			service_free(s);
-		} else {
-			pp = &s->next;
-		}
 	}
 }
 
 void services_free(struct core *core)
 {
-	while (core->trigger_drivers) {
-		struct trigger_driver *d = core->trigger_drivers;
-		core->trigger_drivers = d->next;
-		trigger_driver_free(d);
-	}
-	while (core->services) {
-		struct service *s = core->services;
-		core->services = s->next;
-		service_free(s);
-	}
+	while (!LIST_EMPTY(&core->trigger_drivers))
+		trigger_driver_free(LIST_FIRST(&core->trigger_drivers));
+	while (!LIST_EMPTY(&core->services))
+		service_free(LIST_FIRST(&core->services));
 }
 
 const struct todod_inbox_driver *services_inbox_driver(struct core *core, const char *want,
@@ -296,7 +277,8 @@ const struct todod_inbox_driver *services_inbox_driver(struct core *core, const 
 	size_t used = 0;
 	if (size)
 		names[0] = '\0';
-	for (struct service *s = core->services; s; s = s->next) {
+	struct service *s;
+	LIST_FOREACH(s, &core->services, link) {
 		if (strcmp(s->kind, "inbox") != 0)
 			continue;
 		const struct todod_inbox_driver *d = s->vtable;

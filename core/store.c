@@ -67,9 +67,7 @@ struct store_request {
 /* `instance` is not needed yet: events take their source when relayed. */
 struct store *store_new(struct event_base *base, struct db_pool *pool)
 {
-	struct store *st = calloc(1, sizeof *st);
-	if (!st)
-		abort();
+	struct store *st = todod_xcalloc(1, sizeof *st);
 	st->base = base;
 	st->pool = pool;
 	return st;
@@ -215,9 +213,7 @@ static void deliver_refusal(evutil_socket_t fd, short what, void *arg)
 static void refuse_later(struct store *st, const char *code, const char *field,
 			 const char *text, todod_store_cb cb, void *arg)
 {
-	struct store_refusal *r = calloc(1, sizeof *r);
-	if (!r)
-		abort();
+	struct store_refusal *r = todod_xmalloc(sizeof *r);
 	*r = (struct store_refusal){ cb, arg, code, "", "" };
 	snprintf(r->field, sizeof r->field, "%s", field ? field : "");
 	snprintf(r->text, sizeof r->text, "%s", text);
@@ -354,9 +350,7 @@ static void recur_create(struct recur_request *rr, json_object *source, int64_t 
 		rr->consumer,
 		rr->event,
 	};
-	struct store_request *rq = malloc(sizeof *rq);
-	if (!rq)
-		abort();
+	struct store_request *rq = todod_xmalloc(sizeof *rq);
 	*rq = rr->answer;
 	db_query(rr->st->pool, "SELECT todod_task_recur_create($1::bigint, $2::jsonb, $3, $4)", 4,
 		 params, on_result, rq);
@@ -414,18 +408,14 @@ static void recur_start(struct store *st, const char *op, int64_t user_id, const
 			const char *once_consumer, const char *once_event_id,
 			todod_store_cb cb, void *arg)
 {
-	struct recur_request *rr = calloc(1, sizeof *rr);
-	if (!rr)
-		abort();
+	struct recur_request *rr = todod_xcalloc(1, sizeof *rr);
 	/* Only the second statement writes (recur_create copies this). */
 	rr->answer = (struct store_request){ cb, arg, op, st };
 	rr->st = st;
 	snprintf(rr->user, sizeof rr->user, "%" PRId64, user_id);
 	if (once_consumer) {
-		rr->consumer = strdup(once_consumer);
-		rr->event = strdup(once_event_id);
-		if (!rr->consumer || !rr->event)
-			abort();
+		rr->consumer = todod_xstrdup(once_consumer);
+		rr->event = todod_xstrdup(once_event_id);
 	}
 	const char *params[] = { rr->user, args_json, rr->consumer, rr->event };
 	db_query(st->pool, "SELECT todod_task_recur_source($1::bigint, $2::jsonb, $3, $4)", 4,
@@ -490,9 +480,7 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 		st->max_categories,
 		st->max_tags,
 	};
-	struct store_request *rq = calloc(1, sizeof *rq);
-	if (!rq)
-		abort();
+	struct store_request *rq = todod_xcalloc(1, sizeof *rq);
 	rq->cb = cb;
 	rq->arg = arg;
 	rq->op = name;

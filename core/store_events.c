@@ -12,13 +12,6 @@
 #include <string.h>
 
 #include "db.h"
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		abort();
-	return p;
-}
 
 /* ---- statements answered with an error or nothing ---- */
 
@@ -40,7 +33,7 @@ static void done_answered(PGresult *res, const char *error, void *arg)
 static void query_done(struct store *st, bool writes_events, const char *sql, int nparams,
 		       const char *const *params, store_done_cb cb, void *arg)
 {
-	struct done_call *call = xcalloc(1, sizeof *call);
+	struct done_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct done_call){ cb, arg, writes_events ? st : NULL };
 	db_query(store_pool(st), sql, nparams, params, done_answered, call);
 }
@@ -93,7 +86,7 @@ static void row_load(PGresult *res, int r, struct outbox_row *row)
 	size_t size = 0;
 	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
 		size += (size_t)PQgetlength(res, r, texts[i]) + 1;
-	char *cursor = row->strings = xcalloc(1, size);
+	char *cursor = row->strings = todod_xcalloc(1, size);
 	row->id = strtoll(PQgetvalue(res, r, CLAIM_ID), NULL, 10);
 	row->created_ms = strtoll(PQgetvalue(res, r, CLAIM_CREATED_MS), NULL, 10);
 	row->ev = (struct todod_event){
@@ -117,7 +110,7 @@ static void claim_answered(PGresult *res, const char *error, void *arg)
 {
 	struct rows_call *call = arg;
 	size_t n = error ? 0 : (size_t)PQntuples(res);
-	struct outbox_row *rows = n ? xcalloc(n, sizeof *rows) : NULL;
+	struct outbox_row *rows = n ? todod_xcalloc(n, sizeof *rows) : NULL;
 	for (size_t i = 0; i < n; i++)
 		row_load(res, (int)i, &rows[i]);
 	call->cb(rows, n, error, call->arg);
@@ -136,7 +129,7 @@ void store_outbox_rows_free(struct outbox_row *rows, size_t n)
 void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int limit,
 			store_outbox_rows_cb cb, void *arg)
 {
-	struct rows_call *call = xcalloc(1, sizeof *call);
+	struct rows_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct rows_call){ cb, arg };
 	claim_query(st, owner, lease_ms, limit, claim_answered, call);
 }
@@ -144,7 +137,7 @@ void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int l
 void store_outbox_renew(struct store *st, const char *owner, int lease_ms,
 			store_done_cb cb, void *arg)
 {
-	struct done_call *call = xcalloc(1, sizeof *call);
+	struct done_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct done_call){ cb, arg, NULL };
 	/* A claim of no rows only takes or renews the lease. */
 	claim_query(st, owner, lease_ms, 0, done_answered, call);
@@ -157,7 +150,7 @@ void store_outbox_sent(struct store *st, const int64_t *ids, size_t n, store_don
 {
 	/* "{1,2,3}": one statement whatever the batch size. */
 	size_t cap = 3 + n * 21, len = 0;
-	char *array = xcalloc(1, cap);
+	char *array = todod_xcalloc(1, cap);
 	array[len++] = '{';
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(array + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
@@ -216,7 +209,7 @@ static void depth_answered(PGresult *res, const char *error, void *arg)
 
 void store_outbox_depth(struct store *st, store_outbox_depth_cb cb, void *arg)
 {
-	struct depth_call *call = xcalloc(1, sizeof *call);
+	struct depth_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct depth_call){ cb, arg };
 	db_query(store_pool(st),
 		 "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
@@ -237,7 +230,7 @@ static char *text_array(const struct todod_inbox_key *keys, size_t n, bool event
 	size_t cap = 3;
 	for (size_t i = 0; i < n; i++)
 		cap += 2 * strlen(key_member(&keys[i], event_ids)) + 3;
-	char *out = xcalloc(1, cap), *o = out;
+	char *out = todod_xcalloc(1, cap), *o = out;
 	*o++ = '{';
 	for (size_t i = 0; i < n; i++) {
 		if (i)
@@ -267,7 +260,7 @@ struct inbox_call {
 static void inbox_answered(PGresult *res, const char *error, void *arg)
 {
 	struct inbox_call *call = arg;
-	bool *found = error ? NULL : xcalloc(call->n, sizeof *found);
+	bool *found = error ? NULL : todod_xcalloc(call->n, sizeof *found);
 	if (found) {
 		for (size_t i = 0; i < call->n; i++)
 			found[i] = call->record;
@@ -285,7 +278,7 @@ static void inbox_answered(PGresult *res, const char *error, void *arg)
 static void inbox_query(struct store *st, const char *sql, const struct todod_inbox_key *keys,
 			size_t n, bool record, todod_inbox_cb done, void *arg)
 {
-	struct inbox_call *call = xcalloc(1, sizeof *call);
+	struct inbox_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct inbox_call){ .n = n, .done = done, .arg = arg, .record = record };
 	char *consumers = text_array(keys, n, false), *ids = text_array(keys, n, true);
 	const char *params[] = { consumers, ids };

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -93,6 +95,67 @@ static inline int todod_err_set(struct todod_err *err, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Out of memory                                                       */
+/* ------------------------------------------------------------------ */
+
+/* todod's policy, the core's and its plugins' alike (the Redis and
+ * Dovecot one): an allocation that fails ends the process.  Every event
+ * is in the outbox or the broker until it is handled, and the inbox makes
+ * a redelivery harmless, so a restart by the supervisor loses nothing;
+ * a branch per allocation would, in practice, be code nobody ever ran.
+ * abort() leaves a core dump that shows which allocation it was.  These
+ * are header-only because a plugin cannot link against the daemon.
+ * (A library call that fails, out of memory or not, is still that call's
+ * failure, handled where it is made.) */
+static inline void todod_out_of_memory(size_t size)
+{
+	/* stderr is unbuffered: this line needs no memory of its own. */
+	fprintf(stderr, "todod: out of memory (%zu bytes wanted); aborting\n", size);
+	abort();
+}
+
+static inline void *todod_xmalloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+	if (!p)
+		todod_out_of_memory(size);
+	return p;
+}
+
+static inline void *todod_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		todod_out_of_memory(n * size);
+	return p;
+}
+
+static inline void *todod_xrealloc(void *p, size_t size)
+{
+	void *q = realloc(p, size ? size : 1);
+	if (!q)
+		todod_out_of_memory(size);
+	return q;
+}
+
+static inline char *todod_xstrdup(const char *s)
+{
+	size_t size = strlen(s) + 1;
+	return (char *)memcpy(todod_xmalloc(size), s, size);
+}
+
+/* At most `n` bytes of `s`, and a NUL. */
+static inline char *todod_xstrndup(const char *s, size_t n)
+{
+	const char *nul = (const char *)memchr(s, '\0', n);
+	size_t len = nul ? (size_t)(nul - s) : n;
+	char *p = (char *)todod_xmalloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
 }
 
 /* ------------------------------------------------------------------ */
@@ -544,7 +607,8 @@ struct todod_api {
 	 * The slot must stay valid while the timer is live: delete the timer
 	 * before freeing the memory that holds its slot.  Timers left at
 	 * destroy() are removed without touching their slots.
-	 * Both return 0, or -1 (out of memory) with *slot as it was. */
+	 * Both return 0, or -1 (libevent could not make the event) with *slot
+	 * as it was. */
 	/* Fire after `ms`; again every `ms` when flags has TODOD_TIMER_REPEAT. */
 	int (*timer_add)(struct todod_ctx *ctx, struct todod_timer **slot, int64_t ms,
 			 unsigned flags, todod_timer_cb cb, void *arg);
@@ -679,13 +743,32 @@ struct todod_api {
 	 * provider may be unloaded by a reload. */
 	const struct todod_trigger *(*trigger_get)(struct todod_ctx *ctx, const char *name);
 
-	/* -- ABI 2.2 -- */
+	/* -- ABI 2.2: clocks and RFC 3339 text, the core's own -- */
+	/* The monotonic clock in microseconds, for timeouts and durations: a
+	 * step of the wall clock (NTP, suspend) neither stretches nor cuts
+	 * them.  Only differences mean anything. */
+	int64_t (*mono_us)(void);
+	/* An RFC 3339 date-time (section 5.6): "2026-11-27T10:00:00Z", 'T' and
+	 * 'Z' in either case, an optional fraction (milliseconds kept, the
+	 * rest cut), Z or a +hh:mm/-hh:mm offset.  The day must exist in its
+	 * month; a leap second counts as the next second.  0 with the instant
+	 * in *epoch_ms; -1 for NULL and anything else. */
+	int (*rfc3339_parse)(const char *s, int64_t *epoch_ms);
+	/* `epoch_ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC), the form the core
+	 * writes, into `buf`: the text's length, or 0 with buf "" when `size`
+	 * is below TODOD_RFC3339_SIZE or the year is outside 0000-9999. */
+	size_t (*rfc3339_format)(int64_t epoch_ms, char *buf, size_t size);
+
+	/* -- ABI 2.2: driving a trigger -- */
 	/* As trigger_get(), and from now on the calling plugin drives the
 	 * trigger: its provider's driven() hears the plugin's name now (or as
 	 * soon as one provides `name`, when none does yet) and NULL when the
 	 * plugin is unloaded.  Calling it again changes nothing. */
 	const struct todod_trigger *(*trigger_drive)(struct todod_ctx *ctx, const char *name);
 };
+
+/* What rfc3339_format() writes, with its NUL. */
+#define TODOD_RFC3339_SIZE 25
 
 /* ------------------------------------------------------------------ */
 /* The definition a plugin exports                                     */

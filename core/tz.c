@@ -49,7 +49,7 @@ static unsigned char *read_file(const char *path, size_t *size)
 	struct stat st;
 	unsigned char *data = NULL;
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= ZONE_FILE_MAX)
-		data = malloc((size_t)st.st_size + 1);
+		data = todod_xmalloc((size_t)st.st_size + 1);
 	/* One byte more than expected tells a file that grew meanwhile. */
 	size_t n = data ? fread(data, 1, (size_t)st.st_size + 1, f) : 0;
 	bool ok = data && !ferror(f) && n == (size_t)st.st_size;
@@ -121,12 +121,7 @@ static const struct tz_zone *zone_get(const char *name, struct todod_err *err)
 	if (!zone)
 		return NULL;
 	size_t len = strlen(name);
-	struct cached_zone *c = malloc(sizeof *c + len + 1);
-	if (!c) {
-		tz_zone_free(zone);
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct cached_zone *c = todod_xmalloc(sizeof *c + len + 1);
 	c->zone = zone;
 	memcpy(c->name, name, len + 1);
 	c->next = *bucket;

@@ -124,18 +124,12 @@ static int read_types(struct reader *r, const struct counts *c, struct tz_zone *
 
 static struct tz_zone *zone_alloc(const struct counts *c)
 {
-	struct tz_zone *z = calloc(1, sizeof *z);
-	if (!z)
-		return NULL;
-	z->transition_at = malloc(((size_t)c->time + 1) * sizeof *z->transition_at);
-	z->transition_type = malloc((size_t)c->time + 1);
-	z->types = malloc(c->type * sizeof *z->types);
+	struct tz_zone *z = todod_xcalloc(1, sizeof *z);
+	z->transition_at = todod_xmalloc(((size_t)c->time + 1) * sizeof *z->transition_at);
+	z->transition_type = todod_xmalloc((size_t)c->time + 1);
+	z->types = todod_xmalloc(c->type * sizeof *z->types);
 	/* Room for the footer's two names after the file's. */
-	z->abbrevs = malloc(c->chars + 2 * (TZ_ABBREV_LEN_MAX + 1));
-	if (!z->transition_at || !z->transition_type || !z->types || !z->abbrevs) {
-		tz_zone_free(z);
-		return NULL;
-	}
+	z->abbrevs = todod_xmalloc(c->chars + 2 * (TZ_ABBREV_LEN_MAX + 1));
 	return z;
 }
 
@@ -321,10 +315,6 @@ struct tz_zone *tz_zone_parse(const unsigned char *data, size_t size, struct tod
 		return NULL;
 	}
 	struct tz_zone *z = zone_alloc(&c);
-	if (!z) {
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
 	if (read_transitions(&r, &c, time_size, z, err) != 0 || read_types(&r, &c, z, err) != 0)
 		goto fail;
 	/* Leap seconds ("right/" zones) are left out: todod's instants are

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +47,7 @@ struct email_conf {
 struct send {
 	struct email *em;
 	struct todod_delivery *d;
-	struct send *prev, *next;
+	LIST_ENTRY(send) link;
 	char *event_id;
 	int64_t user_id;
 	json_object *task;
@@ -58,7 +59,7 @@ struct email {
 	const struct todod_api *api;
 	struct todod_ctx *ctx;
 	const struct email_conf *conf;
-	struct send *in_flight;
+	LIST_HEAD(, send) in_flight;
 	bool draining;            /* no new sends: the bus still redelivers */
 	todod_drained_cb drained; /* called once the last send finished */
 };
@@ -96,8 +97,6 @@ static int email_validate(const void *conf, struct todod_err *err)
 			return todod_err_set(err, "server: \"%s\" names no host", c->server);
 	}
 	char *address = email_address_of(c->from);
-	if (!address)
-		return todod_err_set(err, "out of memory");
 	bool has_at = strchr(address, '@') != NULL && !strpbrk(address, " \t\r\n<>");
 	free(address);
 	if (!has_at)
@@ -118,18 +117,13 @@ static int email_validate(const void *conf, struct todod_err *err)
 static void send_free(struct send *s)
 {
 	struct email *em = s->em;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		em->in_flight = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	LIST_REMOVE(s, link);
 	json_object_put(s->task);
 	free(s->event_id);
 	free(s->remind_at);
 	free(s->to);
 	free(s);
-	if (!em->in_flight && em->drained) {
+	if (LIST_EMPTY(&em->in_flight) && em->drained) {
 		todod_drained_cb done = em->drained;
 		em->drained = NULL;
 		done(em->ctx);
@@ -191,11 +185,8 @@ static void mbox_append(struct send *s, const char *msg, size_t len, const char 
 {
 	const char *path = s->em->conf->server + strlen(MBOX_SCHEME);
 	size_t entry_len;
-	char *entry = email_mbox_entry(sender, msg, len, time(NULL), &entry_len);
-	if (!entry) {
-		finish(s, TODOD_RETRY, "out of memory");
-		return;
-	}
+	time_t now = (time_t)(s->em->api->now_ms() / 1000);
+	char *entry = email_mbox_entry(sender, msg, len, now, &entry_len);
 	char reason[600];
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	ssize_t n = fd < 0 ? -1 : write(fd, entry, entry_len);
@@ -225,10 +216,6 @@ static void send_message(struct send *s, const char *tz)
 	struct email *em = s->em;
 	const struct email_conf *c = em->conf;
 	char *sender = email_address_of(c->from);
-	if (!sender) {
-		finish(s, TODOD_RETRY, "out of memory");
-		return;
-	}
 	struct email_reminder r = {
 		.api = em->api,
 		.from = c->from,
@@ -238,7 +225,7 @@ static void send_message(struct send *s, const char *tz)
 		.tz = tz,
 		.event_id = s->event_id,
 		.host = message_host(em, sender),
-		.now = time(NULL),
+		.now = (time_t)(em->api->now_ms() / 1000),
 	};
 	size_t len;
 	char *msg = email_message_build(&r, &len);
@@ -293,11 +280,7 @@ static void on_owner(json_object *user, const struct todod_store_error *err, voi
 		finish(s, TODOD_DROP, reason);
 		return;
 	}
-	s->to = strdup(to);
-	if (!s->to) {
-		finish(s, TODOD_RETRY, "out of memory");
-		return;
-	}
+	s->to = todod_xstrdup(to);
 	send_message(s, json_object_is_type(tz, json_type_string) ? json_object_get_string(tz) : NULL);
 }
 
@@ -317,24 +300,14 @@ static struct send *send_new(struct email *em, const struct todod_event *ev,
 		       "and remind_at";
 		return NULL;
 	}
-	*why = "out of memory";
-	struct send *s = calloc(1, sizeof *s);
-	if (!s)
-		return NULL;
+	struct send *s = todod_xcalloc(1, sizeof *s);
 	s->em = em;
 	s->d = d;
 	s->user_id = json_object_get_int64(user_id);
 	s->task = json_object_get(task);
-	s->event_id = strdup(ev->id);
-	s->remind_at = strdup(json_object_get_string(remind_at));
-	s->next = em->in_flight;
-	if (s->next)
-		s->next->prev = s;
-	em->in_flight = s;
-	if (!s->event_id || !s->remind_at) {
-		send_free(s);
-		return NULL;
-	}
+	s->event_id = todod_xstrdup(ev->id);
+	s->remind_at = todod_xstrdup(json_object_get_string(remind_at));
+	LIST_INSERT_HEAD(&em->in_flight, s, link);
 	return s;
 }
 
@@ -354,8 +327,7 @@ static void on_reminder(const struct todod_event *ev, struct todod_delivery *d, 
 	struct send *s = send_new(em, ev, d, &why);
 	if (!s) {
 		em->api->log(em->ctx, TODOD_LOG_ERROR, "event %s dropped: %s", ev->id, why);
-		em->api->bus_answer(d, strcmp(why, "out of memory") == 0 ? TODOD_RETRY :
-									    TODOD_DROP, why);
+		em->api->bus_answer(d, TODOD_DROP, why);
 		return;
 	}
 	json_object *none = json_object_new_object();
@@ -373,9 +345,7 @@ static void on_reminder(const struct todod_event *ev, struct todod_delivery *d, 
 static int email_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 		      void **state, struct todod_err *err)
 {
-	struct email *em = calloc(1, sizeof *em);
-	if (!em)
-		return todod_err_set(err, "out of memory");
+	struct email *em = todod_xcalloc(1, sizeof *em);
 	em->api = api;
 	em->ctx = ctx;
 	em->conf = conf;
@@ -400,7 +370,7 @@ static void email_drain(void *state, struct todod_ctx *ctx, todod_drained_cb don
 {
 	struct email *em = state;
 	em->draining = true;
-	if (!em->in_flight) {
+	if (LIST_EMPTY(&em->in_flight)) {
 		done(ctx);
 		return;
 	}
@@ -414,8 +384,8 @@ static void email_destroy(void *state)
 {
 	struct email *em = state;
 	em->drained = NULL;
-	while (em->in_flight)
-		send_free(em->in_flight);
+	while (!LIST_EMPTY(&em->in_flight))
+		send_free(LIST_FIRST(&em->in_flight));
 	free(em);
 }
 

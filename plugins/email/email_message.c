@@ -15,28 +15,20 @@ static const char *const weekdays[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri"
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 				       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
-/* ---- a growing string; the first failed append poisons it -------------- */
+/* ---- a growing string ---------------------------------------------------- */
 
 struct buf {
 	char *s;
 	size_t len, cap;
-	bool failed;
 };
 
 static void buf_add(struct buf *b, const char *data, size_t n)
 {
-	if (b->failed)
-		return;
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		char *grown = realloc(b->s, cap);
-		if (!grown) {
-			b->failed = true;
-			return;
-		}
-		b->s = grown;
+		b->s = todod_xrealloc(b->s, cap);
 		b->cap = cap;
 	}
 	memcpy(b->s + b->len, data, n);
@@ -54,19 +46,13 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(small, sizeof small, fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		b->failed = true;
-		return;
-	}
+	if (n < 0)
+		return; /* only for a wide-character conversion, which we never use */
 	if ((size_t)n < sizeof small) {
 		buf_add(b, small, (size_t)n);
 		return;
 	}
-	char *big = malloc((size_t)n + 1);
-	if (!big) {
-		b->failed = true;
-		return;
-	}
+	char *big = todod_xmalloc((size_t)n + 1);
 	va_start(ap, fmt);
 	vsnprintf(big, (size_t)n + 1, fmt, ap);
 	va_end(ap);
@@ -74,16 +60,11 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 	free(big);
 }
 
-/* Hands the text over (NULL after a failure) and resets `b`. */
+/* Hands the text over and resets `b`. */
 static char *buf_take(struct buf *b, size_t *len)
 {
-	if (!b->failed && !b->s)
+	if (!b->s)
 		buf_add(b, "", 0);
-	if (b->failed) {
-		free(b->s);
-		*b = (struct buf){ 0 };
-		return NULL;
-	}
 	char *s = b->s;
 	if (len)
 		*len = b->len;
@@ -114,39 +95,6 @@ int email_local_time(const struct todod_api *api, time_t t, const char *tz, char
 	snprintf(buf, size, "%s %02d %s %04d %02d:%02d %s", weekdays[local.tm.tm_wday],
 		 local.tm.tm_mday, months[local.tm.tm_mon], local.tm.tm_year + 1900,
 		 local.tm.tm_hour, local.tm.tm_min, local.abbrev);
-	return 0;
-}
-
-int email_parse_rfc3339(const char *text, time_t *out)
-{
-	struct tm tm = { 0 };
-	int used = 0;
-	if (!text || sscanf(text, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-			    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
-	    used != 19)
-		return -1;
-	const char *p = text + used;
-	if (*p == '.')
-		for (p++; isdigit((unsigned char)*p); p++)
-			;
-	long offset_s = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int hh, mm, n = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5)
-			return -1;
-		offset_s = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = timegm(&tm) - offset_s;
 	return 0;
 }
 
@@ -193,9 +141,7 @@ static void base64_add(struct buf *b, const unsigned char *in, size_t n)
 char *email_header_value(const char *text, size_t name_len)
 {
 	size_t n = strlen(text);
-	unsigned char *clean = malloc(n + 1);
-	if (!clean)
-		return NULL;
+	unsigned char *clean = todod_xmalloc(n + 1);
 	bool ascii = true;
 	for (size_t i = 0; i <= n; i++) {
 		unsigned char c = (unsigned char)text[i];
@@ -262,8 +208,8 @@ char *email_address_of(const char *from)
 	const char *open = strrchr(from, '<');
 	const char *close = open ? strchr(open, '>') : NULL;
 	if (!open || !close)
-		return strdup(from);
-	return strndup(open + 1, (size_t)(close - open - 1));
+		return todod_xstrdup(from);
+	return todod_xstrndup(open + 1, (size_t)(close - open - 1));
 }
 
 /* A display name may need encoding; the address never does. */
@@ -274,21 +220,13 @@ static void from_header_add(struct buf *b, const char *from)
 		buf_str(b, from);
 		return;
 	}
-	char *name = strndup(from, (size_t)(open - from));
-	if (!name) {
-		b->failed = true;
-		return;
-	}
+	char *name = todod_xstrndup(from, (size_t)(open - from));
 	size_t len = strlen(name);
 	while (len && name[len - 1] == ' ')
 		name[--len] = '\0';
 	char *value = email_header_value(name, strlen("From: "));
-	if (value) {
-		buf_str(b, value);
-		buf_str(b, " ");
-	} else {
-		b->failed = true;
-	}
+	buf_str(b, value);
+	buf_str(b, " ");
 	buf_str(b, open);
 	free(value);
 	free(name);
@@ -318,8 +256,9 @@ static const char *task_string(json_object *task, const char *key)
 static void when_text(const struct todod_api *api, const char *rfc3339, const char *tz,
 		      char *out, size_t size)
 {
-	time_t t;
-	if (email_parse_rfc3339(rfc3339, &t) != 0 || email_local_time(api, t, tz, out, size) != 0)
+	int64_t ms;
+	if (api->rfc3339_parse(rfc3339, &ms) != 0 ||
+	    email_local_time(api, (time_t)(ms / 1000), tz, out, size) != 0)
 		snprintf(out, size, "%s", rfc3339);
 }
 
@@ -350,10 +289,6 @@ static void html_body(struct buf *b, const struct reminder_text *t)
 	char *title = email_html_escape(t->title);
 	char *description = t->description ? email_html_escape(t->description) : NULL;
 	char *priority = t->priority ? email_html_escape(t->priority) : NULL;
-	if (!title || (t->description && !description) || (t->priority && !priority)) {
-		b->failed = true;
-		goto out;
-	}
 	buf_printf(b, "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
 		      "<title>Reminder: %s</title>\n</head>\n<body>\n<h1>Reminder: %s</h1>\n"
 		      "<table>\n", title, title);
@@ -366,7 +301,6 @@ static void html_body(struct buf *b, const struct reminder_text *t)
 	if (description && *description)
 		buf_printf(b, "<p style=\"white-space: pre-wrap\">%s</p>\n", description);
 	buf_str(b, "<p><small>Sent by todod.</small></p>\n</body>\n</html>\n");
-out:
 	free(title);
 	free(description);
 	free(priority);
@@ -379,10 +313,6 @@ static void part_add(struct buf *b, const char *boundary, const char *type,
 	struct buf text = { 0 };
 	body(&text, t);
 	char *raw = buf_take(&text, NULL);
-	if (!raw) {
-		b->failed = true;
-		return;
-	}
 	buf_printf(b, "--%s\r\nContent-Type: %s; charset=utf-8\r\n"
 		      "Content-Transfer-Encoding: quoted-printable\r\n\r\n", boundary, type);
 	qp_add(b, raw);
@@ -415,14 +345,10 @@ char *email_message_build(const struct email_reminder *r, size_t *len)
 
 	char *to = email_header_value(r->to, strlen("To: "));
 	size_t subject_len = strlen("Reminder: ") + strlen(t.title) + 1;
-	char *subject_text = malloc(subject_len);
-	if (subject_text)
-		snprintf(subject_text, subject_len, "Reminder: %s", t.title);
-	char *subject = subject_text ? email_header_value(subject_text, strlen("Subject: ")) : NULL;
-	if (!to || !subject)
-		b.failed = true;
-	else
-		buf_printf(&b, "\r\nTo: %s\r\nSubject: %s\r\n", to, subject);
+	char *subject_text = todod_xmalloc(subject_len);
+	snprintf(subject_text, subject_len, "Reminder: %s", t.title);
+	char *subject = email_header_value(subject_text, strlen("Subject: "));
+	buf_printf(&b, "\r\nTo: %s\r\nSubject: %s\r\n", to, subject);
 	free(to);
 	free(subject_text);
 	free(subject);
@@ -432,10 +358,6 @@ char *email_message_build(const struct email_reminder *r, size_t *len)
 	buf_str(&boundary_buf, "=_todod_");
 	token_add(&boundary_buf, r->event_id);
 	char *boundary = buf_take(&boundary_buf, NULL);
-	if (!boundary) {
-		free(buf_take(&b, NULL));
-		return NULL;
-	}
 	buf_printf(&b, "MIME-Version: 1.0\r\n"
 		       "Content-Type: multipart/alternative;\r\n boundary=\"%s\"\r\n"
 		       "Auto-Submitted: auto-generated\r\n\r\n", boundary);

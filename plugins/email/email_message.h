@@ -3,7 +3,7 @@
  * Pure functions: the one daemon call is the time zone conversion, through
  * the API table the caller passes, so the unit test links this file with
  * the core's tz.c alone.  Every returned string is malloc'd (free it);
- * NULL means out of memory or bad input. */
+ * NULL means bad input. */
 #ifndef TODOD_EMAIL_MESSAGE_H
 #define TODOD_EMAIL_MESSAGE_H
 
@@ -38,9 +38,6 @@ int email_local_time(const struct todod_api *api, time_t t, const char *tz, char
 
 /* "Fri, 27 Nov 2026 09:00:00 +0000" (RFC 5322 date-time, in UTC). */
 void email_rfc5322_date(time_t t, char *buf, size_t size);
-
-/* "2026-11-27T09:00:00Z" (fraction and numeric offset allowed); -1 if not. */
-int email_parse_rfc3339(const char *text, time_t *out);
 
 /* `text` with & < > " ' replaced by entities. */
 char *email_html_escape(const char *text);

@@ -71,9 +71,7 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 static int example_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 			void **state, struct todod_err *err)
 {
-	struct example *ex = calloc(1, sizeof *ex);
-	if (!ex)
-		return todod_err_set(err, "out of memory");
+	struct example *ex = todod_xcalloc(1, sizeof *ex);
 	ex->api = api;
 	ex->ctx = ctx;
 	ex->conf = conf;

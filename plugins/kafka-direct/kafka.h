@@ -1,11 +1,19 @@
-/* kafka.h - the kafka-direct plugin's parts and what they share.
+/* kafka.h - the bottom of the kafka-direct plugin: what every part
+ * shares, and nothing that calls back up.
  *
- *   kafka_plugin.c   options, lifecycle, readiness, the "transport" service
- *   kafka_conf.c     options -> rd_kafka_conf_t (security, pass-through)
- *   kafka_queue.c    a librdkafka queue driven by the loop (io-event fd)
- *   kafka_produce.c  publishing, delivery reports, dead letters, CreateTopics
+ *   kafka_plugin.c   options, lifecycle, the "transport" service (top)
  *   kafka_topics.c   which topics to create, and creating them again
- *   kafka_consume.c  the group consumer: dispatch, ordering, offsets
+ *   kafka_consume.c  the group consumer's handle: events, rebalances, drain
+ *   kafka_partition.c  its partitions' windows: dispatch, ordering, offsets
+ *   kafka_produce.c  publishing, delivery reports, dead letters, CreateTopics
+ *   kafka_state.c    the shared state, the topic map, readiness (this header)
+ *   kafka_conf.c     options -> rd_kafka_conf_t (this header)
+ *   kafka_queue.c    a librdkafka queue driven by the loop (this header)
+ *
+ * Each part calls only the parts listed below it.  Where a lower part has
+ * news for a higher one (the brokers are back, a topic is missing, a
+ * consumed message settled) it goes through a hook the higher part sets
+ * (in struct kafka, or struct kafka_consumer for the last).
  *
  * Everything runs on the loop thread: librdkafka's own threads only wake
  * the loop by writing to a non-blocking pipe, and every event (delivery
@@ -46,6 +54,10 @@ struct kafka_conf {
 };
 
 extern const char *const kafka_compressions[];
+extern const char *const kafka_security_protocols[];
+extern const char *const kafka_sasl_mechanisms[];
+bool kafka_uses_sasl(const struct kafka_conf *c);
+bool kafka_uses_tls(const struct kafka_conf *c);
 
 /* ---- kafka_conf.c ---- */
 enum kafka_role { KAFKA_PRODUCER, KAFKA_CONSUMER };
@@ -68,7 +80,7 @@ struct kafka_queue *kafka_queue_watch(const struct todod_api *api, struct todod_
 void kafka_queue_serve(struct kafka_queue *kq);
 void kafka_queue_free(struct kafka_queue *kq);
 
-/* ---- shared state ---- */
+/* ---- kafka_state.c ---- */
 struct kafka_producer;
 struct kafka_consumer;
 struct kafka_topics;
@@ -84,7 +96,7 @@ struct kafka {
 	struct kafka_topics *topics; /* NULL without create_topics */
 
 	/* Topics the core's subscribers need (logical names), collected by
-	 * the transport's subscribe() before start. */
+	 * the transport's subscribe() before start (kafka_topic_want). */
 	char **wanted;
 	size_t n_wanted;
 
@@ -94,12 +106,30 @@ struct kafka {
 	bool fatal;
 	char why[512];            /* why not ready; "" when ready */
 
+	/* Set by the plugin's drain: the parts stop taking new work, and
+	 * `drained(drain_ctx)` is called once the last of them is done. */
 	bool draining;
+	todod_drained_cb drained;
+	struct todod_ctx *drain_ctx;
 
 	struct todod_metric *produce_latency;   /* histogram: produce() to delivery report */
 	struct todod_metric *delivery_failures; /* counter */
+
+	/* Set by kafka_topics.c (create_topics = yes), NULL otherwise: the
+	 * brokers became reachable (again), and a produce found `physical`
+	 * missing. */
+	void (*on_brokers_up)(struct kafka *k);
+	void (*on_topic_missing)(struct kafka *k, const char *physical);
 };
 
+/* The state of one plugin instance, its metrics registered. */
+struct kafka *kafka_new(const struct todod_api *api, struct todod_ctx *ctx,
+			const struct kafka_conf *conf);
+/* After the parts above have freed theirs. */
+void kafka_free(struct kafka *k);
+
+/* Adds a logical topic the core's subscribers need (once). */
+void kafka_topic_want(struct kafka *k, const char *logical);
 /* Physical (Kafka) name of a logical topic, and back; a name without a
  * `topic.` mapping is its own.  The returned string lives as long as the
  * configuration. */
@@ -111,57 +141,11 @@ const char *kafka_topic_logical(const struct kafka *k, const char *physical);
 void kafka_note_error(struct kafka *k, rd_kafka_resp_err_t code, const char *text, bool fatal);
 void kafka_note_stats(struct kafka *k, const char *json);
 void kafka_note_log(struct kafka *k, rd_kafka_event_t *ev);
-
-/* ---- kafka_produce.c ---- */
-int kafka_producer_start(struct kafka *k, struct todod_err *err);
-/* The transport's publish(): `done` fires once from the delivery report. */
-int kafka_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg);
-
-/* A dead letter: the original value and key go to `<physical topic>-dlq`
- * with headers todod-dlq-reason, todod-dlq-attempts, todod-dlq-topic,
- * todod-dlq-partition, todod-dlq-offset and todod-dlq-group.  `done` fires
- * once: OK when the broker has it, RETRY with the reason when not. */
-struct kafka_dead_letter {
-	const char *topic;        /* physical topic it was consumed from */
-	int32_t partition;
-	int64_t offset;
-	const void *key;
-	size_t key_len;
-	const void *value;
-	size_t value_len;
-	const char *reason;
-	int attempts;
-};
-void kafka_dead_letter(struct kafka *k, const struct kafka_dead_letter *dl,
-		       todod_publish_cb done, void *arg);
-
-/* Creates the topics (each with its -dlq) that are missing, then calls
- * `done` once; existing topics are fine, other failures are reported as
- * RETRY with the reason (not logged: the caller knows whether it said
- * so before). */
-void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
-			 todod_publish_cb done, void *arg);
-
-/* Drain: calls `done` once nothing is waiting for a delivery report, or
- * when the core's drain deadline stops the loop first. */
-void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k));
-void kafka_producer_free(struct kafka *k);
-
-/* ---- kafka_topics.c ---- */
-/* Creates the topics todod uses now, and again after a failure once the
- * brokers are reachable, or when one turns out to be missing.
- * `first_answer` is called once, when the first request is answered. */
-int kafka_topics_start(struct kafka *k, void (*first_answer)(struct kafka *k),
-		       struct todod_err *err);
-/* The brokers became reachable (again). */
-void kafka_topics_brokers_up(struct kafka *k);
-/* A produce to `topic` (physical name) failed: the topic does not exist. */
-void kafka_topics_unknown(struct kafka *k, const char *topic);
-void kafka_topics_free(struct kafka *k);
-
-/* ---- kafka_consume.c ---- */
-int kafka_consumer_start(struct kafka *k, struct todod_err *err);
-void kafka_consumer_drain(struct kafka *k, void (*done)(struct kafka *k));
-void kafka_consumer_free(struct kafka *k);
+/* librdkafka refused or failed a message for `topic` with `err`. */
+void kafka_note_produce_error(struct kafka *k, const char *topic, rd_kafka_resp_err_t err);
+/* The consumer could not start: not ready, for this reason (logged). */
+void kafka_note_consumer_failure(struct kafka *k, const char *reason);
+/* 0 when ready, else -1 with the reason in `why`. */
+int kafka_ready(const struct kafka *k, struct todod_err *why);
 
 #endif

@@ -17,29 +17,21 @@
 
 const char *const kafka_compressions[] = { "none", "gzip", "snappy", "lz4", "zstd", NULL };
 
-static const char *security_protocol_name(int protocol)
-{
-	switch (protocol) {
-	case KAFKA_SSL: return "ssl";
-	case KAFKA_SASL_PLAINTEXT: return "sasl_plaintext";
-	case KAFKA_SASL_SSL: return "sasl_ssl";
-	default: return "plaintext";
-	}
-}
+/* Indexed by enum kafka_security and enum kafka_sasl: the option values,
+ * which are also librdkafka's names. */
+const char *const kafka_security_protocols[] = { "plaintext", "ssl", "sasl_plaintext",
+						 "sasl_ssl", NULL };
+const char *const kafka_sasl_mechanisms[] = { "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL };
 
-static const char *sasl_mechanism_name(int mechanism)
-{
-	switch (mechanism) {
-	case KAFKA_SASL_PLAIN: return "PLAIN";
-	case KAFKA_SASL_SCRAM_256: return "SCRAM-SHA-256";
-	default: return "SCRAM-SHA-512";
-	}
-}
-
-static bool uses_sasl(const struct kafka_conf *c)
+bool kafka_uses_sasl(const struct kafka_conf *c)
 {
 	return c->security_protocol == KAFKA_SASL_PLAINTEXT ||
 	       c->security_protocol == KAFKA_SASL_SSL;
+}
+
+bool kafka_uses_tls(const struct kafka_conf *c)
+{
+	return c->security_protocol == KAFKA_SSL || c->security_protocol == KAFKA_SASL_SSL;
 }
 
 /* Pass-through properties whose value must never reach a message. */
@@ -99,9 +91,7 @@ static int set_common(rd_kafka_conf_t *rk, const struct kafka_conf *c, const cha
 	size_t len = 1;
 	for (size_t i = 0; i < c->brokers.n; i++)
 		len += strlen(c->brokers.items[i]) + 1;
-	char *servers = calloc(1, len);
-	if (!servers)
-		return todod_err_set(err, "out of memory");
+	char *servers = todod_xcalloc(1, len);
 	for (size_t i = 0; i < c->brokers.n; i++) {
 		if (i)
 			strcat(servers, ",");
@@ -111,10 +101,10 @@ static int set_common(rd_kafka_conf_t *rk, const struct kafka_conf *c, const cha
 	free(servers);
 	if (rc != 0 || set(rk, "client_id", "client.id", client_id, false, err) != 0 ||
 	    set(rk, "security_protocol", "security.protocol",
-		security_protocol_name(c->security_protocol), false, err) != 0)
+		kafka_security_protocols[c->security_protocol], false, err) != 0)
 		return -1;
-	if (uses_sasl(c) &&
-	    (set(rk, "sasl_mechanism", "sasl.mechanisms", sasl_mechanism_name(c->sasl_mechanism),
+	if (kafka_uses_sasl(c) &&
+	    (set(rk, "sasl_mechanism", "sasl.mechanisms", kafka_sasl_mechanisms[c->sasl_mechanism],
 		 false, err) != 0 ||
 	     (c->username && set(rk, "username", "sasl.username", c->username, false, err) != 0) ||
 	     (c->password && set(rk, "password", "sasl.password", c->password, true, err) != 0)))

@@ -31,6 +31,8 @@ static void append(char *buf, size_t size, size_t *used, const char *fmt, ...)
 	*used += n > 0 ? (size_t)n : 0;
 }
 
+static void on_settled(struct kafka_consumer *kc);
+
 /* ---- rebalances and events ---------------------------------------------- */
 
 static void list_partitions(const rd_kafka_topic_partition_list_t *list, char *buf, size_t size)
@@ -85,12 +87,8 @@ static void on_rebalance(struct kafka_consumer *kc, rd_kafka_event_t *ev)
 	if (what == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		KC_LOG(kc, INFO, "assigned %s", names);
 		apply_assignment(kc, list, true);
-		for (int i = 0; list && i < list->cnt; i++) {
-			const rd_kafka_topic_partition_t *tp = &list->elems[i];
-			if (partition_add(kc, tp->topic, tp->partition) != 0)
-				KC_LOG(kc, ERROR, "out of memory: %s [%" PRId32 "] is not consumed",
-				       tp->topic, tp->partition);
-		}
+		for (int i = 0; list && i < list->cnt; i++)
+			partition_add(kc, list->elems[i].topic, list->elems[i].partition);
 		return;
 	}
 	bool revoke = what == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
@@ -220,10 +218,10 @@ int kafka_consumer_start(struct kafka *k, struct todod_err *err)
 {
 	if (k->n_wanted == 0)
 		return 0; /* nothing to consume, no group to join */
-	struct kafka_consumer *kc = calloc(1, sizeof *kc);
-	if (!kc)
-		return todod_err_set(err, "out of memory");
+	struct kafka_consumer *kc = todod_xcalloc(1, sizeof *kc);
 	kc->k = k;
+	kc->settled = on_settled;
+	TAILQ_INIT(&kc->orphans);
 	rd_kafka_conf_t *conf = kafka_conf_build(k->conf, KAFKA_CONSUMER, k->client_id, err);
 	if (!conf) {
 		free(kc);
@@ -283,7 +281,7 @@ static void begin_close(struct kafka_consumer *kc)
 		close_done(kc); /* destroy skips the close it would wait for */
 }
 
-void kafka_consumer_settled(struct kafka_consumer *kc)
+static void on_settled(struct kafka_consumer *kc)
 {
 	if (kc->draining && !kc->closing && kc->outstanding == 0)
 		begin_close(kc);
@@ -299,7 +297,7 @@ void kafka_consumer_drain(struct kafka *k, void (*done)(struct kafka *k))
 	kc->draining = true;
 	kc->drained = done;
 	partitions_pause(kc);
-	kafka_consumer_settled(kc);
+	on_settled(kc);
 }
 
 void kafka_consumer_free(struct kafka *k)

@@ -38,7 +38,7 @@ enum msg_state {
 };
 
 struct message {
-	struct message *next;
+	TAILQ_ENTRY(message) link; /* in its partition's window, or an orphan */
 	struct kafka_consumer *kc;
 	struct partition *part;   /* NULL once its partition was revoked */
 	enum msg_state state;
@@ -61,16 +61,15 @@ struct key_slot {
 };
 
 struct partition {
-	struct partition *next;
+	LIST_ENTRY(partition) link;
 	struct kafka_consumer *kc;
 	char *topic;              /* physical */
 	int32_t id;
-	struct message *head, *tail;
+	struct message_list window; /* in offset order */
 	size_t n;                 /* messages in the window, settled or not */
 	int64_t next_offset;      /* below it: in the window already, or settled */
 	int64_t stored;           /* last offset given to rd_kafka_offsets_store */
 	bool paused;
-	bool gap;                 /* a message could not be kept: store no more */
 	bool pumping, pump_again;
 	struct todod_metric *consumed;
 	/* Open addressing; a slot counts only in the scan of its generation,
@@ -94,9 +93,7 @@ static uint32_t key_hash(const char *key, size_t len)
 
 static struct message *message_new(struct partition *p, const rd_kafka_message_t *rm)
 {
-	struct message *m = malloc(sizeof *m + rm->key_len + 1 + rm->len + 1);
-	if (!m)
-		return NULL;
+	struct message *m = todod_xmalloc(sizeof *m + rm->key_len + 1 + rm->len + 1);
 	*m = (struct message){ .kc = p->kc, .part = p, .offset = rm->offset,
 			       .has_key = rm->key_len > 0, .key_len = rm->key_len, .len = rm->len };
 	m->key = m->data;
@@ -121,10 +118,7 @@ static void message_free(struct message *m)
 /* An orphan's callback came: nothing is left to do with it. */
 static void orphan_release(struct message *m)
 {
-	struct message **pp = &m->kc->orphans;
-	while (*pp != m)
-		pp = &(*pp)->next;
-	*pp = m->next;
+	TAILQ_REMOVE(&m->kc->orphans, m, link);
 	message_free(m);
 }
 
@@ -159,35 +153,32 @@ static void set_paused(struct partition *p, bool paused)
 
 static struct partition *part_find(struct kafka_consumer *kc, const char *topic, int32_t id)
 {
-	for (struct partition *p = kc->parts; p; p = p->next)
+	struct partition *p;
+	LIST_FOREACH(p, &kc->parts, link)
 		if (p->id == id && strcmp(p->topic, topic) == 0)
 			return p;
 	return NULL;
 }
 
-int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
+void partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
 {
-	struct partition *p = part_find(kc, topic, id);
-	if (p)
-		return 0;
-	if (!(p = calloc(1, sizeof *p)) || !(p->topic = strdup(topic))) {
-		free(p);
-		return -1;
-	}
+	if (part_find(kc, topic, id))
+		return;
+	struct partition *p = todod_xcalloc(1, sizeof *p);
+	p->topic = todod_xstrdup(topic);
 	p->kc = kc;
 	p->id = id;
+	TAILQ_INIT(&p->window);
 	p->stored = RD_KAFKA_OFFSET_INVALID;
 	char labels[300];
 	snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
 	p->consumed = kc->k->api->metric(kc->k->ctx, TODOD_METRIC_COUNTER,
 					 "todod_kafka_consumed_total",
 					 "Messages fetched from Kafka, by topic", labels);
-	p->next = kc->parts;
-	kc->parts = p;
+	LIST_INSERT_HEAD(&kc->parts, p, link);
 	/* Whatever state an earlier assignment left it in, the partition
 	 * flows, unless we are on our way out. */
 	set_paused(p, kc->draining);
-	return 0;
 }
 
 /* Drops the partition's state; what is still out with the bus or the
@@ -195,16 +186,13 @@ int partition_add(struct kafka_consumer *kc, const char *topic, int32_t id)
 static void part_forget(struct partition *p)
 {
 	struct kafka_consumer *kc = p->kc;
-	struct partition **pp = &kc->parts;
-	while (*pp != p)
-		pp = &(*pp)->next;
-	*pp = p->next;
-	for (struct message *m = p->head, *next; m; m = next) {
-		next = m->next;
+	LIST_REMOVE(p, link);
+	struct message *m;
+	while ((m = TAILQ_FIRST(&p->window))) {
+		TAILQ_REMOVE(&p->window, m, link);
 		if (m->state == MSG_IN_BUS || m->state == MSG_DEAD_LETTERING) {
 			m->part = NULL;
-			m->next = kc->orphans;
-			kc->orphans = m;
+			TAILQ_INSERT_HEAD(&kc->orphans, m, link);
 		} else {
 			message_free(m);
 		}
@@ -216,8 +204,8 @@ static void part_forget(struct partition *p)
 
 void partitions_forget(struct kafka_consumer *kc, const rd_kafka_topic_partition_list_t *list)
 {
-	for (struct partition *p = kc->parts, *next; p; p = next) {
-		next = p->next;
+	for (struct partition *p = LIST_FIRST(&kc->parts), *next; p; p = next) {
+		next = LIST_NEXT(p, link);
 		if (!list || rd_kafka_topic_partition_list_find(list, p->topic, p->id))
 			part_forget(p);
 	}
@@ -225,7 +213,8 @@ void partitions_forget(struct kafka_consumer *kc, const rd_kafka_topic_partition
 
 void partitions_pause(struct kafka_consumer *kc)
 {
-	for (struct partition *p = kc->parts; p; p = p->next)
+	struct partition *p;
+	LIST_FOREACH(p, &kc->parts, link)
 		if (!p->paused)
 			set_paused(p, true);
 }
@@ -235,9 +224,9 @@ void partitions_free(struct kafka_consumer *kc)
 	partitions_forget(kc, NULL);
 	/* The core and the producer are gone or told to stay silent: no
 	 * callback can come for these any more. */
-	while (kc->orphans) {
-		struct message *m = kc->orphans;
-		kc->orphans = m->next;
+	struct message *m;
+	while ((m = TAILQ_FIRST(&kc->orphans))) {
+		TAILQ_REMOVE(&kc->orphans, m, link);
 		message_free(m);
 	}
 }
@@ -245,17 +234,14 @@ void partitions_free(struct kafka_consumer *kc)
 /* ---- ordering ------------------------------------------------------------ */
 
 /* A fresh, empty key set large enough for the whole window. */
-static bool keys_reset(struct partition *p)
+static void keys_reset(struct partition *p)
 {
 	size_t want = 16;
 	while (want < 2 * p->n)
 		want *= 2;
 	if (want > p->n_slots) {
-		struct key_slot *slots = calloc(want, sizeof *slots);
-		if (!slots)
-			return false;
 		free(p->slots);
-		p->slots = slots;
+		p->slots = todod_xcalloc(want, sizeof *p->slots);
 		p->n_slots = want;
 		p->generation = 0;
 	}
@@ -263,7 +249,6 @@ static bool keys_reset(struct partition *p)
 		memset(p->slots, 0, p->n_slots * sizeof *p->slots);
 		p->generation = 1;
 	}
-	return true;
 }
 
 /* Takes m's key for this scan; false when an earlier message had it. */
@@ -309,13 +294,10 @@ static void dispatch(struct message *m)
 /* Hands every message whose turn has come to the bus. */
 static void dispatch_ready(struct partition *p)
 {
-	if (!keys_reset(p)) {
-		KC_LOG(p->kc, ERROR, "out of memory ordering %s [%" PRId32 "]; trying again later",
-		       p->topic, p->id);
-		return;
-	}
+	keys_reset(p);
 	bool earlier_unsettled = false;
-	for (struct message *m = p->head; m; m = m->next) {
+	struct message *m;
+	TAILQ_FOREACH(m, &p->window, link) {
 		if (m->state == MSG_SETTLED)
 			continue;
 		bool turn = m->has_key ? key_take(p, m) : !earlier_unsettled;
@@ -346,16 +328,14 @@ static void store_offset(struct partition *p, int64_t next)
 static void advance(struct partition *p)
 {
 	int64_t next = RD_KAFKA_OFFSET_INVALID;
-	while (p->head && p->head->state == MSG_SETTLED) {
-		struct message *m = p->head;
-		p->head = m->next;
-		if (!p->head)
-			p->tail = NULL;
+	struct message *m;
+	while ((m = TAILQ_FIRST(&p->window)) && m->state == MSG_SETTLED) {
+		TAILQ_REMOVE(&p->window, m, link);
 		p->n--;
 		next = m->offset + 1;
 		message_free(m);
 	}
-	if (next > p->stored && !p->gap)
+	if (next > p->stored)
 		store_offset(p, next);
 }
 
@@ -439,7 +419,7 @@ static void on_inbound(enum todod_result result, const char *reason, int attempt
 	kc->outstanding--;
 	if (!m->part) {
 		orphan_release(m);
-		kafka_consumer_settled(kc);
+		kc->settled(kc);
 		return;
 	}
 	switch (result) {
@@ -454,7 +434,7 @@ static void on_inbound(enum todod_result result, const char *reason, int attempt
 		break;
 	default:
 		free(m->reason);
-		m->reason = strdup(reason ? reason : "dropped");
+		m->reason = todod_xstrdup(reason ? reason : "dropped");
 		m->attempts = attempts;
 		KC_LOG(kc, WARN, "%s goes to the dead-letter topic: %s",
 		       describe(m, what, sizeof what), reason ? reason : "dropped");
@@ -462,7 +442,7 @@ static void on_inbound(enum todod_result result, const char *reason, int attempt
 		break;
 	}
 	pump(m->part);
-	kafka_consumer_settled(kc);
+	kc->settled(kc);
 }
 
 static void on_dead_lettered(enum todod_result result, const char *reason, void *arg)
@@ -482,7 +462,7 @@ static void on_dead_lettered(enum todod_result result, const char *reason, void 
 		       kc->k->conf->retry_backoff_ms);
 		wait_then_retry(m, MSG_DEAD_LETTER_WAIT);
 	}
-	kafka_consumer_settled(kc);
+	kc->settled(kc);
 }
 
 /* ---- fetching ------------------------------------------------------------ */
@@ -501,20 +481,7 @@ void partitions_fetched(struct kafka_consumer *kc, const rd_kafka_message_t *rm)
 	p->next_offset = rm->offset + 1;
 	kc->k->api->metric_add(p->consumed, 1);
 	struct message *m = message_new(p, rm);
-	if (!m) {
-		/* Storing a later offset would skip it; with none stored, the
-		 * next owner of the partition (or the next run) has it again. */
-		if (!p->gap)
-			KC_LOG(kc, ERROR, "out of memory: %s [%" PRId32 "] stores no offsets "
-			       "until it is reassigned", p->topic, p->id);
-		p->gap = true;
-		return;
-	}
-	if (p->tail)
-		p->tail->next = m;
-	else
-		p->head = m;
-	p->tail = m;
+	TAILQ_INSERT_TAIL(&p->window, m, link);
 	p->n++;
 	pump(p);
 }

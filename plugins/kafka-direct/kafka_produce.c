@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/queue.h>
 
-#include "kafka.h"
+#include "kafka_produce.h"
 
 #define DRAIN_POLL_MS 10
 /* CreateTopics waits this long for a controller, e.g. for a broker that
@@ -28,7 +28,7 @@
 
 /* One request awaiting its answer. */
 struct pending {
-	struct pending *prev, *next;
+	TAILQ_ENTRY(pending) link;
 	todod_publish_cb done;
 	void *arg;
 	int64_t started_us;
@@ -37,9 +37,7 @@ struct pending {
 	char *refusal;                    /* refused on the spot: the reason */
 };
 
-struct pending_list {
-	struct pending *head, *tail;
-};
+TAILQ_HEAD(pending_list, pending);
 
 struct kafka_producer {
 	rd_kafka_t *rk;
@@ -52,37 +50,6 @@ struct kafka_producer {
 	struct todod_timer *drain_poll;
 	bool purged;                   /* drain gave up on an absent broker */
 };
-
-static int64_t monotonic_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void list_append(struct pending_list *l, struct pending *p)
-{
-	p->next = NULL;
-	p->prev = l->tail;
-	if (l->tail)
-		l->tail->next = p;
-	else
-		l->head = p;
-	l->tail = p;
-}
-
-static void list_unlink(struct pending_list *l, struct pending *p)
-{
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		l->head = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		l->tail = p->prev;
-	p->prev = p->next = NULL;
-}
 
 static void pending_free(struct pending *p)
 {
@@ -111,11 +78,11 @@ static void on_answer_refused(void *arg)
 	struct kafka *k = arg;
 	struct kafka_producer *pr = k->producer;
 	/* Answers may refuse new requests; those wait for the next turn. */
-	struct pending_list now = pr->refused;
-	pr->refused = (struct pending_list){ NULL, NULL };
-	while (now.head) {
-		struct pending *p = now.head;
-		list_unlink(&now, p);
+	struct pending_list now = TAILQ_HEAD_INITIALIZER(now);
+	TAILQ_CONCAT(&now, &pr->refused, link);
+	struct pending *p;
+	while ((p = TAILQ_FIRST(&now))) {
+		TAILQ_REMOVE(&now, p, link);
 		answer(p, TODOD_RETRY, NULL);
 	}
 }
@@ -129,21 +96,13 @@ static void refuse(struct kafka *k, struct pending *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
-	p->refusal = strdup(reason);
-	list_append(&pr->refused, p);
+	p->refusal = todod_xstrdup(reason);
+	TAILQ_INSERT_TAIL(&pr->refused, p, link);
 	if (!pr->answer_refused)
 		k->api->timer_add(k->ctx, &pr->answer_refused, 0, 0, on_answer_refused, k);
 }
 
 /* ---- producing ----------------------------------------------------------- */
-
-/* librdkafka refuses a message for a topic it found missing (local
- * code), or fails it once the brokers confirm it (broker code). */
-static void note_produce_error(struct kafka *k, const char *topic, rd_kafka_resp_err_t err)
-{
-	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-		kafka_topics_unknown(k, topic);
-}
 
 static void note_fatal(struct kafka *k)
 {
@@ -153,24 +112,19 @@ static void note_fatal(struct kafka *k)
 }
 
 /* Hands one message to librdkafka.  `headers` are taken over. */
-static int produce(struct kafka *k, const char *topic, const void *key, size_t key_len,
+static void produce(struct kafka *k, const char *topic, const void *key, size_t key_len,
 		   const void *value, size_t value_len, rd_kafka_headers_t *headers,
 		   struct todod_metric *dead_letters, todod_publish_cb done, void *arg)
 {
 	struct kafka_producer *pr = k->producer;
-	struct pending *p = calloc(1, sizeof *p);
-	if (!p) {
-		if (headers)
-			rd_kafka_headers_destroy(headers);
-		return -1;
-	}
-	*p = (struct pending){ .done = done, .arg = arg, .started_us = monotonic_us(),
+	struct pending *p = todod_xmalloc(sizeof *p);
+	*p = (struct pending){ .done = done, .arg = arg, .started_us = k->api->mono_us(),
 			       .is_message = true, .dead_letters = dead_letters };
 	if (k->fatal) {
 		if (headers)
 			rd_kafka_headers_destroy(headers);
 		refuse(k, p, "%s", k->why);
-		return 0;
+		return;
 	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
 		pr->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
@@ -182,13 +136,12 @@ static int produce(struct kafka *k, const char *topic, const void *key, size_t k
 			rd_kafka_headers_destroy(headers);
 		if (err == RD_KAFKA_RESP_ERR__FATAL)
 			note_fatal(k);
-		note_produce_error(k, topic, err);
+		kafka_note_produce_error(k, topic, err);
 		refuse(k, p, "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
-		return 0;
+		return;
 	}
-	list_append(&pr->in_flight, p);
+	TAILQ_INSERT_TAIL(&pr->in_flight, p, link);
 	pr->n_messages++;
-	return 0;
 }
 
 int kafka_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg)
@@ -196,8 +149,9 @@ int kafka_publish(void *self, const struct todod_event *ev, todod_publish_cb don
 	struct kafka *k = self;
 	if (!k->producer)
 		return -1; /* not started: the outbox keeps the event */
-	return produce(k, kafka_topic_physical(k, ev->topic), ev->key, ev->key ? strlen(ev->key) : 0,
-		       ev->raw, ev->raw_len, NULL, NULL, done, arg);
+	produce(k, kafka_topic_physical(k, ev->topic), ev->key, ev->key ? strlen(ev->key) : 0,
+		ev->raw, ev->raw_len, NULL, NULL, done, arg);
+	return 0;
 }
 
 static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
@@ -226,10 +180,7 @@ void kafka_dead_letter(struct kafka *k, const struct kafka_dead_letter *dl,
 		k->api->metric(k->ctx, TODOD_METRIC_COUNTER, "todod_kafka_dead_letters_total",
 			       "Messages moved to a dead-letter topic, by the topic they came from",
 			       labels);
-	/* Without memory for the record there is no next turn to wait for. */
-	if (produce(k, topic, dl->key, dl->key_len, dl->value, dl->value_len, h, counter, done,
-		    arg) != 0)
-		done(TODOD_RETRY, "out of memory", arg);
+	produce(k, topic, dl->key, dl->key_len, dl->value, dl->value_len, h, counter, done, arg);
 }
 
 /* ---- answers from librdkafka --------------------------------------------- */
@@ -240,17 +191,17 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 	const rd_kafka_message_t *m;
 	while ((m = rd_kafka_event_message_next(ev))) {
 		struct pending *p = m->_private;
-		list_unlink(&pr->in_flight, p);
+		TAILQ_REMOVE(&pr->in_flight, p, link);
 		pr->n_messages--;
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			k->api->metric_observe(k->produce_latency,
-					       (double)(monotonic_us() - p->started_us) / 1e6);
+					       (double)(k->api->mono_us() - p->started_us) / 1e6);
 			if (p->dead_letters)
 				k->api->metric_add(p->dead_letters, 1);
 			answer(p, TODOD_OK, NULL);
 		} else {
 			k->api->metric_add(k->delivery_failures, 1);
-			note_produce_error(k, rd_kafka_topic_name(m->rkt), m->err);
+			kafka_note_produce_error(k, rd_kafka_topic_name(m->rkt), m->err);
 			answer(p, TODOD_RETRY, rd_kafka_err2str(m->err));
 		}
 	}
@@ -262,7 +213,7 @@ static void on_delivery(struct kafka *k, rd_kafka_event_t *ev)
 static void on_topics_created(struct kafka *k, rd_kafka_event_t *ev)
 {
 	struct pending *p = rd_kafka_event_opaque(ev);
-	list_unlink(&k->producer->in_flight, p);
+	TAILQ_REMOVE(&k->producer->in_flight, p, link);
 	char reason[512] = "";
 	int failed = 0;
 	if (rd_kafka_event_error(ev)) {
@@ -336,15 +287,9 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 			 todod_publish_cb done, void *arg)
 {
 	struct kafka_producer *pr = k->producer;
-	struct pending *p = calloc(1, sizeof *p);
-	rd_kafka_NewTopic_t **topics = calloc(2 * n + 1, sizeof *topics);
-	if (!p || !topics) {
-		free(p);
-		free(topics);
-		done(TODOD_RETRY, "out of memory", arg);
-		return;
-	}
-	*p = (struct pending){ .done = done, .arg = arg, .started_us = monotonic_us() };
+	struct pending *p = todod_xmalloc(sizeof *p);
+	rd_kafka_NewTopic_t **topics = todod_xcalloc(2 * n + 1, sizeof *topics);
+	*p = (struct pending){ .done = done, .arg = arg, .started_us = k->api->mono_us() };
 
 	size_t count = 0;
 	char why[512] = "";
@@ -376,7 +321,7 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 	rd_kafka_queue_destroy(q);
 	rd_kafka_AdminOptions_destroy(options);
 	destroy_new_topics(topics, count);
-	list_append(&pr->in_flight, p);
+	TAILQ_INSERT_TAIL(&pr->in_flight, p, link);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -392,12 +337,10 @@ int kafka_producer_start(struct kafka *k, struct todod_err *err)
 		rd_kafka_conf_destroy(conf);
 		return todod_err_set(err, "cannot create the producer: %s", why);
 	}
-	struct kafka_producer *pr = calloc(1, sizeof *pr);
-	if (!pr) {
-		rd_kafka_destroy(rk);
-		return todod_err_set(err, "out of memory");
-	}
+	struct kafka_producer *pr = todod_xcalloc(1, sizeof *pr);
 	pr->rk = rk;
+	TAILQ_INIT(&pr->in_flight);
+	TAILQ_INIT(&pr->refused);
 	rd_kafka_set_log_queue(rk, NULL);
 	k->producer = pr;
 	pr->kq = kafka_queue_watch(k->api, k->ctx, rd_kafka_queue_get_main(rk), on_event, k, err);
@@ -417,8 +360,9 @@ static bool producer_idle(const struct kafka *k)
 {
 	const struct kafka_producer *pr = k->producer;
 	if (pr->purged)
-		return pr->n_messages == 0 && !pr->refused.head;
-	return !pr->in_flight.head && !pr->refused.head && rd_kafka_outq_len(pr->rk) == 0;
+		return pr->n_messages == 0 && TAILQ_EMPTY(&pr->refused);
+	return TAILQ_EMPTY(&pr->in_flight) && TAILQ_EMPTY(&pr->refused) &&
+	       rd_kafka_outq_len(pr->rk) == 0;
 }
 
 static void on_drain_poll(void *arg)
@@ -461,9 +405,9 @@ void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k))
 
 static void free_list(struct pending_list *l)
 {
-	while (l->head) {
-		struct pending *p = l->head;
-		list_unlink(l, p);
+	struct pending *p;
+	while ((p = TAILQ_FIRST(l))) {
+		TAILQ_REMOVE(l, p, link);
 		pending_free(p);
 	}
 }

@@ -87,11 +87,11 @@ struct kafka_queue *kafka_queue_watch(const struct todod_api *api, struct todod_
 				      rd_kafka_queue_t *q, kafka_event_fn fn, void *arg,
 				      struct todod_err *err)
 {
-	struct kafka_queue *kq = calloc(1, sizeof *kq);
+	struct kafka_queue *kq = todod_xcalloc(1, sizeof *kq);
 	int fds[2];
-	if (!kq || pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
 		todod_err_set(err, "cannot create the librdkafka wake-up pipe: %s",
-			      kq ? strerror(errno) : "out of memory");
+			      strerror(errno));
 		free(kq);
 		rd_kafka_queue_destroy(q);
 		return NULL;

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kafka.h"
+#include "kafka_produce.h"
+#include "kafka_topics.h"
 
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
@@ -53,12 +54,8 @@ static void on_answer(enum todod_result result, const char *reason, void *arg);
 static void request_creation(struct kafka *k)
 {
 	size_t n_core = sizeof core_topics / sizeof *core_topics, n = 0;
-	const char **names = calloc(n_core + k->n_wanted, sizeof *names);
+	const char **names = todod_xcalloc(n_core + k->n_wanted, sizeof *names);
 	k->topics->creating = true;
-	if (!names) {
-		on_answer(TODOD_RETRY, "out of memory", k);
-		return;
-	}
 	for (size_t i = 0; i < n_core; i++)
 		add_unique(names, &n, kafka_topic_physical(k, core_topics[i]));
 	for (size_t i = 0; i < k->n_wanted; i++)
@@ -119,33 +116,17 @@ static void on_answer(enum todod_result result, const char *reason, void *arg)
 	}
 }
 
-int kafka_topics_start(struct kafka *k, void (*first_answer)(struct kafka *k),
-		       struct todod_err *err)
-{
-	struct kafka_topics *t = calloc(1, sizeof *t);
-	if (!t)
-		return todod_err_set(err, "out of memory");
-	t->missing = true;
-	t->backoff_ms = RETRY_MIN_MS;
-	t->first_answer = first_answer;
-	k->topics = t;
-	/* The first request goes out even with no broker yet: it waits for
-	 * one, up to its timeout. */
-	request_creation(k);
-	return 0;
-}
-
-void kafka_topics_brokers_up(struct kafka *k)
+static void on_brokers_up(struct kafka *k)
 {
 	create_if_missing(k);
 }
 
-void kafka_topics_unknown(struct kafka *k, const char *topic)
+/* A produce to `topic` (physical name) failed: the topic does not exist. */
+static void on_topic_missing(struct kafka *k, const char *topic)
 {
 	struct kafka_topics *t = k->topics;
-	/* Without create_topics the operator creates them; the delivery
-	 * failures say what is missing.  A draining todod creates nothing. */
-	if (!t || t->creating || k->draining)
+	/* A draining todod creates nothing. */
+	if (t->creating || k->draining)
 		return;
 	if (!t->missing) {
 		/* Just created: librdkafka has not caught up yet. */
@@ -158,6 +139,22 @@ void kafka_topics_unknown(struct kafka *k, const char *topic)
 	create_if_missing(k);
 }
 
+int kafka_topics_start(struct kafka *k, void (*first_answer)(struct kafka *k),
+		       struct todod_err *err)
+{
+	struct kafka_topics *t = todod_xcalloc(1, sizeof *t);
+	t->missing = true;
+	t->backoff_ms = RETRY_MIN_MS;
+	t->first_answer = first_answer;
+	k->topics = t;
+	k->on_brokers_up = on_brokers_up;
+	k->on_topic_missing = on_topic_missing;
+	/* The first request goes out even with no broker yet: it waits for
+	 * one, up to its timeout. */
+	request_creation(k);
+	return 0;
+}
+
 void kafka_topics_free(struct kafka *k)
 {
 	if (!k->topics)
@@ -165,4 +162,6 @@ void kafka_topics_free(struct kafka *k)
 	k->api->timer_del(&k->topics->quiet);
 	free(k->topics);
 	k->topics = NULL;
+	k->on_brokers_up = NULL;
+	k->on_topic_missing = NULL;
 }

@@ -313,9 +313,7 @@ static void cache_put(struct mcp_http *h, const char *token, size_t len, int64_t
 			slot = c;
 	}
 	cache_drop(slot);
-	slot->token = malloc(len);
-	if (!slot->token)
-		return;
+	slot->token = todod_xmalloc(len);
 	memcpy(slot->token, token, len);
 	slot->len = len;
 	slot->user_id = user_id;
@@ -503,11 +501,7 @@ static void begin_initialize(struct exchange *x, json_object *msg, const char *t
 {
 	struct mcp_http *h = x->h;
 	x->msg = msg;
-	x->token = malloc(token_len + 1);
-	if (!x->token) {
-		refuse(x, 503, MCP_INTERNAL_ERROR, "Service unavailable: out of memory");
-		return;
-	}
+	x->token = todod_xmalloc(token_len + 1);
 	memcpy(x->token, token, token_len);
 	x->token[token_len] = '\0';
 	x->token_len = token_len;
@@ -567,11 +561,7 @@ static void on_post(struct exchange *x, const char *token, size_t token_len)
 static void on_endpoint(struct todod_http_req *req, void *arg)
 {
 	struct mcp_http *h = arg;
-	struct exchange *x = calloc(1, sizeof *x);
-	if (!x) {
-		h->api->http_reply_error(req, 503, "OUT_OF_MEMORY", "out of memory");
-		return;
-	}
+	struct exchange *x = todod_xcalloc(1, sizeof *x);
 	x->h = h;
 	x->req = req;
 	const char *token;
@@ -611,11 +601,7 @@ struct mcp_http *mcp_http_new(const struct todod_api *api, struct todod_ctx *ctx
 			      struct mcp_server *srv, const struct mcp_conf *conf,
 			      struct todod_err *err)
 {
-	struct mcp_http *h = calloc(1, sizeof *h);
-	if (!h) {
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_http *h = todod_xmalloc(sizeof *h);
 	*h = (struct mcp_http){ .api = api, .ctx = ctx, .srv = srv, .conf = conf };
 	h->sessions = mcp_sessions_new(api, ctx, conf->session_timeout_ms,
 				       (size_t)conf->max_sessions_per_user, err);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <todod-plugin.h>
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -167,12 +169,8 @@ static void keep_id_text(json_object *msg, const char *text, size_t len)
 	if (!json_object_object_get_ex(msg, "id", &id) || !json_object_is_type(id, json_type_int) ||
 	    !find_id_text(text, len, &value, &value_len))
 		return;
-	/* Without memory the id goes out as json-c read it: right for every
-	 * id within 64 bits. */
-	char *digits = strndup(value, value_len);
-	if (digits)
-		json_object_set_serializer(id, json_object_userdata_to_json_string, digits,
-					   json_object_free_userdata);
+	json_object_set_serializer(id, json_object_userdata_to_json_string,
+				   todod_xstrndup(value, value_len), json_object_free_userdata);
 }
 
 int mcp_json_read(const char *text, size_t len, json_object **value, char *why, size_t why_size)

@@ -50,9 +50,7 @@ static void mcp_destroy(void *state)
 static int mcp_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 		    void **state, struct todod_err *err)
 {
-	struct mcp_plugin *p = calloc(1, sizeof *p);
-	if (!p)
-		return todod_err_set(err, "out of memory");
+	struct mcp_plugin *p = todod_xcalloc(1, sizeof *p);
 	p->api = api;
 	p->ctx = ctx;
 	/* Registrations made so far are rolled back by the core on failure. */

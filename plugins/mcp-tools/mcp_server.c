@@ -308,13 +308,7 @@ static void do_tools_call(struct mcp_server *srv, struct mcp_peer *peer, json_ob
 			   "Invalid params: \"arguments\" must be an object", reply, arg);
 		return;
 	}
-	struct pending_call *call = malloc(sizeof *call);
-	if (!call) {
-		json_object_put(empty);
-		send_error(srv, 200, id, MCP_INTERNAL_ERROR, "Internal error: out of memory", reply,
-			   arg);
-		return;
-	}
+	struct pending_call *call = todod_xmalloc(sizeof *call);
 	*call = (struct pending_call){ srv, json_object_get(id), reply, arg };
 	srv->inflight++;
 	struct todod_err err = { "" };
@@ -412,10 +406,8 @@ void mcp_handle(struct mcp_server *srv, struct mcp_peer *peer, json_object *msg,
 
 static char *serialize(json_object *obj)
 {
-	char *text = strdup(json_object_to_json_string_ext(obj, JSON_FLAGS));
+	char *text = todod_xstrdup(json_object_to_json_string_ext(obj, JSON_FLAGS));
 	json_object_put(obj);
-	if (!text)
-		abort();
 	return text;
 }
 
@@ -464,9 +456,7 @@ static int build_pages(struct mcp_server *srv, struct todod_err *err)
 	size_t n;
 	const struct tool *all = tools_all(&n);
 	srv->n_pages = n ? (n + TOOLS_PAGE_SIZE - 1) / TOOLS_PAGE_SIZE : 1;
-	srv->pages = calloc(srv->n_pages, sizeof *srv->pages);
-	if (!srv->pages)
-		return todod_err_set(err, "out of memory");
+	srv->pages = todod_xcalloc(srv->n_pages, sizeof *srv->pages);
 	for (size_t p = 0; p < srv->n_pages; p++) {
 		json_object *list = json_object_new_array();
 		for (size_t i = p * TOOLS_PAGE_SIZE; i < n && i < (p + 1) * TOOLS_PAGE_SIZE; i++) {
@@ -484,9 +474,7 @@ static int build_pages(struct mcp_server *srv, struct todod_err *err)
 			char cursor[32];
 			snprintf(cursor, sizeof cursor, "todod-tools-%zu", (p + 1) * TOOLS_PAGE_SIZE);
 			json_object_object_add(result, "nextCursor", json_object_new_string(cursor));
-			srv->pages[p + 1].cursor = strdup(cursor);
-			if (!srv->pages[p + 1].cursor)
-				abort();
+			srv->pages[p + 1].cursor = todod_xstrdup(cursor);
 		}
 		srv->pages[p].result = serialize(result);
 	}
@@ -516,11 +504,7 @@ static void build_init_results(struct mcp_server *srv, const char *server_versio
 struct mcp_server *mcp_server_new(const struct todod_api *api, struct todod_ctx *ctx,
 				  const char *server_version, struct todod_err *err)
 {
-	struct mcp_server *srv = calloc(1, sizeof *srv);
-	if (!srv) {
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_server *srv = todod_xcalloc(1, sizeof *srv);
 	srv->api = api;
 	srv->ctx = ctx;
 	srv->env = (struct tool_env){ api, ctx };

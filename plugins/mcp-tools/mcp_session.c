@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 /* Every authenticated client may create sessions; past this many the least
  * recently used one makes room, so memory stays bounded whatever clients
@@ -22,7 +21,7 @@
 struct session_owner {
 	int64_t user_id;
 	size_t count;
-	struct mcp_session *oldest, *newest;
+	TAILQ_HEAD(, mcp_session) sessions; /* by user_recency */
 	struct session_owner *chain;
 };
 
@@ -32,7 +31,7 @@ struct mcp_sessions {
 	struct mcp_session **buckets;
 	size_t n_buckets; /* a power of two */
 	size_t count;
-	struct mcp_session *oldest, *newest;
+	TAILQ_HEAD(, mcp_session) sessions; /* by recency */
 	struct session_owner *owners[OWNER_BUCKETS];
 	size_t per_user_cap;
 	int64_t timeout_ms;
@@ -41,13 +40,6 @@ struct mcp_sessions {
 	unsigned char entropy[256];
 	size_t entropy_left;
 };
-
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool mcp_secret_equal(const char *secret, size_t secret_len, const char *given, size_t given_len)
 {
@@ -74,9 +66,7 @@ static struct mcp_session **bucket_of(struct mcp_sessions *set, const char *id)
 static void grow(struct mcp_sessions *set)
 {
 	size_t n = set->n_buckets * 2;
-	struct mcp_session **buckets = calloc(n, sizeof *buckets);
-	if (!buckets)
-		return; /* longer chains, still correct */
+	struct mcp_session **buckets = todod_xcalloc(n, sizeof *buckets);
 	for (size_t i = 0; i < set->n_buckets; i++) {
 		for (struct mcp_session *s = set->buckets[i], *next; s; s = next) {
 			next = s->chain;
@@ -90,76 +80,24 @@ static void grow(struct mcp_sessions *set)
 	set->n_buckets = n;
 }
 
-static void recency_unlink(struct mcp_sessions *set, struct mcp_session *s)
-{
-	if (s->older)
-		s->older->newer = s->newer;
-	else
-		set->oldest = s->newer;
-	if (s->newer)
-		s->newer->older = s->older;
-	else
-		set->newest = s->older;
-	s->older = s->newer = NULL;
-}
-
-static void recency_append(struct mcp_sessions *set, struct mcp_session *s)
-{
-	s->older = set->newest;
-	s->newer = NULL;
-	if (set->newest)
-		set->newest->newer = s;
-	else
-		set->oldest = s;
-	set->newest = s;
-}
-
 static struct session_owner **owner_bucket(struct mcp_sessions *set, int64_t user_id)
 {
 	return &set->owners[(uint64_t)user_id % OWNER_BUCKETS];
 }
 
-/* The user's entry, made when missing; NULL when out of memory. */
+/* The user's entry, made when missing. */
 static struct session_owner *owner_of(struct mcp_sessions *set, int64_t user_id)
 {
 	struct session_owner **b = owner_bucket(set, user_id);
 	for (struct session_owner *o = *b; o; o = o->chain)
 		if (o->user_id == user_id)
 			return o;
-	struct session_owner *o = calloc(1, sizeof *o);
-	if (!o)
-		return NULL;
+	struct session_owner *o = todod_xcalloc(1, sizeof *o);
 	o->user_id = user_id;
+	TAILQ_INIT(&o->sessions);
 	o->chain = *b;
 	*b = o;
 	return o;
-}
-
-/* Takes `s` out of its user's recency list; the count is the caller's. */
-static void owner_list_remove(struct mcp_session *s)
-{
-	struct session_owner *o = s->owner;
-	if (s->user_older)
-		s->user_older->user_newer = s->user_newer;
-	else
-		o->oldest = s->user_newer;
-	if (s->user_newer)
-		s->user_newer->user_older = s->user_older;
-	else
-		o->newest = s->user_older;
-	s->user_older = s->user_newer = NULL;
-}
-
-static void owner_list_append(struct session_owner *o, struct mcp_session *s)
-{
-	s->owner = o;
-	s->user_older = o->newest;
-	s->user_newer = NULL;
-	if (o->newest)
-		o->newest->user_newer = s;
-	else
-		o->oldest = s;
-	o->newest = s;
 }
 
 /* A user without sessions is not remembered. */
@@ -180,10 +118,10 @@ static void owner_forget_if_empty(struct mcp_sessions *set, struct session_owner
 static void mark_used(struct mcp_sessions *set, struct mcp_session *s, int64_t now)
 {
 	s->last_used_ms = now;
-	recency_unlink(set, s);
-	recency_append(set, s);
-	owner_list_remove(s);
-	owner_list_append(s->owner, s);
+	TAILQ_REMOVE(&set->sessions, s, recency);
+	TAILQ_INSERT_TAIL(&set->sessions, s, recency);
+	TAILQ_REMOVE(&s->owner->sessions, s, user_recency);
+	TAILQ_INSERT_TAIL(&s->owner->sessions, s, user_recency);
 }
 
 /* Ends a session but keeps its user's entry, even when it is now empty. */
@@ -195,8 +133,8 @@ static void session_discard(struct mcp_sessions *set, struct mcp_session *s)
 			break;
 		}
 	}
-	recency_unlink(set, s);
-	owner_list_remove(s);
+	TAILQ_REMOVE(&set->sessions, s, recency);
+	TAILQ_REMOVE(&s->owner->sessions, s, user_recency);
 	s->owner->count--;
 	set->count--;
 	explicit_bzero(s->token, s->token_len);
@@ -221,9 +159,10 @@ static bool expired(const struct mcp_sessions *set, const struct mcp_session *s,
 static void sweep(void *arg)
 {
 	struct mcp_sessions *set = arg;
-	int64_t now = monotonic_ms();
-	while (set->oldest && expired(set, set->oldest, now))
-		mcp_session_end(set, set->oldest);
+	int64_t now = set->api->mono_us() / 1000;
+	struct mcp_session *oldest;
+	while ((oldest = TAILQ_FIRST(&set->sessions)) && expired(set, oldest, now))
+		mcp_session_end(set, oldest);
 }
 
 static int random_bytes(struct mcp_sessions *set, unsigned char *out, size_t n,
@@ -251,16 +190,8 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	if (random_bytes(set, raw, sizeof raw, err) != 0)
 		return NULL;
 	struct session_owner *owner = owner_of(set, user_id);
-	struct mcp_session *s = calloc(1, sizeof *s);
-	char *copy = malloc(token_len + 1);
-	if (!owner || !s || !copy) {
-		if (owner)
-			owner_forget_if_empty(set, owner);
-		free(s);
-		free(copy);
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_session *s = todod_xcalloc(1, sizeof *s);
+	char *copy = todod_xmalloc(token_len + 1);
 	static const char hex[] = "0123456789abcdef";
 	for (size_t i = 0; i < sizeof raw; i++) {
 		s->id[2 * i] = hex[raw[i] >> 4];
@@ -272,16 +203,17 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	s->token = copy;
 	s->token_len = token_len;
 	s->peer.user_id = user_id;
-	s->last_used_ms = monotonic_ms();
+	s->last_used_ms = set->api->mono_us() / 1000;
 
 	/* A user past the cap makes room from their own sessions, so that
 	 * only the table-wide cap, far beyond any one user's, can touch
 	 * another user's session. */
 	while (owner->count >= set->per_user_cap)
-		session_discard(set, owner->oldest);
+		session_discard(set, TAILQ_FIRST(&owner->sessions));
 	if (set->count >= MAX_SESSIONS) {
-		struct session_owner *victim = set->oldest->owner;
-		session_discard(set, set->oldest);
+		struct mcp_session *oldest = TAILQ_FIRST(&set->sessions);
+		struct session_owner *victim = oldest->owner;
+		session_discard(set, oldest);
 		if (victim != owner)
 			owner_forget_if_empty(set, victim);
 	}
@@ -290,8 +222,9 @@ struct mcp_session *mcp_session_create(struct mcp_sessions *set, int64_t user_id
 	struct mcp_session **b = bucket_of(set, s->id);
 	s->chain = *b;
 	*b = s;
-	recency_append(set, s);
-	owner_list_append(owner, s);
+	TAILQ_INSERT_TAIL(&set->sessions, s, recency);
+	s->owner = owner;
+	TAILQ_INSERT_TAIL(&owner->sessions, s, user_recency);
 	owner->count++;
 	set->count++;
 	return s;
@@ -304,7 +237,7 @@ struct mcp_session *mcp_session_find(struct mcp_sessions *set, const char *id)
 	for (struct mcp_session *s = *bucket_of(set, id); s; s = s->chain) {
 		if (strcmp(s->id, id) != 0)
 			continue;
-		int64_t now = monotonic_ms();
+		int64_t now = set->api->mono_us() / 1000;
 		/* Exact expiry even between two sweeps. */
 		if (expired(set, s, now)) {
 			mcp_session_end(set, s);
@@ -323,8 +256,8 @@ void mcp_sessions_set_user_cap(struct mcp_sessions *set, size_t per_user_cap)
 
 void mcp_sessions_end_all(struct mcp_sessions *set)
 {
-	while (set->oldest)
-		mcp_session_end(set, set->oldest);
+	while (!TAILQ_EMPTY(&set->sessions))
+		mcp_session_end(set, TAILQ_FIRST(&set->sessions));
 }
 
 size_t mcp_sessions_count(const struct mcp_sessions *set)
@@ -355,15 +288,10 @@ struct mcp_sessions *mcp_sessions_new(const struct todod_api *api, struct todod_
 				      int64_t idle_timeout_ms, size_t per_user_cap,
 				      struct todod_err *err)
 {
-	struct mcp_sessions *set = calloc(1, sizeof *set);
-	if (set)
-		set->buckets = calloc(MIN_BUCKETS, sizeof *set->buckets);
-	if (!set || !set->buckets) {
-		free(set);
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_sessions *set = todod_xcalloc(1, sizeof *set);
+	set->buckets = todod_xcalloc(MIN_BUCKETS, sizeof *set->buckets);
 	set->api = api;
+	TAILQ_INIT(&set->sessions);
 	set->ctx = ctx;
 	set->n_buckets = MIN_BUCKETS;
 	mcp_sessions_set_user_cap(set, per_user_cap);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <todod-plugin.h>
 
@@ -29,9 +30,9 @@ struct mcp_session {
 	size_t token_len;
 	int64_t last_used_ms; /* monotonic */
 	struct mcp_session *chain;        /* next in the hash bucket */
-	struct mcp_session *older, *newer; /* recency list */
+	TAILQ_ENTRY(mcp_session) recency; /* all sessions, oldest use first */
 	struct session_owner *owner;      /* the user's own sessions */
-	struct mcp_session *user_older, *user_newer; /* recency among them */
+	TAILQ_ENTRY(mcp_session) user_recency; /* recency among them */
 };
 
 struct mcp_sessions;

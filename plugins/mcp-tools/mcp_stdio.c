@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "mcp_server.h"
@@ -37,7 +38,7 @@ struct stdio_conn {
 	bool paused; /* input unwatched until the output drains */
 	void (*closed)(void *arg);
 	void *closed_arg;
-	struct stdio_conn *next;
+	SLIST_ENTRY(stdio_conn) link;
 };
 
 struct mcp_stdio {
@@ -45,22 +46,18 @@ struct mcp_stdio {
 	struct todod_ctx *ctx;
 	struct mcp_server *srv;
 	struct todod_stdio_service service;
-	struct stdio_conn *conns;
+	SLIST_HEAD(, stdio_conn) conns;
 };
 
-static int buf_reserve(struct byte_buf *b, size_t more)
+static void buf_reserve(struct byte_buf *b, size_t more)
 {
 	if (b->len + more <= b->cap)
-		return 0;
+		return;
 	size_t cap = b->cap ? b->cap : 4096;
 	while (cap < b->len + more)
 		cap *= 2;
-	char *data = realloc(b->data, cap);
-	if (!data)
-		return -1;
-	b->data = data;
+	b->data = todod_xrealloc(b->data, cap);
 	b->cap = cap;
-	return 0;
 }
 
 /* The client is gone once its input ended and everything it asked for
@@ -136,13 +133,10 @@ static void reply_stdio(int status, const char *json, size_t len, void *arg)
 	struct stdio_conn *c = arg;
 	c->pending--;
 	if (json && !c->broken) {
-		if (buf_reserve(&c->out, len + 1) != 0) {
-			c->st->api->log(c->st->ctx, TODOD_LOG_ERROR, "stdio: out of memory; reply dropped");
-		} else {
-			memcpy(c->out.data + c->out.len, json, len);
-			c->out.data[c->out.len + len] = '\n';
-			c->out.len += len + 1;
-		}
+		buf_reserve(&c->out, len + 1);
+		memcpy(c->out.data + c->out.len, json, len);
+		c->out.data[c->out.len + len] = '\n';
+		c->out.len += len + 1;
 	}
 	if (!c->out_watch)
 		flush_out(c);
@@ -188,11 +182,8 @@ static void take_input(struct stdio_conn *c, const char *data, size_t len)
 			too_long(c);
 		} else if (nl && !c->in.len) {
 			handle_line(c, data, part); /* the common case: no copy */
-		} else if (buf_reserve(&c->in, part) != 0) {
-			c->in.len = 0;
-			c->skipping = !nl;
-			too_long(c);
 		} else {
+			buf_reserve(&c->in, part);
 			memcpy(c->in.data + c->in.len, data, part);
 			c->in.len += part;
 			if (nl) {
@@ -244,9 +235,7 @@ static int stdio_attach(void *self, int in_fd, int out_fd, int64_t user_id,
 			void (*closed)(void *arg), void *arg, struct todod_err *err)
 {
 	struct mcp_stdio *st = self;
-	struct stdio_conn *c = calloc(1, sizeof *c);
-	if (!c)
-		return todod_err_set(err, "out of memory");
+	struct stdio_conn *c = todod_xcalloc(1, sizeof *c);
 	*c = (struct stdio_conn){ .st = st, .in_fd = in_fd, .out_fd = out_fd, .closed = closed,
 				  .closed_arg = arg, .in_flags = -1, .out_flags = -1 };
 	c->peer.user_id = user_id;
@@ -263,8 +252,7 @@ static int stdio_attach(void *self, int in_fd, int out_fd, int64_t user_id,
 		todod_err_set(err, "stdio: cannot watch fd %d (a pipe or socket is needed)", in_fd);
 		goto fail;
 	}
-	c->next = st->conns;
-	st->conns = c;
+	SLIST_INSERT_HEAD(&st->conns, c, link);
 	return 0;
 fail:
 	if (c->in_flags >= 0)
@@ -278,11 +266,7 @@ fail:
 struct mcp_stdio *mcp_stdio_new(const struct todod_api *api, struct todod_ctx *ctx,
 				struct mcp_server *srv, struct todod_err *err)
 {
-	struct mcp_stdio *st = calloc(1, sizeof *st);
-	if (!st) {
-		todod_err_set(err, "out of memory");
-		return NULL;
-	}
+	struct mcp_stdio *st = todod_xcalloc(1, sizeof *st);
 	st->api = api;
 	st->ctx = ctx;
 	st->srv = srv;
@@ -297,7 +281,8 @@ struct mcp_stdio *mcp_stdio_new(const struct todod_api *api, struct todod_ctx *c
 
 bool mcp_stdio_busy(const struct mcp_stdio *st)
 {
-	for (const struct stdio_conn *c = st->conns; c; c = c->next)
+	const struct stdio_conn *c;
+	SLIST_FOREACH(c, &st->conns, link)
 		if (!c->broken && c->out_done < c->out.len)
 			return true;
 	return false;
@@ -308,9 +293,9 @@ void mcp_stdio_free(struct mcp_stdio *st)
 {
 	if (!st)
 		return;
-	while (st->conns) {
-		struct stdio_conn *c = st->conns;
-		st->conns = c->next;
+	struct stdio_conn *c;
+	while ((c = SLIST_FIRST(&st->conns))) {
+		SLIST_REMOVE_HEAD(&st->conns, link);
 		fcntl(c->in_fd, F_SETFL, c->in_flags);
 		fcntl(c->out_fd, F_SETFL, c->out_flags);
 		free(c->in.data);

@@ -259,11 +259,7 @@ int tool_run_plan(const struct tool_plan *plan, const struct tool_env *env, int6
 		json_object_put(none);
 		return todod_err_set(err, "%s: the arguments must be a JSON object", plan->tool);
 	}
-	struct tool_call *c = calloc(1, sizeof *c);
-	if (!c) {
-		json_object_put(none);
-		return todod_err_set(err, "out of memory");
-	}
+	struct tool_call *c = todod_xcalloc(1, sizeof *c);
 	c->env = *env;
 	c->user_id = user_id;
 	c->plan = plan;

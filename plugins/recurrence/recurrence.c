@@ -82,11 +82,7 @@ static void on_completed(const struct todod_event *ev, struct todod_delivery *d,
 		return;
 	}
 
-	struct recur_job *job = calloc(1, sizeof *job);
-	if (!job) {
-		api->bus_answer(d, TODOD_RETRY, "out of memory");
-		return;
-	}
+	struct recur_job *job = todod_xmalloc(sizeof *job);
 	*job = (struct recur_job){ rc, d, task_id };
 	rc->in_flight++;
 	json_object *args = json_object_new_object();
@@ -104,9 +100,7 @@ static void on_completed(const struct todod_event *ev, struct todod_delivery *d,
 static int recurrence_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 			   void **state, struct todod_err *err)
 {
-	struct recurrence *rc = calloc(1, sizeof *rc);
-	if (!rc)
-		return todod_err_set(err, "out of memory");
+	struct recurrence *rc = todod_xcalloc(1, sizeof *rc);
 	rc->api = api;
 	rc->ctx = ctx;
 	if (api->bus_subscribe(ctx, "task-recurrence", "recurrence", on_completed, rc, err) != 0) {

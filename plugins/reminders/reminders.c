@@ -18,7 +18,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <todod-plugin.h>
 
@@ -66,31 +65,6 @@ struct reminders {
 };
 
 static void reminders_check(struct reminders *r, const char *trigger);
-
-/* "2024-03-01T09:00:00Z" or "2024-03-01T09:00:00.250Z" -> epoch ms; -1
- * for anything else.  The store and the task snapshots only ever write
- * UTC in these two shapes. */
-static int64_t parse_utc_ms(const char *text)
-{
-	struct tm tm = { 0 };
-	int consumed = 0;
-	if (!text || sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-		return -1;
-	const char *rest = text + consumed;
-	int64_t ms = 0;
-	if (*rest == '.') {
-		int64_t scale = 100;
-		for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
-			ms += (*rest - '0') * scale;
-	}
-	if (strcmp(rest, "Z") != 0)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t secs = timegm(&tm);
-	return secs == (time_t)-1 ? -1 : (int64_t)secs * 1000 + ms;
-}
 
 /* ---- when to check ------------------------------------------------------- */
 
@@ -145,8 +119,9 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 	    json_object_object_get_ex(task, "reminder_state", &state) &&
 	    strcmp(json_object_get_string(state), "pending") == 0 &&
 	    json_object_object_get_ex(task, "remind_at", &remind_at)) {
-		int64_t at_ms = parse_utc_ms(json_object_get_string(remind_at));
-		if (at_ms > 0)
+		const char *text = json_object_get_string(remind_at);
+		int64_t at_ms;
+		if (r->api->rfc3339_parse(text, &at_ms) == 0 && at_ms > 0)
 			arm_no_later_than(r, at_ms);
 	}
 	r->api->bus_answer(d, TODOD_OK, NULL);
@@ -251,10 +226,11 @@ static void on_claimed(json_object *res, const struct todod_store_error *err, vo
 	int64_t next_due_ms = -1;
 	if (json_object_object_get_ex(res, "next_due", &value) &&
 	    json_object_is_type(value, json_type_string)) {
-		next_due_ms = parse_utc_ms(json_object_get_string(value));
-		if (next_due_ms < 0)
+		if (r->api->rfc3339_parse(json_object_get_string(value), &next_due_ms) != 0) {
+			next_due_ms = -1;
 			r->api->log(r->ctx, TODOD_LOG_ERROR, "the store gave an unreadable next_due \"%s\"",
 				    json_object_get_string(value));
+		}
 	}
 	round_done(r, next_due_ms);
 }
@@ -332,9 +308,7 @@ static void driven_by(void *self, const char *driver)
 static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 			  void **state, struct todod_err *err)
 {
-	struct reminders *r = calloc(1, sizeof *r);
-	if (!r)
-		return todod_err_set(err, "out of memory");
+	struct reminders *r = todod_xcalloc(1, sizeof *r);
 	r->api = api;
 	r->ctx = ctx;
 	r->conf = conf;

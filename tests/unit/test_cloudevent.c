@@ -447,8 +447,12 @@ static void test_times(void)
 	}
 
 	char text[RFC3339_MS_SIZE];
-	rfc3339_format_ms(1795773600123, text, sizeof text);
-	ok(strcmp(text, "2026-11-27T10:00:00.123Z") == 0, "formatted: %s", text);
+	ok(rfc3339_format_ms(1795773600123, text, sizeof text) == 24 &&
+	   strcmp(text, "2026-11-27T10:00:00.123Z") == 0, "formatted: %s", text);
+	ok(rfc3339_format_ms(1795773600123, text, sizeof text - 1) == 0 && text[0] == '\0',
+	   "a buffer too small gets \"\", not a cut date");
+	ok(rfc3339_format_ms(253402300800000, text, sizeof text) == 0 && text[0] == '\0',
+	   "year 10000 has no RFC 3339 form");
 	rfc3339_format_ms(-1, text, sizeof text);
 	ok(strcmp(text, "1969-12-31T23:59:59.999Z") == 0, "before the epoch: %s", text);
 	int64_t now = clock_wall_ms(), back = 0;
