@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <todod-plugin.h>
 
@@ -65,11 +66,11 @@ struct dapr {
 	struct todod_timer *health_check;
 	bool checking;            /* a health check is in flight */
 
-	struct dapr_call *calls;  /* in flight to daprd */
-	struct dapr_delivery *deliveries; /* Dapr's deliveries not answered yet */
+	LIST_HEAD(, dapr_call) calls;          /* in flight to daprd */
+	LIST_HEAD(, dapr_delivery) deliveries; /* daprd's, not answered yet */
 	bool started;             /* start() ran: the subscriptions are known */
-	struct dapr_deferred *deferred, **deferred_tail; /* daprd's calls before that */
-	struct dapr_lookup *lookups; /* secrets being resolved */
+	STAILQ_HEAD(, dapr_deferred) deferred; /* daprd's calls before that */
+	LIST_HEAD(, dapr_lookup) lookups;      /* secrets being resolved */
 	struct dapr_jobs *jobs;   /* NULL with jobs = no */
 	struct todod_transport transport;
 	struct todod_inbox_driver inbox;

@@ -28,7 +28,7 @@
 #define EVENTS_ROUTE "/dapr/events/"
 
 struct dapr_delivery {
-	struct dapr_delivery *prev, *next;
+	LIST_ENTRY(dapr_delivery) link;
 	struct dapr *d;
 	struct todod_http_req *req;
 	const char *topic;        /* logical, lives as long as `wanted` */
@@ -55,7 +55,7 @@ bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 /* ---- before start() ---------------------------------------------------------- */
 
 struct dapr_deferred {
-	struct dapr_deferred *next;
+	STAILQ_ENTRY(dapr_deferred) link;
 	struct todod_http_req *req;
 	todod_http_handler handler;
 	void *arg;
@@ -66,29 +66,21 @@ bool dapr_app_defer(struct dapr *d, struct todod_http_req *req, todod_http_handl
 {
 	if (d->started)
 		return false;
-	struct dapr_deferred *w = calloc(1, sizeof *w);
-	if (!w) {
-		d->api->http_reply_error(req, 503, "NOT_READY", "todod is starting");
-		return true;
-	}
+	struct dapr_deferred *w = todod_xcalloc(1, sizeof *w);
 	*w = (struct dapr_deferred){ .req = req, .handler = handler, .arg = arg };
-	if (!d->deferred_tail)
-		d->deferred_tail = &d->deferred;
-	*d->deferred_tail = w;
-	d->deferred_tail = &w->next;
+	STAILQ_INSERT_TAIL(&d->deferred, w, link);
 	return true;
 }
 
 void dapr_app_started(struct dapr *d)
 {
 	d->started = true;
-	while (d->deferred) {
-		struct dapr_deferred *w = d->deferred;
-		d->deferred = w->next;
+	while (!STAILQ_EMPTY(&d->deferred)) {
+		struct dapr_deferred *w = STAILQ_FIRST(&d->deferred);
+		STAILQ_REMOVE_HEAD(&d->deferred, link);
 		w->handler(w->req, w->arg);
 		free(w);
 	}
-	d->deferred_tail = NULL;
 }
 
 /* ---- the subscription list ------------------------------------------------- */
@@ -128,13 +120,7 @@ static void reply_status(struct dapr *d, struct todod_http_req *req, const char 
 
 static void delivery_free(struct dapr_delivery *dl)
 {
-	struct dapr *d = dl->d;
-	if (dl->prev)
-		dl->prev->next = dl->next;
-	else
-		d->deliveries = dl->next;
-	if (dl->next)
-		dl->next->prev = dl->prev;
+	LIST_REMOVE(dl, link);
 	free(dl);
 }
 
@@ -193,15 +179,9 @@ static void serve_delivery(struct todod_http_req *req, void *arg)
 	}
 	size_t len;
 	const void *body = d->api->http_body(req, &len);
-	struct dapr_delivery *dl = calloc(1, sizeof *dl);
-	if (!dl) {
-		reply_status(d, req, "RETRY");
-		return;
-	}
-	*dl = (struct dapr_delivery){ .d = d, .req = req, .topic = topic, .next = d->deliveries };
-	if (d->deliveries)
-		d->deliveries->prev = dl;
-	d->deliveries = dl;
+	struct dapr_delivery *dl = todod_xcalloc(1, sizeof *dl);
+	*dl = (struct dapr_delivery){ .d = d, .req = req, .topic = topic };
+	LIST_INSERT_HEAD(&d->deliveries, dl, link);
 	/* Kafka names the message key __key; other brokers pass on the
 	 * publisher's partitionKey. */
 	const char *key = d->api->http_header(req, "__key");
@@ -236,14 +216,14 @@ int dapr_app_routes(struct dapr *d, struct todod_err *err)
  * only free the requests if daprd is gone. */
 void dapr_app_free(struct dapr *d)
 {
-	while (d->deferred) {
-		struct dapr_deferred *w = d->deferred;
-		d->deferred = w->next;
+	while (!STAILQ_EMPTY(&d->deferred)) {
+		struct dapr_deferred *w = STAILQ_FIRST(&d->deferred);
+		STAILQ_REMOVE_HEAD(&d->deferred, link);
 		d->api->http_reply_error(w->req, 503, "NOT_READY", "todod did not start");
 		free(w);
 	}
-	while (d->deliveries) {
-		struct dapr_delivery *dl = d->deliveries;
+	while (!LIST_EMPTY(&d->deliveries)) {
+		struct dapr_delivery *dl = LIST_FIRST(&d->deliveries);
 		reply_status(d, dl->req, "RETRY");
 		delivery_free(dl);
 	}

@@ -11,29 +11,18 @@
 #include "dapr.h"
 
 struct dapr_call {
-	struct dapr_call *prev, *next;
+	LIST_ENTRY(dapr_call) link;
 	struct dapr *d;
 	todod_transfer_cb done;
 	void *arg;
 	void (*forget)(void *arg);
 };
 
-static void call_unlink(struct dapr_call *c)
-{
-	struct dapr *d = c->d;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		d->calls = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-}
-
 static void call_done(const struct todod_transfer_result *res, void *arg)
 {
 	struct dapr_call *c = arg;
 	struct dapr *d = c->d;
-	call_unlink(c);
+	LIST_REMOVE(c, link);
 	todod_transfer_cb done = c->done;
 	void *done_arg = c->arg;
 	free(c);
@@ -64,9 +53,7 @@ int dapr_call(struct dapr *d, const struct dapr_request *rq, todod_transfer_cb d
 	}
 	headers[n] = NULL;
 
-	struct dapr_call *c = calloc(1, sizeof *c);
-	if (!c)
-		return todod_err_set(err, "out of memory");
+	struct dapr_call *c = todod_xcalloc(1, sizeof *c);
 	*c = (struct dapr_call){ .d = d, .done = done, .arg = arg, .forget = forget };
 	const struct todod_http_request hr = {
 		.struct_size = sizeof hr,
@@ -84,17 +71,15 @@ int dapr_call(struct dapr *d, const struct dapr_request *rq, todod_transfer_cb d
 		free(c);
 		return -1;
 	}
-	c->next = d->calls;
-	if (d->calls)
-		d->calls->prev = c;
-	d->calls = c;
+	LIST_INSERT_HEAD(&d->calls, c, link);
 	return 0;
 }
 
 int dapr_calls_in_flight(const struct dapr *d)
 {
 	int n = 0;
-	for (const struct dapr_call *c = d->calls; c; c = c->next)
+	const struct dapr_call *c;
+	LIST_FOREACH(c, &d->calls, link)
 		n++;
 	return n;
 }
@@ -102,9 +87,9 @@ int dapr_calls_in_flight(const struct dapr *d)
 /* The core cancelled the transfers with the context, without callbacks. */
 void dapr_calls_forget(struct dapr *d)
 {
-	while (d->calls) {
-		struct dapr_call *c = d->calls;
-		call_unlink(c);
+	while (!LIST_EMPTY(&d->calls)) {
+		struct dapr_call *c = LIST_FIRST(&d->calls);
+		LIST_REMOVE(c, link);
 		if (c->forget)
 			c->forget(c->arg);
 		free(c);

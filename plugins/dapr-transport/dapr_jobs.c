@@ -198,11 +198,7 @@ static void on_task_event(const struct todod_event *ev, struct todod_delivery *d
 		d->api->bus_answer(delivery, TODOD_OK, NULL);
 		return;
 	}
-	struct job_call *jc = calloc(1, sizeof *jc);
-	if (!jc) {
-		d->api->bus_answer(delivery, TODOD_RETRY, "out of memory");
-		return;
-	}
+	struct job_call *jc = todod_xcalloc(1, sizeof *jc);
 	int64_t task_id = json_object_get_int64(id);
 	*jc = (struct job_call){ .j = j, .delivery = delivery };
 	snprintf(jc->name, sizeof jc->name, "reminder-%" PRId64, task_id);
@@ -263,9 +259,7 @@ int dapr_jobs_init(struct dapr *d, struct todod_err *err)
 {
 	if (!d->conf->jobs)
 		return 0;
-	struct dapr_jobs *j = calloc(1, sizeof *j);
-	if (!j)
-		return todod_err_set(err, "out of memory");
+	struct dapr_jobs *j = todod_xcalloc(1, sizeof *j);
 	j->d = d;
 	d->jobs = j;
 	if (d->api->bus_subscribe(d->ctx, JOBS_TOPIC, JOBS_CONSUMER, on_task_event, j, err) != 0 ||

@@ -126,13 +126,8 @@ static int transport_subscribe(void *self, const char *topic, struct todod_err *
 	for (size_t i = 0; i < d->n_wanted; i++)
 		if (strcmp(d->wanted[i], topic) == 0)
 			return 0;
-	char **wanted = realloc(d->wanted, (d->n_wanted + 1) * sizeof *wanted);
-	if (!wanted)
-		return todod_err_set(err, "out of memory");
-	d->wanted = wanted;
-	if (!(wanted[d->n_wanted] = strdup(topic)))
-		return todod_err_set(err, "out of memory");
-	d->n_wanted++;
+	d->wanted = todod_xrealloc(d->wanted, (d->n_wanted + 1) * sizeof *d->wanted);
+	d->wanted[d->n_wanted++] = todod_xstrdup(topic);
 	return 0;
 }
 
@@ -186,9 +181,8 @@ static void dapr_destroy(void *state);
 static int dapr_init(const struct todod_api *api, struct todod_ctx *ctx, const void *conf,
 		     void **state, struct todod_err *err)
 {
-	struct dapr *d = calloc(1, sizeof *d);
-	if (!d)
-		return todod_err_set(err, "out of memory");
+	struct dapr *d = todod_xcalloc(1, sizeof *d);
+	STAILQ_INIT(&d->deferred);
 	const struct dapr_conf *c = conf;
 	d->api = api;
 	d->ctx = ctx;
@@ -248,7 +242,7 @@ static int dapr_start(void *state, struct todod_err *err)
 
 void dapr_settled(struct dapr *d)
 {
-	if (!d->drained || d->deliveries || dapr_calls_in_flight(d) > 0)
+	if (!d->drained || !LIST_EMPTY(&d->deliveries) || dapr_calls_in_flight(d) > 0)
 		return;
 	todod_drained_cb done = d->drained;
 	d->drained = NULL;

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dapr.h"
 
@@ -32,13 +31,6 @@ struct publish {
 	char *refusal;            /* answered without a call: why */
 	struct todod_timer *answer; /* that answer, on the next loop turn */
 };
-
-static int64_t monotonic_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void publish_free(void *arg)
 {
@@ -85,7 +77,7 @@ static void on_published(const struct todod_transfer_result *res, void *arg)
 	char text[600];
 	if (res->status >= 200 && res->status < 300) {
 		d->api->metric_observe(d->publish_latency,
-				       (double)(monotonic_us() - p->started_us) / 1e6);
+				       (double)(d->api->mono_us() - p->started_us) / 1e6);
 		/* Only the topic refused says the refusal is over: scopes may
 		 * allow one topic and refuse another. */
 		if (d->refusal[0] && strcmp(p->topic, d->refused_topic) == 0) {
@@ -118,8 +110,8 @@ static int refuse(struct publish *p, const char *why)
 {
 	char reason[700];
 	snprintf(reason, sizeof reason, "not sent to daprd: %s", why);
-	if (!(p->refusal = strdup(reason)) ||
-	    p->d->api->timer_add(p->d->ctx, &p->answer, 0, 0, on_refusal_due, p) != 0) {
+	p->refusal = todod_xstrdup(reason);
+	if (p->d->api->timer_add(p->d->ctx, &p->answer, 0, 0, on_refusal_due, p) != 0) {
 		publish_free(p);
 		return -1;
 	}
@@ -129,10 +121,8 @@ static int refuse(struct publish *p, const char *why)
 int dapr_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg)
 {
 	struct dapr *d = self;
-	struct publish *p = calloc(1, sizeof *p);
-	if (!p)
-		return -1;
-	*p = (struct publish){ .d = d, .done = done, .arg = arg, .started_us = monotonic_us() };
+	struct publish *p = todod_xcalloc(1, sizeof *p);
+	*p = (struct publish){ .d = d, .done = done, .arg = arg, .started_us = d->api->mono_us() };
 	const char *topic = dapr_topic_physical(d, ev->topic);
 	snprintf(p->topic, sizeof p->topic, "%s", topic);
 	if (!d->sidecar_up)

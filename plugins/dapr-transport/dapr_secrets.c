@@ -19,7 +19,7 @@
 #define LOOKUP_RETRY_MS 250
 
 struct dapr_lookup {
-	struct dapr_lookup *prev, *next;
+	LIST_ENTRY(dapr_lookup) link;
 	struct dapr *d;
 	char *store, *key;
 	todod_secret_cb done;
@@ -31,14 +31,8 @@ struct dapr_lookup {
 static void lookup_free(void *arg)
 {
 	struct dapr_lookup *l = arg;
-	struct dapr *d = l->d;
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		d->lookups = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-	d->api->timer_del(&l->retry);
+	LIST_REMOVE(l, link);
+	l->d->api->timer_del(&l->retry);
 	free(l->store);
 	free(l->key);
 	free(l);
@@ -135,21 +129,13 @@ static int resolve(void *self, const char *ref, todod_secret_cb done, void *arg,
 	if (!slash || slash == ref || !slash[1])
 		return todod_err_set(err, "give dapr:STORE/KEY, the secret store's component name "
 				     "and the key");
-	struct dapr_lookup *l = calloc(1, sizeof *l);
-	if (!l || !(l->store = strndup(ref, (size_t)(slash - ref))) ||
-	    !(l->key = strdup(slash + 1))) {
-		if (l)
-			free(l->store);
-		free(l);
-		return todod_err_set(err, "out of memory");
-	}
+	struct dapr_lookup *l = todod_xcalloc(1, sizeof *l);
+	l->store = todod_xstrndup(ref, (size_t)(slash - ref));
+	l->key = todod_xstrdup(slash + 1);
 	l->d = d;
 	l->done = done;
 	l->arg = arg;
-	l->next = d->lookups;
-	if (d->lookups)
-		d->lookups->prev = l;
-	d->lookups = l;
+	LIST_INSERT_HEAD(&d->lookups, l, link);
 	if (ask(l, err) != 0) {
 		lookup_free(l);
 		return -1;
@@ -170,6 +156,6 @@ int dapr_secrets_init(struct dapr *d, struct todod_err *err)
 
 void dapr_secrets_free(struct dapr *d)
 {
-	while (d->lookups)
-		lookup_free(d->lookups);
+	while (!LIST_EMPTY(&d->lookups))
+		lookup_free(LIST_FIRST(&d->lookups));
 }

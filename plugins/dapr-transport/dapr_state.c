@@ -249,23 +249,14 @@ static void on_answer(const struct todod_transfer_result *res, void *arg)
 static struct inbox_call *call_new(struct dapr *d, const struct todod_inbox_key *keys, size_t n,
 				   todod_inbox_cb done, void *arg)
 {
-	struct inbox_call *c = calloc(1, sizeof *c);
-	if (!c)
-		return NULL;
+	struct inbox_call *c = todod_xcalloc(1, sizeof *c);
 	*c = (struct inbox_call){ .d = d, .n = n, .done = done, .arg = arg };
-	c->keys = calloc(n ? n : 1, sizeof *c->keys);
-	c->found = calloc(n ? n : 1, sizeof *c->found);
-	for (size_t i = 0; c->keys && c->found && i < n; i++) {
+	c->keys = todod_xcalloc(n, sizeof *c->keys);
+	c->found = todod_xcalloc(n, sizeof *c->found);
+	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(KEY_PREFIX) + strlen(keys[i].consumer) + strlen(keys[i].event_id) + 2;
-		if ((c->keys[i] = malloc(len)))
-			snprintf(c->keys[i], len, KEY_PREFIX "%s:%s", keys[i].consumer,
-				 keys[i].event_id);
-		else
-			c->n = i; /* what call_free frees */
-	}
-	if (!c->keys || !c->found || c->n != n) {
-		call_free(c);
-		return NULL;
+		c->keys[i] = todod_xmalloc(len);
+		snprintf(c->keys[i], len, KEY_PREFIX "%s:%s", keys[i].consumer, keys[i].event_id);
 	}
 	return c;
 }
@@ -274,8 +265,6 @@ static int inbox_seen(void *self, const struct todod_inbox_key *keys, size_t n,
 		      todod_inbox_cb done, void *arg, struct todod_err *err)
 {
 	struct inbox_call *c = call_new(self, keys, n, done, arg);
-	if (!c)
-		return todod_err_set(err, "out of memory");
 	c->step = STEP_SEEN;
 	if (bulk_get(c, 0, n, err) != 0) {
 		call_free(c);
@@ -288,8 +277,6 @@ static int inbox_record(void *self, const struct todod_inbox_key *keys, size_t n
 			todod_inbox_cb done, void *arg, struct todod_err *err)
 {
 	struct inbox_call *c = call_new(self, keys, n, done, arg);
-	if (!c)
-		return todod_err_set(err, "out of memory");
 	c->step = STEP_TRANSACTION;
 	if (transaction(c, err) != 0) {
 		call_free(c);
