@@ -21,7 +21,6 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "outbox.h"
 #include "store.h"
 #include "tz.h"
 
@@ -348,18 +347,15 @@ static int api_smtp_send(struct todod_ctx *ctx, const struct todod_smtp_message 
 /* ---- bus ------------------------------------------------------------------- */
 
 struct publish_call {
-	struct core *core;
 	todod_publish_cb done;
 	void *arg;
 };
 
-static void published(PGresult *res, const char *error, void *arg)
+static void published(const char *error, void *arg)
 {
 	struct publish_call *pc = arg;
 	if (error)
 		log_warn("bus_publish: the event was not written to the outbox: %s", error);
-	else if (pc->core->relay)
-		outbox_relay_kick(pc->core->relay);
 	if (pc->done)
 		pc->done(error ? TODOD_RETRY : TODOD_OK, error, pc->arg);
 	free(pc);
@@ -376,7 +372,7 @@ static int api_bus_publish(struct todod_ctx *ctx, const char *topic, const char 
 	struct publish_call *pc = malloc(sizeof *pc);
 	if (!pc)
 		return todod_err_set(err, "out of memory");
-	*pc = (struct publish_call){ ctx->core, done, arg };
+	*pc = (struct publish_call){ done, arg };
 	store_outbox_append(ctx->core->store, topic, type, subject, key,
 			    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN), published, pc);
 	return 0;
@@ -397,7 +393,10 @@ static int api_bus_inbound(struct todod_ctx *ctx, const struct todod_inbound *ms
 		return -1;
 	if (!copy.topic || !copy.raw || !copy.done)
 		return todod_err_set(err, "bus_inbound: topic, raw and done are required");
-	bus_dispatch(ctx->core->bus, &copy, ctx);
+	/* Its consumer's broker keeps what our subscribers give up on. */
+	const struct bus_sender transport = { .owner = ctx,
+					      .dead_letters = BUS_DEAD_LETTERS_RETURNED };
+	bus_dispatch(ctx->core->bus, &copy, &transport);
 	return 0;
 }
 
@@ -432,9 +431,6 @@ static void store_call_done(json_object *res, const struct todod_store_error *er
 	struct todod_ctx *ctx = c->ctx;
 	if (ctx) {
 		LIST_UNLINK(&ctx->calls, c);
-		/* A change may have written events: let the relay look now. */
-		if (!err && ctx->core->relay)
-			outbox_relay_kick(ctx->core->relay);
 		c->cb(res, err, c->arg);
 	}
 	free(c);

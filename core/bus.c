@@ -32,15 +32,12 @@ struct subscriber {
 
 struct dispatch {
 	struct bus *bus;
-	struct ce_event ce;
+	const struct todod_event *ev; /* &parsed.ev, or the sender's */
+	struct ce_event parsed;       /* a wire message, parsed here */
 	int pending;           /* deliveries not finished yet */
 	bool unrecorded;       /* an outcome could not be written: redeliver */
 	int max_attempts;
-	/* The transport plugin that handed the message over, NULL for the
-	 * relay.  A transport dead-letters on its broker: a subscriber that
-	 * gives up makes the dispatch end in DROP instead of a database dead
-	 * letter. */
-	void *transport;
+	struct bus_sender from;
 	char *dead_reason;     /* the first subscriber's reason for giving up */
 	int dead_attempts;
 	todod_inbound_cb done;
@@ -188,7 +185,7 @@ const char *const *bus_topics(struct bus *bus) { return bus->topics; }
 
 static void dispatch_free(struct dispatch *dsp)
 {
-	ce_event_free(&dsp->ce);
+	ce_event_free(&dsp->parsed);
 	free(dsp->dead_reason);
 	free(dsp);
 }
@@ -238,13 +235,13 @@ static void delivery_finish(struct todod_delivery *d)
 		dispatch_settle(dsp);
 }
 
-static void outcome_recorded(PGresult *res, const char *error, void *arg)
+static void outcome_recorded(const char *error, void *arg)
 {
 	struct todod_delivery *d = arg;
 	struct bus *bus = d->dsp->bus;
 	if (error) {
 		log_warn("event %s for '%s': could not record the outcome (%s); it will be redelivered",
-			 d->dsp->ce.ev.id, d->consumer, error);
+			 d->dsp->ev->id, d->consumer, error);
 		d->dsp->unrecorded = true;
 	} else if (bus->inbox != &bus->db_inbox) {
 		/* The dead letter's row settled it in the database inbox; the
@@ -259,10 +256,10 @@ static void outcome_recorded(PGresult *res, const char *error, void *arg)
 static void dead_letter(struct todod_delivery *d, const char *reason)
 {
 	struct dispatch *dsp = d->dsp;
-	log_warn("event %s (%s) dead-lettered for '%s' after %d attempt%s: %s", dsp->ce.ev.id,
-		 dsp->ce.ev.type, d->consumer, d->attempt, d->attempt == 1 ? "" : "s", reason);
+	log_warn("event %s (%s) dead-lettered for '%s' after %d attempt%s: %s", dsp->ev->id,
+		 dsp->ev->type, d->consumer, d->attempt, d->attempt == 1 ? "" : "s", reason);
 	count(d->consumer, "dead_letter");
-	if (dsp->transport) {
+	if (dsp->from.dead_letters == BUS_DEAD_LETTERS_RETURNED) {
 		if (!dsp->dead_reason)
 			dsp->dead_reason = strdup(reason);
 		if (d->attempt > dsp->dead_attempts)
@@ -270,8 +267,8 @@ static void dead_letter(struct todod_delivery *d, const char *reason)
 		delivery_finish(d);
 		return;
 	}
-	store_dead_letter(dsp->bus->store, d->consumer, dsp->ce.ev.topic ? dsp->ce.ev.topic : "",
-			  dsp->ce.ev.id, dsp->ce.raw, reason, d->attempt, outcome_recorded, d);
+	store_dead_letter(dsp->bus->store, d->consumer, dsp->ev->topic ? dsp->ev->topic : "",
+			  dsp->ev->id, dsp->ev->raw, reason, d->attempt, outcome_recorded, d);
 }
 
 static void deliver(struct todod_delivery *d)
@@ -285,7 +282,7 @@ static void deliver(struct todod_delivery *d)
 	}
 	d->attempt++;
 	d->in_handler = true;
-	d->sub->handler(&d->dsp->ce.ev, d, d->sub->arg);
+	d->sub->handler(d->dsp->ev, d, d->sub->arg);
 }
 
 static void retry_due(evutil_socket_t fd, short what, void *arg)
@@ -305,7 +302,7 @@ void bus_answer(struct todod_delivery *d, enum todod_result result, const char *
 {
 	if (!d->in_handler) {
 		log_error("'%s' answered event %s twice; the second answer is ignored", d->consumer,
-			  d->dsp->ce.ev.id);
+			  d->dsp->ev->id);
 		return;
 	}
 	d->in_handler = false;
@@ -451,7 +448,7 @@ static void flush_batch(struct bus *bus, struct batch *todo, bool record)
 	todo->n = 0;
 	for (size_t i = 0; i < call->b.n; i++)
 		keys[i] = (struct todod_inbox_key){ .consumer = call->b.v[i]->consumer,
-						    .event_id = call->b.v[i]->dsp->ce.ev.id };
+						    .event_id = call->b.v[i]->dsp->ev->id };
 	int rc = (record ? bus->inbox->record : bus->inbox->seen)(bus->inbox->self, keys,
 								  call->b.n, inbox_answered,
 								  call, &err);
@@ -467,31 +464,20 @@ static void flush_inbox(evutil_socket_t fd, short what, void *arg)
 	flush_batch(bus, &bus->to_record, true);
 }
 
-void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport)
+/* One delivery per subscriber of the event's topic. */
+static void dispatch_start(struct bus *bus, struct dispatch *dsp, todod_inbound_cb done,
+			   void *arg, int max_attempts, const struct bus_sender *from)
 {
-	const char *topic = msg->topic;
-	struct dispatch *dsp = calloc(1, sizeof *dsp);
-	if (!dsp) {
-		msg->done(TODOD_RETRY, "out of memory", 0, msg->arg);
-		return;
-	}
-	struct todod_err err = { "" };
-	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, topic, msg->key, &dsp->ce,
-		     &err) != 0) {
-		free(dsp);
-		msg->done(TODOD_DROP, err.text, 0, msg->arg);
-		return;
-	}
 	dsp->bus = bus;
-	dsp->done = msg->done;
-	dsp->done_arg = msg->arg;
-	dsp->max_attempts = msg->max_attempts > 0 ? msg->max_attempts : bus->conf.max_attempts;
-	dsp->transport = transport;
+	dsp->done = done;
+	dsp->done_arg = arg;
+	dsp->max_attempts = max_attempts > 0 ? max_attempts : bus->conf.max_attempts;
+	dsp->from = *from;
 	/* Count first, start after: a delivery that finishes at once must not
 	 * see the count reach zero while others are still to be created. */
 	dsp->pending = 1;
 	for (struct subscriber *s = bus->subs; s; s = s->next) {
-		if (strcmp(s->topic, topic) != 0)
+		if (strcmp(s->topic, dsp->ev->topic) != 0)
 			continue;
 		struct todod_delivery *d = calloc(1, sizeof *d);
 		if (!d || !(d->consumer = strdup(s->consumer))) {
@@ -516,6 +502,44 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transp
 		dispatch_settle(dsp);
 }
 
+void bus_dispatch(struct bus *bus, const struct todod_inbound *msg,
+		  const struct bus_sender *from)
+{
+	struct dispatch *dsp = calloc(1, sizeof *dsp);
+	if (!dsp) {
+		msg->done(TODOD_RETRY, "out of memory", 0, msg->arg);
+		return;
+	}
+	struct todod_err err = { "" };
+	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, msg->topic, msg->key,
+		     &dsp->parsed, &err) != 0) {
+		free(dsp);
+		msg->done(TODOD_DROP, err.text, 0, msg->arg);
+		return;
+	}
+	dsp->ev = &dsp->parsed.ev;
+	dispatch_start(bus, dsp, msg->done, msg->arg, msg->max_attempts, from);
+}
+
+void bus_dispatch_event(struct bus *bus, const struct todod_event *ev, todod_inbound_cb done,
+			void *arg, const struct bus_sender *from)
+{
+	/* The limit a wire message meets in ce_parse, so the in-process
+	 * transport carries what a broker would. */
+	struct todod_err err = { "" };
+	if (ce_size_check(ev->raw_len, bus->conf.max_event_size, &err) != 0) {
+		done(TODOD_DROP, err.text, 0, arg);
+		return;
+	}
+	struct dispatch *dsp = calloc(1, sizeof *dsp);
+	if (!dsp) {
+		done(TODOD_RETRY, "out of memory", 0, arg);
+		return;
+	}
+	dsp->ev = ev;
+	dispatch_start(bus, dsp, done, arg, 0, from);
+}
+
 void bus_unsubscribe_owner(struct bus *bus, void *owner)
 {
 	if (owner && bus->inbox_owner == owner) {
@@ -528,7 +552,7 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 	}
 	for (struct todod_delivery *d = bus->deliveries, *next; d; d = next) {
 		next = d->next;
-		if (d->dsp->transport == owner)
+		if (d->dsp->from.owner == owner)
 			d->dsp->done = NULL;
 		if (!d->sub || d->sub->owner != owner)
 			continue;
@@ -556,7 +580,7 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner)
 }
 
 const char *bus_delivery_consumer(struct todod_delivery *d) { return d->consumer; }
-const char *bus_delivery_event_id(struct todod_delivery *d) { return d->dsp->ce.ev.id; }
+const char *bus_delivery_event_id(struct todod_delivery *d) { return d->dsp->ev->id; }
 int bus_delivery_attempt(struct todod_delivery *d) { return d->attempt; }
 
 int bus_in_flight(const struct bus *bus)

@@ -34,15 +34,36 @@ void bus_unsubscribe_owner(struct bus *bus, void *owner);
  * next subscribe. */
 const char *const *bus_topics(struct bus *bus);
 
+/* Who handed an event over, and so where the dead letters of the
+ * subscribers that give up on it go. */
+enum bus_dead_letters {
+	/* Into the database (and the consumer's inbox), the dispatch ending
+	 * OK: the relay's events have no broker to dead-letter on. */
+	BUS_DEAD_LETTERS_STORED,
+	/* Back to the sender: the dispatch ends in DROP with the first
+	 * reason, and the transport dead-letters on its broker. */
+	BUS_DEAD_LETTERS_RETURNED,
+};
+
+struct bus_sender {
+	/* The transport plugin's ctx, or the relay: bus_unsubscribe_owner()
+	 * of it silences `done` for what is still in flight. */
+	const void *owner;
+	enum bus_dead_letters dead_letters;
+};
+
 /* Deliver one wire-format event to the local subscribers of its topic.
- * `msg->done` fires once: OK when every subscriber finished (handled or
- * already handled; or given up on, with dead letters kept in the
- * database), RETRY when the database could not record an outcome, DROP
- * with the reason when the message is not a valid CloudEvent or, when a
- * `transport` (its owner, e.g. the plugin's ctx) handed it over, when a
- * subscriber gave up on it.  bus_unsubscribe_owner(transport) silences
- * `done` for what is still in flight. */
-void bus_dispatch(struct bus *bus, const struct todod_inbound *msg, void *transport);
+ * `msg->done` fires once: OK when every subscriber finished (handled,
+ * already handled, or given up on with the dead letter kept as `from`
+ * says), RETRY when an outcome could not be recorded, DROP with the
+ * reason when the message is not a valid CloudEvent or, for dead letters
+ * returned to the sender, when a subscriber gave up on it. */
+void bus_dispatch(struct bus *bus, const struct todod_inbound *msg,
+		  const struct bus_sender *from);
+/* The same for an event its sender already holds parsed, `raw` included
+ * (the relay's own): `ev` is borrowed until `done` fires. */
+void bus_dispatch_event(struct bus *bus, const struct todod_event *ev, todod_inbound_cb done,
+			void *arg, const struct bus_sender *from);
 
 void bus_answer(struct todod_delivery *d, enum todod_result result, const char *reason);
 const char *bus_delivery_consumer(struct todod_delivery *d);

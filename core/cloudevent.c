@@ -275,14 +275,21 @@ static const char *copy_after(char **cursor, const char *s)
 	return dst;
 }
 
-int ce_parse(const char *buf, size_t len, size_t max_size, const char *topic,
-	     const char *key, struct ce_event *out, struct todod_err *err)
+int ce_size_check(size_t len, size_t max_size, struct todod_err *err)
 {
-	memset(out, 0, sizeof *out);
 	/* json_tokener takes an int length. */
 	size_t limit = max_size < INT_MAX ? max_size : INT_MAX;
 	if (len > limit)
 		return todod_err_set(err, "event is %zu bytes, limit is %zu", len, limit);
+	return 0;
+}
+
+int ce_parse(const char *buf, size_t len, size_t max_size, const char *topic,
+	     const char *key, struct ce_event *out, struct todod_err *err)
+{
+	memset(out, 0, sizeof *out);
+	if (ce_size_check(len, max_size, err) != 0)
+		return -1;
 	if (!buf && len)
 		return todod_err_set(err, "not valid JSON: no input");
 

@@ -31,6 +31,9 @@ char *ce_encode(const struct todod_event *ev, size_t *len);
 int ce_parse(const char *buf, size_t len, size_t max_size, const char *topic,
 	     const char *key, struct ce_event *out, struct todod_err *err);
 void ce_event_free(struct ce_event *ce);
+/* 0 when an event of `len` bytes is within `max_size` (ce_parse's first
+ * check); else -1 with the reason. */
+int ce_size_check(size_t len, size_t max_size, struct todod_err *err);
 
 /* Whether `s` is an RFC 3339 date-time (rfc3339_parse_ms, clock.h). */
 bool ce_time_valid(const char *s);

@@ -488,17 +488,20 @@ static int connect_transport(struct core *core, struct todod_err *err)
 static int choose_inbox(struct core *core, struct todod_err *err)
 {
 	const char *want = core->conf.inbox, *name = NULL;
-	const struct todod_inbox_driver *d = services_get(core, "inbox", &name);
+	const void *owner = NULL;
+	char loaded[256];
+	const struct todod_inbox_driver *d =
+		services_inbox_driver(core, want, &owner, &name, loaded, sizeof loaded);
 	if (strcmp(want, INBOX_DB_NAME) == 0) {
-		if (d)
-			log_info("inbox: database ([core] inbox does not name '%s')", d->name);
+		if (loaded[0])
+			log_info("inbox: database ([core] inbox does not name '%s')", loaded);
 		return 0;
 	}
-	if (!d || strcmp(d->name, want) != 0)
+	if (!d)
 		return todod_err_set(err, "%s: [core] inbox = %s: no loaded plugin provides an "
 				     "inbox driver of that name%s%s", core->config_path, want,
-				     d ? "; loaded: " : "", d ? d->name : "");
-	bus_set_inbox(core->bus, d, services_owner(core, "inbox"));
+				     loaded[0] ? "; loaded: " : "", loaded);
+	bus_set_inbox(core->bus, d, owner);
 	log_info("inbox: driver '%s' (service '%s')", d->name, name);
 	return 0;
 }

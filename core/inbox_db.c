@@ -1,95 +1,22 @@
-/* inbox_db.c - the database inbox, the default inbox driver.
- *
- * One statement per call: the bus already coalesced what a loop turn
- * asked for.  Keys go in as two parallel text[] arrays; answers come back
- * as the 1-based positions of the keys that were found. */
+/* inbox_db.c - the database inbox, the default inbox driver: the store's
+ * inbox statements, one per call (the bus already coalesced what a loop
+ * turn asked for). */
 #include "inbox_db.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "store.h"
-
-struct inbox_db_call {
-	size_t n;
-	todod_inbox_cb done;
-	void *arg;
-	/* record: a key not inserted was there already */
-	bool inverse;
-};
-
-static void answered(PGresult *res, const char *error, void *arg)
-{
-	struct inbox_db_call *call = arg;
-	bool *found = error ? NULL : calloc(call->n ? call->n : 1, sizeof *found);
-	if (!error && !found)
-		error = "out of memory";
-	if (found) {
-		for (size_t i = 0; i < call->n; i++)
-			found[i] = call->inverse;
-		for (int r = 0; r < PQntuples(res); r++) {
-			size_t pos = strtoul(PQgetvalue(res, r, 0), NULL, 10);
-			if (pos >= 1 && pos <= call->n)
-				found[pos - 1] = !call->inverse;
-		}
-	}
-	call->done(found, call->n, error, call->arg);
-	free(found);
-	free(call);
-}
-
-/* Both text[] literals of `keys`: consumers and event ids. */
-static int arrays_of(const struct todod_inbox_key *keys, size_t n, char **consumers,
-		     char **ids)
-{
-	const char **items = calloc(n ? n : 1, sizeof *items);
-	*consumers = *ids = NULL;
-	if (!items)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		items[i] = keys[i].consumer;
-	*consumers = store_text_array(items, n);
-	for (size_t i = 0; i < n; i++)
-		items[i] = keys[i].event_id;
-	*ids = store_text_array(items, n);
-	free(items);
-	if (!*consumers || !*ids) {
-		free(*consumers);
-		free(*ids);
-		return -1;
-	}
-	return 0;
-}
-
-static int call_db(void *self, const struct todod_inbox_key *keys, size_t n, bool record,
-		   todod_inbox_cb done, void *arg, struct todod_err *err)
-{
-	struct inbox_db_call *call = calloc(1, sizeof *call);
-	char *consumers, *ids;
-	if (!call || arrays_of(keys, n, &consumers, &ids) != 0) {
-		free(call);
-		return todod_err_set(err, "out of memory");
-	}
-	*call = (struct inbox_db_call){ .n = n, .done = done, .arg = arg, .inverse = record };
-	if (record)
-		store_inbox_record(self, consumers, ids, answered, call);
-	else
-		store_inbox_seen(self, consumers, ids, answered, call);
-	free(consumers);
-	free(ids);
-	return 0;
-}
 
 static int db_seen(void *self, const struct todod_inbox_key *keys, size_t n,
 		   todod_inbox_cb done, void *arg, struct todod_err *err)
 {
-	return call_db(self, keys, n, false, done, arg, err);
+	store_inbox_seen(self, keys, n, done, arg);
+	return 0;
 }
 
 static int db_record(void *self, const struct todod_inbox_key *keys, size_t n,
 		     todod_inbox_cb done, void *arg, struct todod_err *err)
 {
-	return call_db(self, keys, n, true, done, arg, err);
+	store_inbox_record(self, keys, n, done, arg);
+	return 0;
 }
 
 struct todod_inbox_driver inbox_db_driver(struct store *store)

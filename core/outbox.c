@@ -1,7 +1,8 @@
 /* outbox.c - the relay from the outbox table to the transport.
  *
  * One batch at a time: claim (which also takes or renews the relay lease),
- * encode each row as a CloudEvent, publish, and once every event of the
+ * encode each row as a CloudEvent, hand the event with its encoding to
+ * the transport (or the local bus), and once every event of the
  * batch has an answer, mark the acknowledged ones sent.  Events that share
  * a key (a task) are published one after the other, and the first failure
  * stops the rest of that key's chain, so a task's events never overtake
@@ -30,13 +31,8 @@ enum item_state { ITEM_WAITING, ITEM_SENDING, ITEM_ACKED, ITEM_FAILED, ITEM_SKIP
 
 struct item {
 	struct outbox_relay *relay;
-	int64_t id;
-	char *key;
-	char *raw;
-	size_t raw_len;
-	char *topic;
-	char *event_id;
-	int64_t created_ms;
+	struct outbox_row *row;   /* its event, with source and raw set here */
+	char *raw;                /* the encoding row->ev.raw points to */
 	enum item_state state;
 };
 
@@ -56,7 +52,8 @@ struct outbox_relay {
 	int64_t backoff_ms;
 	bool complained;          /* the outage is logged once, not per retry */
 
-	struct item *items;
+	struct outbox_row *rows;  /* the batch as claimed */
+	struct item *items;       /* one per row */
 	size_t n_items, unanswered;
 
 	void (*drained)(void *arg);
@@ -93,13 +90,11 @@ static bool flushes_at_drain(const struct outbox_relay *r)
 
 static void free_items(struct outbox_relay *r)
 {
-	for (size_t i = 0; i < r->n_items; i++) {
-		free(r->items[i].key);
+	for (size_t i = 0; r->items && i < r->n_items; i++)
 		free(r->items[i].raw);
-		free(r->items[i].topic);
-		free(r->items[i].event_id);
-	}
+	store_outbox_rows_free(r->rows, r->n_items);
 	free(r->items);
+	r->rows = NULL;
 	r->items = NULL;
 	r->n_items = r->unanswered = 0;
 }
@@ -138,7 +133,7 @@ static void complain(struct outbox_relay *r, const char *what, const char *why)
 	r->complained = true;
 }
 
-static void marked_sent(PGresult *res, const char *error, void *arg)
+static void marked_sent(const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
 	if (r->closed)
@@ -153,29 +148,21 @@ static void marked_sent(PGresult *res, const char *error, void *arg)
 
 static void settle_batch(struct outbox_relay *r)
 {
-	/* "{1,2,3}": one statement whatever the batch size. */
-	size_t cap = 3 + r->n_items * 21, len = 0, acked = 0;
-	char *ids = malloc(cap);
+	size_t acked = 0;
+	int64_t *ids = malloc(r->n_items * sizeof *ids);
 	if (!ids) {
 		batch_over(r, true);
 		return;
 	}
-	ids[len++] = '{';
-	for (size_t i = 0; i < r->n_items; i++) {
-		if (r->items[i].state != ITEM_ACKED)
-			continue;
-		len += (size_t)snprintf(ids + len, cap - len, "%s%lld", acked ? "," : "",
-					(long long)r->items[i].id);
-		acked++;
-	}
-	ids[len++] = '}';
-	ids[len] = '\0';
+	for (size_t i = 0; i < r->n_items; i++)
+		if (r->items[i].state == ITEM_ACKED)
+			ids[acked++] = r->items[i].row->id;
 	if (acked == 0) {
 		free(ids);
 		batch_over(r, true);
 		return;
 	}
-	store_outbox_sent(r->store, ids, marked_sent, r);
+	store_outbox_sent(r->store, ids, acked, marked_sent, r);
 	free(ids);
 }
 
@@ -185,7 +172,7 @@ static void publish_item(struct item *it);
 static struct item *next_of_key(struct outbox_relay *r, const struct item *it)
 {
 	for (struct item *n = (struct item *)it + 1; n < r->items + r->n_items; n++)
-		if (n->state == ITEM_WAITING && strcmp(n->key, it->key) == 0)
+		if (n->state == ITEM_WAITING && strcmp(n->row->ev.key, it->row->ev.key) == 0)
 			return n;
 	return NULL;
 }
@@ -201,12 +188,12 @@ static void published(enum todod_result result, const char *reason, void *arg)
 	if (result == TODOD_OK) {
 		it->state = ITEM_ACKED;
 		metric_add(r->published, 1);
-		metric_observe(r->latency, (double)(clock_wall_ms() - it->created_ms) / 1000.0);
+		metric_observe(r->latency, (double)(clock_wall_ms() - it->row->created_ms) / 1000.0);
 	} else if (result == TODOD_DROP) {
 		/* Cannot ever be delivered (e.g. not a valid event): keep it out
 		 * of the way rather than blocking its key forever. */
-		log_error("outbox: event %s on %s dropped by the transport: %s", it->event_id,
-			  it->topic, reason ? reason : "no reason given");
+		log_error("outbox: event %s on %s dropped by the transport: %s", it->row->ev.id,
+			  it->row->ev.topic, reason ? reason : "no reason given");
 		it->state = ITEM_ACKED;
 		metric_add(r->failed, 1);
 	} else {
@@ -246,68 +233,42 @@ static void publish_item(struct item *it)
 	struct outbox_relay *r = it->relay;
 	it->state = ITEM_SENDING;
 	if (!r->transport) {
-		struct todod_inbound msg = { .struct_size = sizeof msg, .topic = it->topic, .key = it->key, .raw = it->raw,
-					     .len = it->raw_len, .done = dispatched, .arg = it };
-		bus_dispatch(r->bus, &msg, NULL);
+		const struct bus_sender relay = { .owner = r,
+						  .dead_letters = BUS_DEAD_LETTERS_STORED };
+		bus_dispatch_event(r->bus, &it->row->ev, dispatched, it, &relay);
 		return;
 	}
-	struct ce_event ce;
-	struct todod_err err = { "" };
-	if (ce_parse(it->raw, it->raw_len, (size_t)-1, it->topic, it->key, &ce, &err) != 0) {
-		published(TODOD_DROP, err.text, it);
-		return;
-	}
-	if (r->transport->publish(r->transport->self, &ce.ev, published, it) != 0)
+	if (r->transport->publish(r->transport->self, &it->row->ev, published, it) != 0)
 		published(TODOD_RETRY, "transport refused the event", it);
-	ce_event_free(&ce);
 }
 
-/* The commit time the store wrote, or now when it cannot be read. */
-static int64_t created_ms_of(const char *rfc3339)
+/* The row's event as it goes out: this instance's source, and its
+ * CloudEvents encoding alongside. */
+static bool load_item(struct outbox_relay *r, struct outbox_row *row, struct item *it)
 {
-	int64_t ms;
-	return rfc3339_parse_ms(rfc3339, &ms) == 0 ? ms : clock_wall_ms();
-}
-
-static bool load_item(struct outbox_relay *r, PGresult *res, int row, struct item *it)
-{
-	/* Columns as store_outbox_claim documents them. */
-	json_object *data = json_tokener_parse(PQgetvalue(res, row, 7));
-	struct todod_event ev = {
-		.id = PQgetvalue(res, row, 1),
-		.source = r->source,
-		.topic = PQgetvalue(res, row, 2),
-		.type = PQgetvalue(res, row, 3),
-		.subject = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
-		.key = PQgetvalue(res, row, 5),
-		.time = PQgetvalue(res, row, 6),
-		.traceparent = PQgetisnull(res, row, 8) ? NULL : PQgetvalue(res, row, 8),
-		.data = data,
-	};
+	struct todod_event *ev = &row->ev;
+	ev->source = r->source;
 	it->relay = r;
-	it->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-	it->raw = ce_encode(&ev, &it->raw_len);
-	it->key = strdup(ev.key);
-	it->topic = strdup(ev.topic);
-	it->event_id = strdup(ev.id);
-	it->created_ms = created_ms_of(ev.time);
+	it->row = row;
+	it->raw = ce_encode(ev, &ev->raw_len);
+	ev->raw = it->raw;
 	it->state = ITEM_WAITING;
-	json_object_put(data);
-	return it->raw && it->key && it->topic && it->event_id;
+	return it->raw != NULL;
 }
 
-static void claimed(PGresult *res, const char *error, void *arg)
+static void claimed(struct outbox_row *rows, size_t n_rows, const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
-	if (r->closed)
+	if (r->closed) {
+		store_outbox_rows_free(rows, n_rows);
 		return;
+	}
 	if (error) {
 		complain(r, "cannot claim events", error);
 		batch_over(r, true);
 		return;
 	}
-	int rows = PQntuples(res);
-	if (rows == 0) {
+	if (n_rows == 0) {
 		r->busy = false;
 		r->backoff_ms = 0;
 		if (r->stopping)
@@ -319,16 +280,17 @@ static void claimed(PGresult *res, const char *error, void *arg)
 		r->kicked = false;
 		return;
 	}
-	r->items = calloc((size_t)rows, sizeof *r->items);
+	r->rows = rows;
+	r->n_items = n_rows;
+	r->items = calloc(n_rows, sizeof *r->items);
 	if (!r->items) {
 		batch_over(r, true);
 		return;
 	}
-	r->n_items = (size_t)rows;
-	for (int i = 0; i < rows; i++) {
-		if (!load_item(r, res, i, &r->items[i])) {
+	for (size_t i = 0; i < n_rows; i++) {
+		if (!load_item(r, &rows[i], &r->items[i])) {
 			log_error("outbox: cannot encode event id %s; it stays in the outbox",
-				  PQgetvalue(res, i, 1));
+				  rows[i].ev.id);
 			r->items[i].state = ITEM_SKIPPED;
 		}
 	}
@@ -353,27 +315,26 @@ static void claimed(PGresult *res, const char *error, void *arg)
 			continue;
 		bool first = true;
 		for (size_t j = 0; j < i && first; j++)
-			first = strcmp(r->items[j].key, it->key) != 0;
+			first = strcmp(r->items[j].row->ev.key, it->row->ev.key) != 0;
 		if (first)
 			publish_item(it);
 	}
 }
 
-static void lease_renewed(PGresult *res, const char *error, void *arg)
+static void lease_renewed(const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
 	if (!r->closed && error)
 		log_debug("outbox: could not renew the relay lease: %s", error);
 }
 
-/* A claim of no rows only takes or renews the lease. */
 static void renew_lease(evutil_socket_t fd, short what, void *arg)
 {
 	struct outbox_relay *r = arg;
-	store_outbox_claim(r->store, r->owner, (int)r->conf.lease_ms, 0, lease_renewed, r);
+	store_outbox_renew(r->store, r->owner, (int)r->conf.lease_ms, lease_renewed, r);
 }
 
-static void cleaned(PGresult *res, const char *error, void *arg)
+static void cleaned(const char *error, void *arg)
 {
 	if (error)
 		log_debug("outbox: cleanup failed: %s", error);
@@ -395,13 +356,13 @@ static void claim(struct outbox_relay *r)
 
 /* ---- depth gauges ------------------------------------------------------------ */
 
-static void depth_read(PGresult *res, const char *error, void *arg)
+static void depth_read(const struct outbox_depth *depth, const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
-	if (error || PQntuples(res) != 1)
+	if (error)
 		return;
-	r->pending_rows = strtod(PQgetvalue(res, 0, 0), NULL);
-	r->oldest_age_s = strtod(PQgetvalue(res, 0, 1), NULL);
+	r->pending_rows = (double)depth->pending;
+	r->oldest_age_s = depth->oldest_age_s;
 }
 
 static void depth_tick(evutil_socket_t fd, short what, void *arg)
@@ -414,6 +375,24 @@ static double gauge_pending(void *arg) { return ((struct outbox_relay *)arg)->pe
 static double gauge_age(void *arg) { return ((struct outbox_relay *)arg)->oldest_age_s; }
 
 /* ---- life cycle ------------------------------------------------------------ */
+
+/* Something was committed locally: look now rather than at the next
+ * poll.  The store calls this after every transaction that may have
+ * written outbox rows. */
+static void kick(void *arg)
+{
+	struct outbox_relay *r = arg;
+	if (!r->running || r->stopping)
+		return;
+	if (r->busy) {
+		r->kicked = true;
+		return;
+	}
+	/* Not waiting out a backoff: a new commit is no reason to hammer a
+	 * transport that is down. */
+	if (r->backoff_ms == 0)
+		schedule(r, 0);
+}
 
 struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *store,
 				      struct bus *bus, const char *instance,
@@ -447,6 +426,7 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 	metrics_gauge_fn("todod_outbox_pending", "Events not yet acknowledged", "", gauge_pending, r);
 	metrics_gauge_fn("todod_outbox_oldest_age_seconds", "Age of the oldest unacknowledged event",
 			 "", gauge_age, r);
+	store_on_events_committed(store, kick, r);
 	return r;
 }
 
@@ -466,21 +446,7 @@ void outbox_relay_start(struct outbox_relay *r)
 	schedule(r, 0);
 }
 
-void outbox_relay_kick(struct outbox_relay *r)
-{
-	if (!r->running || r->stopping)
-		return;
-	if (r->busy) {
-		r->kicked = true;
-		return;
-	}
-	/* Not waiting out a backoff: a new commit is no reason to hammer a
-	 * transport that is down. */
-	if (r->backoff_ms == 0)
-		schedule(r, 0);
-}
-
-static void lease_released(PGresult *res, const char *error, void *arg)
+static void lease_released(const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
 	if (r->closed)
@@ -525,6 +491,7 @@ void outbox_relay_free(struct outbox_relay *r)
 	if (!r)
 		return;
 	metrics_gauge_fn_remove(r);
+	store_on_events_committed(r->store, NULL, NULL);
 	if (r->wake)
 		event_free(r->wake);
 	if (r->depth_timer)

@@ -23,9 +23,9 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 void outbox_relay_set_conf(struct outbox_relay *r, const struct outbox_conf *conf);
 /* NULL: the in-process transport (the local bus). */
 void outbox_relay_set_transport(struct outbox_relay *r, const struct todod_transport *t);
+/* From now on events are claimed: at once whenever the store commits
+ * some, and every poll interval for those of other replicas. */
 void outbox_relay_start(struct outbox_relay *r);
-/* Something was committed locally: look now rather than at the next poll. */
-void outbox_relay_kick(struct outbox_relay *r);
 /* Stop claiming; `done` fires when the batch in flight is settled. */
 void outbox_relay_drain(struct outbox_relay *r, void (*done)(void *arg), void *arg);
 /* Exit: from now on answers and results are ignored and nothing new is

@@ -98,8 +98,9 @@ static int check_secrets(const void *vtable, const char *name, struct todod_err 
 }
 
 static const struct service_kind kinds[] = {
+	/* Several plugins may offer a driver; [core] inbox picks one. */
 	{ .kind = "inbox", .min_size = ABI2_SIZE(struct todod_inbox_driver),
-	  .check = check_inbox },
+	  .check = check_inbox, .per_name = true },
 	{ .kind = "transport", .min_size = ABI2_SIZE(struct todod_transport),
 	  .check = check_transport },
 	{ .kind = "stdio", .min_size = ABI2_SIZE(struct todod_stdio_service), .check = check_stdio },
@@ -287,8 +288,27 @@ void services_free(struct core *core)
 	}
 }
 
-const void *services_owner(struct core *core, const char *kind)
+const struct todod_inbox_driver *services_inbox_driver(struct core *core, const char *want,
+						       const void **owner, const char **service,
+						       char *names, size_t size)
 {
-	struct service *s = service_find(core, kind, NULL);
-	return s ? s->owner : NULL;
+	const struct todod_inbox_driver *found = NULL;
+	size_t used = 0;
+	if (size)
+		names[0] = '\0';
+	for (struct service *s = core->services; s; s = s->next) {
+		if (strcmp(s->kind, "inbox") != 0)
+			continue;
+		const struct todod_inbox_driver *d = s->vtable;
+		if (used < size) {
+			int n = snprintf(names + used, size - used, "%s%s", used ? ", " : "", d->name);
+			used += n > 0 ? (size_t)n : 0;
+		}
+		if (!found && strcmp(d->name, want) == 0) {
+			found = d;
+			*owner = s->owner;
+			*service = s->name;
+		}
+	}
+	return found;
 }

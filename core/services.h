@@ -1,4 +1,5 @@
-/* services.h - the service registry: one provider per kind.  The kinds
+/* services.h - the service registry: one provider per kind, or per name
+ * for the kinds many plugins offer (inbox, trigger, secrets).  The kinds
  * the core itself calls are typed: each declares the smallest struct it
  * accepts and the members that must be set, so a provider missing one is
  * refused when it provides, not when the core first calls it. */
@@ -30,7 +31,12 @@ void services_free(struct core *core);
 const struct todod_trigger *services_drive_trigger(struct core *core, const void *owner,
 						   const char *driver, const char *name);
 
-/* Who provides `kind` (the plugin's ctx), or NULL. */
-const void *services_owner(struct core *core, const char *kind);
+/* The inbox driver whose `name` is `want` ([core] inbox), with its owner
+ * and the name of the service it came as; NULL when no loaded plugin
+ * provides it.  `names` gets the names of all the drivers there are,
+ * comma-separated ("" for none). */
+const struct todod_inbox_driver *services_inbox_driver(struct core *core, const char *want,
+						       const void **owner, const char **service,
+						       char *names, size_t size);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "db.h"
 #include "log.h"
 #include "rrule.h"
 
@@ -21,6 +22,8 @@ struct store {
 	/* [core] max_categories_per_user and max_tags_per_user, as the
 	 * statements that may create labels hand them to SQL */
 	char max_categories[24], max_tags[24];
+	void (*events_committed)(void *arg);
+	void *events_committed_arg;
 };
 
 /* The operations that may create a category or a tag: they run with the
@@ -28,6 +31,17 @@ struct store {
  * id and creates none. */
 static const char *const label_creating_ops[] = {
 	"category.create", "tag.create", "task.create", "task.update", "task.tag_add", NULL,
+};
+
+/* The operations whose functions never write to the outbox.  Every other
+ * one may (todod_task_emit, the reminder claim), so the relay is told
+ * when it commits: a new operation is at worst told about needlessly. */
+static const char *const eventless_ops[] = {
+	"task.get",        "task.list",       "task.search",     "user.get",
+	"user.by_token",   "user.by_name",    "reminder.next_due",
+	"category.create", "category.list",   "category.update", "category.delete",
+	"tag.create",      "tag.list",        "tag.update",      "tag.delete",
+	NULL,
 };
 
 static const char *const op_names[] = {
@@ -47,6 +61,7 @@ struct store_request {
 	todod_store_cb cb;
 	void *arg;
 	const char *op; /* points into op_names */
+	struct store *writes_events; /* the store to tell on success, or NULL */
 };
 
 /* `instance` is not needed yet: events take their source when relayed. */
@@ -71,9 +86,21 @@ void store_set_label_quotas(struct store *st, int64_t max_categories, int64_t ma
 	snprintf(st->max_tags, sizeof st->max_tags, "%" PRId64, max_tags);
 }
 
-static bool creates_labels(const char *op)
+void store_on_events_committed(struct store *st, void (*hook)(void *arg), void *arg)
 {
-	for (const char *const *name = label_creating_ops; *name; name++)
+	st->events_committed = hook;
+	st->events_committed_arg = arg;
+}
+
+void store_events_committed(struct store *st)
+{
+	if (st->events_committed)
+		st->events_committed(st->events_committed_arg);
+}
+
+static bool listed(const char *const *names, const char *op)
+{
+	for (const char *const *name = names; *name; name++)
 		if (strcmp(*name, op) == 0)
 			return true;
 	return false;
@@ -159,6 +186,8 @@ static void on_result(PGresult *res, const char *error, void *arg)
 	struct store_request *rq = arg;
 	json_object *obj = answer_json(rq, res, error);
 	if (obj) {
+		if (rq->writes_events)
+			store_events_committed(rq->writes_events);
 		rq->cb(obj, NULL, rq->arg);
 		json_object_put(obj);
 	}
@@ -388,7 +417,8 @@ static void recur_start(struct store *st, const char *op, int64_t user_id, const
 	struct recur_request *rr = calloc(1, sizeof *rr);
 	if (!rr)
 		abort();
-	rr->answer = (struct store_request){ cb, arg, op };
+	/* Only the second statement writes (recur_create copies this). */
+	rr->answer = (struct store_request){ cb, arg, op, st };
 	rr->st = st;
 	snprintf(rr->user, sizeof rr->user, "%" PRId64, user_id);
 	if (once_consumer) {
@@ -442,7 +472,7 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	 * "task.tag_add" -> todod_task_tag_add.  The quotas are set in the
 	 * FROM clause, which runs before the function, in the same
 	 * transaction. */
-	bool quotas = creates_labels(name);
+	bool quotas = listed(label_creating_ops, name);
 	char sql[160];
 	int n = snprintf(sql, sizeof sql, "SELECT todod_%s($1::bigint, $2::jsonb, $3, $4)%s", name,
 			 quotas ? " FROM todod_label_quotas_set($5, $6)" : "");
@@ -466,6 +496,7 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	rq->cb = cb;
 	rq->arg = arg;
 	rq->op = name;
+	rq->writes_events = listed(eventless_ops, name) ? NULL : st;
 	db_query(st->pool, sql, quotas ? 6 : 4, params, on_result, rq);
 	json_object_put(send);
 	return 0;

@@ -9,9 +9,13 @@
 #ifndef TODOD_STORE_H
 #define TODOD_STORE_H
 
-#include "db.h"
+#include <stdbool.h>
+
 #include "todod-plugin.h"
 
+/* No libpq here: the callers of the store see typed values only. */
+struct db_pool;
+struct event_base;
 struct store;
 
 struct store *store_new(struct event_base *base, struct db_pool *pool);
@@ -29,41 +33,75 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 /* NULL-terminated list of operation names, for docs and tests. */
 const char *const *store_ops(void);
 
-/* ---- events (outbox, inbox, dead letters); rows as text ---- */
+/* ---- events (outbox, inbox, dead letters) ----
+ * Answers arrive typed: no caller reads a column of a result. */
+
+/* `hook` runs after every transaction that may have written outbox rows
+ * commits (an append, or any operation not known to write none), before
+ * that statement's caller is answered, so the relay hears of new events
+ * without each caller having to pass it on.  One hook; NULL removes it. */
+void store_on_events_committed(struct store *st, void (*hook)(void *arg), void *arg);
+/* For the store's own files: a statement that wrote outbox rows has
+ * committed. */
+void store_events_committed(struct store *st);
+
+/* `error` is NULL on success, else a one-line reason. */
+typedef void (*store_done_cb)(const char *error, void *arg);
+
+/* One unsent event as the outbox holds it.  `ev` has no source and no
+ * raw encoding (the relay knows its instance); its strings and data
+ * belong to the row. */
+struct outbox_row {
+	int64_t id;          /* the outbox row, what store_outbox_sent takes */
+	int64_t created_ms;  /* commit time, ev.time as a number */
+	struct todod_event ev;
+	char *strings;       /* the block ev's strings point into */
+};
+/* `rows` are the callee's, to free with store_outbox_rows_free();
+ * NULL and 0 on error. */
+typedef void (*store_outbox_rows_cb)(struct outbox_row *rows, size_t n, const char *error,
+				     void *arg);
+void store_outbox_rows_free(struct outbox_row *rows, size_t n);
 
 /* Take or renew the relay lease for `owner` (one relay at a time keeps
  * per-task order across replicas) and return up to `limit` unsent events
- * in commit order: id, event_id, topic, type, subject, key, time, data,
- * traceparent.  No rows when another owner holds the lease. */
+ * in commit order.  No rows when another owner holds the lease. */
 void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int limit,
-			db_cb cb, void *arg);
-/* Mark events sent; `ids_array` is a PostgreSQL array literal "{1,2,3}". */
-void store_outbox_sent(struct store *st, const char *ids_array, db_cb cb, void *arg);
-void store_outbox_release(struct store *st, const char *owner, db_cb cb, void *arg);
+			store_outbox_rows_cb cb, void *arg);
+/* Only take or renew the lease. */
+void store_outbox_renew(struct store *st, const char *owner, int lease_ms,
+			store_done_cb cb, void *arg);
+/* Mark the rows of `ids` (outbox_row.id) sent. */
+void store_outbox_sent(struct store *st, const int64_t *ids, size_t n, store_done_cb cb,
+		       void *arg);
+void store_outbox_release(struct store *st, const char *owner, store_done_cb cb, void *arg);
 /* Append one event in its own transaction (bus_publish); data is JSON text. */
 void store_outbox_append(struct store *st, const char *topic, const char *type,
 			 const char *subject, const char *key, const char *data_json,
-			 db_cb cb, void *arg);
+			 store_done_cb cb, void *arg);
 /* Delete events sent more than `retention_ms` ago. */
-void store_outbox_cleanup(struct store *st, int64_t retention_ms, db_cb cb, void *arg);
-/* Row count and age in seconds of the oldest unsent event. */
-void store_outbox_depth(struct store *st, db_cb cb, void *arg);
+void store_outbox_cleanup(struct store *st, int64_t retention_ms, store_done_cb cb, void *arg);
 
-/* Inbox statements take many events at once (the bus coalesces what one
- * loop turn asks for).  Arrays are PostgreSQL text[] literals made by
- * store_text_array().
- * Keys are pairs (consumers[i], event_ids[i]); answers are rows of one
- * 1-based position into them.
- * Which keys were handled?  The position of each that was. */
-void store_inbox_seen(struct store *st, const char *consumers, const char *event_ids,
-		      db_cb cb, void *arg);
-/* Record the keys as handled; the position of each newly inserted. */
-void store_inbox_record(struct store *st, const char *consumers, const char *event_ids,
-			db_cb cb, void *arg);
-/* {"a","b\"c"}: a malloc'd text[] literal of `n` strings. */
-char *store_text_array(const char *const *items, size_t n);
+struct outbox_depth {
+	int64_t pending;      /* unsent events */
+	double oldest_age_s;  /* age of the oldest of them, 0 when none */
+};
+typedef void (*store_outbox_depth_cb)(const struct outbox_depth *depth, const char *error,
+				      void *arg);
+void store_outbox_depth(struct store *st, store_outbox_depth_cb cb, void *arg);
+
+/* The database inbox, many keys per statement (the bus coalesces what
+ * one loop turn asks for); `done` gets found[i] for keys[i].
+ * Which keys were handled already? */
+void store_inbox_seen(struct store *st, const struct todod_inbox_key *keys, size_t n,
+		      todod_inbox_cb done, void *arg);
+/* Record the keys as handled; found[i] when keys[i] was there before. */
+void store_inbox_record(struct store *st, const struct todod_inbox_key *keys, size_t n,
+			todod_inbox_cb done, void *arg);
+/* Keep the event `raw` a consumer gave up on, and settle it in that
+ * consumer's inbox, in one transaction. */
 void store_dead_letter(struct store *st, const char *consumer, const char *topic,
 		       const char *event_id, const char *raw, const char *reason,
-		       int attempts, db_cb cb, void *arg);
+		       int attempts, store_done_cb cb, void *arg);
 
 #endif

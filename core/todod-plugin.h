@@ -714,9 +714,10 @@ struct todod_plugin_def {
 	 * On failure every registration made through ctx is rolled back. */
 	int (*init)(const struct todod_api *api, struct todod_ctx *ctx,
 		    const void *conf, void **state, struct todod_err *err);
-	/* After every plugin's init and after SECRET references to plugin
-	 * resolvers are resolved (the loop runs for those), before the
-	 * database work and the event relay begin. */
+	/* After every plugin's init, once SECRET references to plugins'
+	 * resolvers are resolved (the loop runs for that) and the database
+	 * is prepared; before the event relay starts and the loop is handed
+	 * over. */
 	int (*start)(void *state, struct todod_err *err);
 	/* SIGHUP: the new options (validated) replace the old ones if this
 	 * returns 0; -1 refuses them.  A plugin without reconfigure keeps its

@@ -164,6 +164,8 @@ static bool end_round(struct reminders *r)
 	if (r->round_fired || r->round_skipped)
 		r->api->log(r->ctx, TODOD_LOG_INFO, "%s: %" PRId64 " reminder(s) fired",
 			    r->round_trigger, r->round_fired);
+	else
+		r->api->log(r->ctx, TODOD_LOG_DEBUG, "%s: nothing due", r->round_trigger);
 	if (r->round_skipped)
 		r->api->log(r->ctx, TODOD_LOG_WARN,
 			    "%s: %" PRId64 " reminder(s) skipped: due more than %" PRId64

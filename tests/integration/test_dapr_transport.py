@@ -157,6 +157,27 @@ def test_events_reach_subscribers_and_the_inbox_answers_duplicates(fleet, daprd_
                         "WHERE key LIKE %s", "%" + key)
 
 
+
+def test_each_event_reaches_a_subscriber_once_through_daprd(make_fleet):
+    """The memory_inbox test plugin counts what its task-events consumer
+    got (its own driver stays unused beside dapr-state): every event once,
+    and once more after the relay sent them all again."""
+    f = make_fleet(plugins={"memory_inbox": {}})
+    tasks = [f.call("todod_task_create", {"title": f"t{i}"})["id"] for i in range(10)]
+    f.wait_outbox_empty()
+
+    def stats():
+        return f.t.get("/memory-inbox").json()
+    wait_until(lambda: stats()["handled"] == len(tasks), 60, what="every event handled")
+    handled = f.deliveries("SUCCESS")
+    query(f.db, "UPDATE outbox SET sent_at = NULL")
+    f.wait_outbox_empty()
+    wait_until(lambda: f.deliveries("SUCCESS") >= handled + len(tasks), 60,
+               what="the events delivered again, answered")
+    assert stats()["handled"] == len(tasks) and stats()["handled_twice"] == 0, stats()
+    assert stats()["seen_calls"] == 0, "the memory driver was not chosen"
+
+
 def test_not_a_cloudevent_is_dropped_with_the_reason_and_dead_lettered(fleet, redis):
     f = fleet
     # JSON, or daprd itself refuses it before todod sees it ("error

@@ -4,7 +4,8 @@
  * create and drop a database of its own.  Migrations are applied to it,
  * then every store operation runs through the async pool on a real
  * event_base, and the outbox is checked for the events each change must
- * leave.  When TODOD_TEST_PG_STOP and TODOD_TEST_PG_START are shell
+ * leave; the event statements (outbox, inbox, dead letters) answer typed
+ * values.  When TODOD_TEST_PG_STOP and TODOD_TEST_PG_START are shell
  * commands that stop and start that server, the pool is also shown to
  * survive a database restart. */
 #include <stdlib.h>
@@ -911,6 +912,169 @@ static void test_search(void)
 	expect_error("task.search", bob, "{\"query\":\"x\",\"limit\":1000}", "INVALID_LIMIT", "limit");
 }
 
+/* ---- the event statements: typed answers, and the relay's hook -------------------- */
+
+static void count_call(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+struct claim {
+	int done;
+	struct outbox_row *rows;
+	size_t n;
+	char error[256];
+};
+
+static void on_claim(struct outbox_row *rows, size_t n, const char *error, void *arg)
+{
+	struct claim *c = arg;
+	c->done = 1;
+	c->rows = rows;
+	c->n = n;
+	snprintf(c->error, sizeof c->error, "%s", error ? error : "");
+}
+
+static void claim_as(const char *owner, int limit, struct claim *c)
+{
+	*c = (struct claim){ 0 };
+	store_outbox_claim(st, owner, 60000, limit, on_claim, c);
+	wait_for(&c->done, 1, 20);
+}
+
+struct answer {
+	int done;
+	char error[256];
+	struct outbox_depth depth;
+	bool found[4];
+	size_t n;
+};
+
+static void on_done(const char *error, void *arg)
+{
+	struct answer *a = arg;
+	a->done = 1;
+	snprintf(a->error, sizeof a->error, "%s", error ? error : "");
+}
+
+static void on_depth(const struct outbox_depth *depth, const char *error, void *arg)
+{
+	struct answer *a = arg;
+	if (depth)
+		a->depth = *depth;
+	on_done(error, arg);
+}
+
+static void on_found(const bool *found, size_t n, const char *error, void *arg)
+{
+	struct answer *a = arg;
+	a->n = n;
+	for (size_t i = 0; found && i < n && i < 4; i++)
+		a->found[i] = found[i];
+	on_done(error, arg);
+}
+
+/* "101": the answer's found[] as digits. */
+static const char *found_text(const struct answer *a)
+{
+	static char digits[8];
+	for (size_t i = 0; i < a->n && i < 4; i++)
+		digits[i] = a->found[i] ? '1' : '0';
+	digits[a->n < 4 ? a->n : 4] = '\0';
+	return digits;
+}
+
+static void test_events_committed_hook(void)
+{
+	int kicks = 0;
+	store_on_events_committed(st, count_call, &kicks);
+	call("task.create", alice, "{\"title\":\"hook\"}");
+	ok(kicks == 1, "a change that writes an event tells the hook (%d)", kicks);
+	call("task.get", alice, "{\"id\":1}");
+	call("category.list", alice, NULL);
+	expect_error("task.create", alice, "{\"title\":\"\"}", "TITLE_REQUIRED", "title");
+	ok(kicks == 1, "reads, label operations and refused changes do not (%d)", kicks);
+	struct answer a = { 0 };
+	store_outbox_append(st, "bus-topic", "test.appended", "", "k1", "{\"n\":1.5}", on_done, &a);
+	wait_for(&a.done, 1, 20);
+	ok(a.error[0] == '\0' && kicks == 2, "an appended event tells it too (%s)",
+	   a.error[0] ? a.error : "no error");
+	store_on_events_committed(st, NULL, NULL);
+}
+
+static void test_outbox_rows(void)
+{
+	struct answer depth = { 0 };
+	store_outbox_depth(st, on_depth, &depth);
+	wait_for(&depth.done, 1, 20);
+	long unsent = atol(sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL"));
+	ok(depth.error[0] == '\0' && depth.depth.pending == unsent && depth.depth.oldest_age_s > 0,
+	   "depth: %lld pending (%ld in the table), the oldest %.3f s old",
+	   (long long)depth.depth.pending, unsent, depth.depth.oldest_age_s);
+
+	struct claim c, other;
+	claim_as("test-a", 1000, &c);
+	ok(c.error[0] == '\0' && c.n == (size_t)unsent, "claim: every unsent event (%zu)", c.n);
+	bool ordered = true, typed = true;
+	for (size_t i = 0; i < c.n; i++) {
+		const struct outbox_row *r = &c.rows[i];
+		ordered = ordered && (i == 0 || r->id > c.rows[i - 1].id);
+		typed = typed && r->ev.id && *r->ev.id && r->ev.topic && r->ev.type && r->ev.key &&
+			r->ev.time && !r->ev.source && !r->ev.raw &&
+			json_object_is_type(r->ev.data, json_type_object) &&
+			r->created_ms > 1700000000000 && r->created_ms <= clock_wall_ms();
+	}
+	ok(ordered && typed, "claim: rows in commit order, each a typed event with parsed data");
+	const struct outbox_row *last_row = c.n ? &c.rows[c.n - 1] : NULL;
+	ok(last_row && strcmp(last_row->ev.type, "test.appended") == 0 && !last_row->ev.subject &&
+	   !last_row->ev.traceparent && strcmp(last_row->ev.key, "k1") == 0 &&
+	   json_object_get_double(json_object_object_get(last_row->ev.data, "n")) == 1.5,
+	   "claim: an empty subject and no traceparent are NULL, data as written");
+	claim_as("test-b", 1000, &other);
+	ok(other.error[0] == '\0' && other.n == 0, "claim: nothing while another owner holds the lease");
+
+	int64_t ids[2] = { c.rows[0].id, c.rows[1].id };
+	struct answer sent = { 0 }, released = { 0 };
+	store_outbox_sent(st, ids, 2, on_done, &sent);
+	store_outbox_release(st, "test-a", on_done, &released);
+	/* Two connections: either may answer first. */
+	wait_for(&sent.done, 1, 20);
+	wait_for(&released.done, 1, 20);
+	ok(sent.error[0] == '\0' && released.error[0] == '\0' &&
+	   atol(sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == unsent - 2,
+	   "sent: two rows marked by their ids; the lease released");
+	store_outbox_rows_free(c.rows, c.n);
+	claim_as("test-b", 1, &other);
+	ok(other.n == 1 && other.rows[0].id > ids[1], "claim: another owner takes over, after the sent");
+	store_outbox_rows_free(other.rows, other.n);
+	struct answer again = { 0 };
+	store_outbox_release(st, "test-b", on_done, &again);
+	wait_for(&again.done, 1, 20);
+}
+
+static void test_inbox_statements(void)
+{
+	const struct todod_inbox_key keys[] = {
+		{ "c1", "e\"1" }, { "c1", "e\"1" }, { "c2", "e\"1" }, { "c1", "e2" },
+	};
+	struct answer a = { 0 };
+	store_inbox_seen(st, keys, 4, on_found, &a);
+	wait_for(&a.done, 1, 20);
+	is_str(found_text(&a), "0000", "inbox seen: nothing yet");
+	a = (struct answer){ 0 };
+	store_inbox_record(st, keys, 3, on_found, &a);
+	wait_for(&a.done, 1, 20);
+	is_str(found_text(&a), "010", "inbox record: a key twice counts as there by its second");
+	a = (struct answer){ 0 };
+	store_dead_letter(st, "c1", "t", "e2", "{}", "gave up", 3, on_done, &a);
+	wait_for(&a.done, 1, 20);
+	ok(a.error[0] == '\0', "dead letter kept (%s)", a.error[0] ? a.error : "no error");
+	a = (struct answer){ 0 };
+	store_inbox_seen(st, keys, 4, on_found, &a);
+	wait_for(&a.done, 1, 20);
+	is_str(found_text(&a), "1111", "inbox seen: recorded and dead-lettered keys are handled");
+}
+
 /* ---- the pool itself -------------------------------------------------------------- */
 
 struct tally {
@@ -1085,6 +1249,9 @@ int main(void)
 	test_task_lifecycle();
 	test_list();
 	test_search();
+	test_events_committed_hook();
+	test_outbox_rows();
+	test_inbox_statements();
 	test_concurrency();
 	test_unreachable();
 

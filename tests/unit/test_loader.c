@@ -384,10 +384,27 @@ static void test_inbox_service(void)
 	   "a driver smaller than its ABI's struct is refused");
 	d.struct_size = sizeof d;
 	ok(core_api.service_provide(ctx, "inbox", "i", &d, &err) == 0, "a complete driver is taken");
-	ok(services_get(&core, "inbox", NULL) == &d && services_owner(&core, "inbox") == ctx,
-	   "and found with its owner");
+	const void *owner = NULL;
+	const char *service = NULL;
+	char names[64];
+	ok(services_inbox_driver(&core, "memory", &owner, &service, names, sizeof names) == &d &&
+	   owner == ctx && strcmp(service, "i") == 0, "and found by its name with its owner");
+	struct todod_ctx *other = ctx_new(&core, "dapr");
+	struct todod_inbox_driver state = d;
+	state.name = "dapr-state";
+	ok(core_api.service_provide(other, "inbox", "dapr-state", &state, &err) == 0,
+	   "another plugin provides a driver of its own beside it");
+	ok(services_inbox_driver(&core, "dapr-state", &owner, &service, names, sizeof names) ==
+		   &state && owner == other,
+	   "[core] inbox picks either by name");
+	ok(strstr(names, "memory") && strstr(names, "dapr-state"), "both are listed: %s", names);
+	ok(core_api.service_provide(other, "inbox", "dapr-state", &state, &err) != 0 &&
+	   strcmp(err.text, "inbox 'dapr-state' is already provided") == 0,
+	   "one driver per name: %s", err.text);
+	ctx_release(other);
 	ctx_release(ctx);
-	ok(services_owner(&core, "inbox") == NULL, "releasing the context removes it");
+	ok(services_inbox_driver(&core, "memory", &owner, &service, names, sizeof names) == NULL &&
+	   names[0] == '\0', "releasing the contexts removes them");
 }
 
 int main(void)
