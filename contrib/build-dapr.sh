@@ -24,6 +24,9 @@ built_version() {
 }
 [ "$(built_version || true)" = "$version" ] && exit 0
 
+# The official Go archive unpacks to /usr/local/go, which a non-login
+# shell's PATH often lacks.
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=/usr/local/go/bin:$PATH
 command -v go >/dev/null || {
 	echo "build-dapr: Go >= 1.26.4 is needed on PATH to build daprd" >&2
 	exit 1
