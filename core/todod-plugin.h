@@ -217,6 +217,18 @@ struct todod_list {
 	char **items;
 };
 
+/* In a PREFIX family, the value of item `name` ("name=value"), or NULL
+ * when the configuration does not set it. */
+static inline const char *todod_prefixed_value(const struct todod_list *family,
+						const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < family->n; i++)
+		if (strncmp(family->items[i], name, len) == 0 && family->items[i][len] == '=')
+			return family->items[i] + len + 1;
+	return NULL;
+}
+
 /* A table of these ends with an entry whose key is NULL.  Write entries
  * with designated initialisers:
  *

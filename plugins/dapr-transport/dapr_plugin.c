@@ -25,19 +25,9 @@
 
 /* ---- topics -------------------------------------------------------------- */
 
-/* The value of a "name=value" item whose name is `name`, or NULL. */
-static const char *mapping_of(const struct todod_list *items, const char *name)
-{
-	size_t len = strlen(name);
-	for (size_t i = 0; i < items->n; i++)
-		if (strncmp(items->items[i], name, len) == 0 && items->items[i][len] == '=')
-			return items->items[i] + len + 1;
-	return NULL;
-}
-
 const char *dapr_topic_physical(const struct dapr *d, const char *logical)
 {
-	const char *physical = mapping_of(&d->conf->topics, logical);
+	const char *physical = todod_prefixed_value(&d->conf->topics, logical);
 	return physical ? physical : logical;
 }
 

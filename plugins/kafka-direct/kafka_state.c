@@ -97,19 +97,9 @@ void kafka_topic_want(struct kafka *k, const char *logical)
 	k->wanted[k->n_wanted++] = todod_xstrdup(logical);
 }
 
-/* The value of a "name=value" item whose name is `name`, or NULL. */
-static const char *mapping_of(const struct todod_list *items, const char *name)
-{
-	size_t len = strlen(name);
-	for (size_t i = 0; i < items->n; i++)
-		if (strncmp(items->items[i], name, len) == 0 && items->items[i][len] == '=')
-			return items->items[i] + len + 1;
-	return NULL;
-}
-
 const char *kafka_topic_physical(const struct kafka *k, const char *logical)
 {
-	const char *physical = mapping_of(&k->conf->topics, logical);
+	const char *physical = todod_prefixed_value(&k->conf->topics, logical);
 	return physical ? physical : logical;
 }
 

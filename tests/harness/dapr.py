@@ -133,11 +133,24 @@ class _Process:
     """A service binary in its own process group, logging to a file."""
 
     name = "process"
+    _own_tmp = True  # whether destroy() removes self.tmp
 
     def __init__(self, workdir):
         self.workdir = workdir
         self.logfile = os.path.join(workdir, f"{self.name}.log")
         self.proc = None
+
+    def destroy(self):
+        """Kill the process and remove its scratch directory."""
+        self.kill9()
+        if self._own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.destroy()
 
     def argv(self):
         raise NotImplementedError
@@ -278,15 +291,6 @@ class RedisServer(_Process):
         entries = json.loads(text)
         return [(eid, dict(zip(fields[0::2], fields[1::2]))) for eid, fields in entries]
 
-    def destroy(self):
-        self.kill9()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.destroy()
 
 
 # ---- the scheduler ------------------------------------------------------------------
@@ -343,15 +347,6 @@ class Scheduler(_Process):
         (self.kill9 if crash else self.stop)()
         return self.start()
 
-    def destroy(self):
-        self.kill9()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.destroy()
 
 
 # ---- daprd ------------------------------------------------------------------------
@@ -494,17 +489,6 @@ class Daprd(_Process):
     def restart(self, crash=False, wait=True):
         (self.kill9 if crash else self.stop)()
         return self.start(wait=wait)
-
-    def destroy(self):
-        self.kill9()
-        if self._own_tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.destroy()
 
     # -- the Dapr API ---------------------------------------------------------
 
