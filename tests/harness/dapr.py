@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 
+from .todod import Response
 from .util import ServiceUnavailable, free_port, tail, wait_until
 
 DAPR_VERSION = "1.18.0"
@@ -96,25 +97,6 @@ def rss_kib(pid):
     return None
 
 
-class HttpAnswer:
-    """What urllib gives back, for every status."""
-
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def __repr__(self):
-        return f"<HttpAnswer {self.status} {self.body[:300]!r}>"
-
-
 def http_call(method, url, body=None, headers=None, timeout=10):
     data = body
     hdrs = dict(headers or {})
@@ -122,11 +104,13 @@ def http_call(method, url, body=None, headers=None, timeout=10):
         data = json.dumps(body).encode()
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    started = time.monotonic()
     try:
         with _opener.open(req, timeout=timeout) as resp:
-            return HttpAnswer(resp.status, dict(resp.headers), resp.read())
+            return Response(resp.status, dict(resp.headers), resp.read(),
+                            time.monotonic() - started)
     except urllib.error.HTTPError as exc:
-        return HttpAnswer(exc.code, dict(exc.headers), exc.read())
+        return Response(exc.code, dict(exc.headers), exc.read(), time.monotonic() - started)
 
 
 class _Process:
