@@ -41,7 +41,7 @@ find_source() {
 	return 1
 }
 
-# A cargo older than 1.70 reads the crates.io index as a git clone of
+# A cargo older than 1.70 reads the Rust crate index as a git clone of
 # github.com by default; 1.70+ reads the sparse index.  Bookworm's `cargo`
 # is 0.66 (Rust 1.65); its cargo-web is 1.85+ and replaces it.
 cargo_is_sparse() {
