@@ -12,6 +12,20 @@ import os
 
 ACCEPT = "application/json, text/event-stream"
 PROTOCOL = "2025-11-25"
+SENDER = "todod@example.org"
+RECIPIENT = "alice@example.com"
+
+
+def reminder_plugins(smtp_url):
+    """The plugins of a reminder that ends as mail: MCP in, reminders,
+    email out, recurrence.  The hourly safety scan must not be what fires
+    a reminder in these tests: a timer or a Dapr job is."""
+    return {
+        "mcp-tools": {"auth": "token"},
+        "reminders": {"scan_interval": "1h"},
+        "email": {"server": smtp_url, "from": f"Todo Bot <{SENDER}>", "timeout": "5s"},
+        "recurrence": {},
+    }
 
 
 class McpError(AssertionError):

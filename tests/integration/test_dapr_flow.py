@@ -19,22 +19,9 @@ from datetime import datetime, timezone
 
 from harness import lead_time, query, scalar, wait_until
 from harness.dapr import start_with_sidecar
-from harness.e2e import McpHttp, received_with_times
+from harness.e2e import RECIPIENT, McpHttp, received_with_times, reminder_plugins
 
 CORE = {"instance": "dapr-flow", "retry_backoff": "200ms", "log_level": "debug"}
-SENDER = "todod@example.org"
-RECIPIENT = "alice@example.com"
-
-
-def plugins(smtp_url):
-    return {
-        "mcp-tools": {"auth": "token"},
-        # The hourly safety scan of the reminders plugin must not be what
-        # fires a reminder here: the Dapr job is.
-        "reminders": {"scan_interval": "1h"},
-        "email": {"server": smtp_url, "from": f"Todo Bot <{SENDER}>", "timeout": "5s"},
-        "recurrence": {},
-    }
 
 
 def utc(ts):
@@ -60,7 +47,7 @@ def through_dapr(record):
 
 def test_reminder_and_recurrence_flow_through_the_sidecar(dapr_todod, kafka, kafka_names,
                                                           database, smtp):
-    t = dapr_todod(database, plugins=plugins(smtp.url), core=CORE)
+    t = dapr_todod(database, plugins=reminder_plugins(smtp.url), core=CORE)
     t.user_id, t.token = t.provision("alice")
     started = time.monotonic()
     start_with_sidecar(t)

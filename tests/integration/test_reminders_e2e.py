@@ -16,31 +16,19 @@ from email.header import decode_header, make_header
 from zoneinfo import ZoneInfo
 
 from harness import lead_time, mcp_sdk, query, scalar, start_all, task_id, wait_until
-from harness.e2e import McpHttp, received_with_times
+from harness.e2e import RECIPIENT, SENDER, McpHttp, received_with_times, reminder_plugins
 from harness.mcp_sdk import call, ok, ref, task
 
 TZ = ZoneInfo("Europe/Berlin")
 # How late a mail may come on a loaded machine.  The tests run the hourly
 # scan, so a reminder fired by the scan instead of the timer is far later.
 LATE_S = 10
-SENDER = "todod@example.org"
-RECIPIENT = "alice@example.com"
-
-
-def plugins(smtp_url):
-    return {
-        "mcp-tools": {"auth": "token"},
-        # The hourly scan must not be what fires a reminder: the timer is.
-        "reminders": {"scan_interval": "1h"},
-        "email": {"server": smtp_url, "from": f"Todo Bot <{SENDER}>", "timeout": "5s"},
-        "recurrence": {},
-    }
 
 
 def stack(todod_factory, database, smtp_url, replicas=1, log_level="debug"):
     """`replicas` todod processes (not started) on one database, all with
     the four plugins; the first has provisioned alice (Europe/Berlin)."""
-    made = [todod_factory(database, plugins=plugins(smtp_url),
+    made = [todod_factory(database, plugins=reminder_plugins(smtp_url),
                           core={"log_level": log_level, "retry_backoff": "200ms"})
             for _ in range(replicas)]
     first = made[0]
