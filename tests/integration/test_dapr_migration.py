@@ -5,21 +5,26 @@ twice.
 
 Two todod instances share one database, the same Kafka topics and one
 consumer group: kafka-direct's group_id is the Dapr app id, which is the
-group Dapr's Kafka component joins.  Each step is what the runbook says:
+group Dapr's Kafka component joins.  This is the runbook,
+doc/migration.md, step by step; "step N" below is its step N:
 
-  to Dapr:    stop todod (it drains its outbox and leaves the group);
-              replace [plugin.kafka-direct] by [plugin.dapr-transport];
-              start todod, then its daprd (which waits for the app port);
-              wait for /readyz.
-  and back:   stop daprd first (it leaves the group; a sidecar left
-              running would deliver to a stopped app); stop todod;
-              replace [plugin.dapr-transport] by [plugin.kafka-direct];
-              start todod; wait for /readyz.
+  prepare:    1 one consumer group (group_id = app id); 2 the same topics;
+              3 a sidecar per instance, prepared, not started;
+              4 a baseline with every instance on kafka-direct.
+  to Dapr:    5 stop todod (it drains its outbox and leaves the group);
+              6 replace [plugin.kafka-direct] by [plugin.dapr-transport];
+              7 start todod; 8 then its daprd (which waits for the app
+              port); 9 wait for /readyz; 10 watch it work.
+  and back:   R1 stop daprd first (it leaves the group; a sidecar left
+              running would deliver to a stopped app); R2 stop todod;
+              R3 replace [plugin.dapr-transport] by [plugin.kafka-direct];
+              R4 start todod; R5 wait for /readyz; R6 watch it work.
+  finish:     11 check the fleet.
 
 Meanwhile a writer keeps creating tasks with reminders due a few seconds
-later and completing recurring tasks.  At the end every reminder was
-mailed once, every completion has one successor, and every event the
-outbox holds is on Kafka once.
+later and completing recurring tasks.  At the end (step 11) every
+reminder was mailed once, every completion has one successor, and every
+event the outbox holds is on Kafka once.
 """
 
 import json
@@ -64,20 +69,22 @@ class Instance:
         self.transport = transport
 
     def to_dapr(self):
-        code, _ = self.t.stop()
+        """Runbook steps 5-9."""
+        code, _ = self.t.stop()                     # step 5: stop todod, exit 0
         assert code == 0, self.t.log_tail(30)
-        self.configure("dapr-transport")
-        self.t.start()
-        self.t.daprd.start()
-        self.t.wait_ready()
+        self.configure("dapr-transport")            # step 6: switch its configuration
+        self.t.start()                              # step 7: start todod
+        self.t.daprd.start()                        # step 8: start its daprd
+        self.t.wait_ready()                         # step 9: /readyz 200
 
     def to_kafka(self):
-        self.t.daprd.stop()
-        code, _ = self.t.stop()
+        """Runbook steps R1-R5."""
+        self.t.daprd.stop()                         # step R1: stop daprd first
+        code, _ = self.t.stop()                     # step R2: stop todod, exit 0
         assert code == 0, self.t.log_tail(30)
-        self.configure("kafka-direct")
-        self.t.start()
-        self.t.wait_ready()
+        self.configure("kafka-direct")              # step R3: switch back
+        self.t.start()                              # step R4: start todod
+        self.t.wait_ready()                         # step R5: /readyz 200
 
 
 class Writer(threading.Thread):
@@ -120,7 +127,8 @@ def effects(db):
 
 
 def progress(inst, smtp, what, more=3):
-    """The fleet keeps working in its new shape: `more` mails arrive."""
+    """Runbook steps 4, 10 and R6: the fleet keeps working in its new
+    shape: `more` mails arrive."""
     before = smtp.count()
     wait_until(lambda: smtp.count() >= before + more, 90,
                what=f"{more} more mails after {what}")
@@ -128,8 +136,11 @@ def progress(inst, smtp, what, more=3):
 
 def test_fleet_moves_to_dapr_and_back_one_instance_at_a_time(
         todod_factory, daprd_factory, dapr_scheduler, kafka, kafka_names, database, smtp):
+    # Step 2: the topics exist beforehand, with their partitions; both
+    # transports use the same names (kafka_names' topic. mapping).
     for logical in LOGICAL_TOPICS:
         kafka.create_topic(kafka_names.topic(logical), partitions=PARTITIONS)
+    # Step 1: kafka-direct's group_id is the Dapr app id.
     group = kafka_names.group
     fleet = []
     for name in ("A", "B"):
@@ -138,6 +149,7 @@ def test_fleet_moves_to_dapr_and_back_one_instance_at_a_time(
                                              "dapr-transport": {}}, core=CORE)
         assert os.path.exists(find_plugin("dapr-transport"))
         t.names = kafka_names
+        # Step 3: its sidecar, prepared and not started.
         t.daprd = daprd_factory(group, t.port, scheduler=dapr_scheduler, pubsub="kafka",
                                 kafka=kafka, database=database,
                                 api_token="api-" + name, app_token="app-" + name)
@@ -155,13 +167,17 @@ def test_fleet_moves_to_dapr_and_back_one_instance_at_a_time(
     writer.start()
     steps = []
     try:
-        progress(a, smtp, "both on kafka-direct")
-        for inst, move in ((b, "to_dapr"), (a, "to_dapr"), (a, "to_kafka"), (b, "to_kafka")):
+        progress(a, smtp, "both on kafka-direct")  # step 4: the baseline
+        # Steps 5-10 for B, then A; the rollback, R1-R6, last moved first.
+        for inst, move, runbook in ((b, "to_dapr", "steps 5-9"), (a, "to_dapr", "steps 5-9"),
+                                    (a, "to_kafka", "steps R1-R5"),
+                                    (b, "to_kafka", "steps R1-R5")):
             started = time.monotonic()
             getattr(inst, move)()
-            steps.append((f"{inst.name} {move.replace('_', ' ')}", time.monotonic() - started))
+            steps.append((f"{inst.name} {move.replace('_', ' ')} ({runbook})",
+                          time.monotonic() - started))
             assert writer.error is None, writer.error
-            progress(inst, smtp, steps[-1][0])
+            progress(inst, smtp, steps[-1][0])     # step 10 / R6: watch it work
             if all(i.transport == "dapr-transport" for i in fleet):
                 # Both on Dapr: both sidecars deliver (the group spread
                 # the partitions over them).
@@ -172,9 +188,10 @@ def test_fleet_moves_to_dapr_and_back_one_instance_at_a_time(
         writer.stopping.set()
         writer.join(30)
     assert writer.error is None, writer.error
-    print("\n[dapr] migration steps: " + ", ".join(f"{s} {d:.2f}s" for s, d in steps))
+    print("\n[dapr] migration runbook (doc/migration.md): "
+          + ", ".join(f"{s} {d:.2f}s" for s, d in steps))
 
-    # Everything the writer did takes effect, once.
+    # Step 11: everything the writer did takes effect, once.
     reminded, completed = len(writer.reminded), len(writer.completed)
     smtp.wait_for(reminded, timeout=120)
     wait_until(lambda: effects(database) == (reminded, completed), 90,
