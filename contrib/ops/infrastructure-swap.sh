@@ -30,8 +30,8 @@ usage() {
 	cat <<EOF
 Usage: infrastructure-swap.sh --to kafka|redis [--self-hosted DIR | -n NS -r RELEASE] [options]
   --to kafka|redis        the pub/sub to move to
-  --component-file FILE   cluster: the component to apply (the installed
-                          pubsub-BACKEND.yaml; a chart that renders its own
+  --component-file FILE   cluster: the component to apply (pubsub-BACKEND.yaml
+                          of contrib/dapr, installed as ../dapr; a chart that renders its own
                           component with scopes wants helm upgrade instead)
   --stop-command CMD      self-hosted: how to stop daprd (default: its
                           pid in DIR/daprd.pid), e.g. 'systemctl stop todod-daprd'
@@ -90,7 +90,10 @@ if [ "$OPS_MODE" = self-hosted ]; then
 	sidecar_start
 	if wait_for 90 daprd_healthy; then pass "daprd is back ($((SECONDS - started))s)"; else fail "daprd /v1.0/healthz not 204 after 90s (see $OPS_DIR/daprd.log)"; fi
 else
-	[ -n "$COMPONENT_FILE" ] || COMPONENT_FILE=/usr/share/doc/todod/dapr/pubsub-$TO.yaml
+	if [ -z "$COMPONENT_FILE" ]; then
+		COMPONENT_FILE=$HERE/../dapr/pubsub-$TO.yaml
+		[ -r "$COMPONENT_FILE" ] || COMPONENT_FILE=/usr/share/doc/todod/dapr/pubsub-$TO.yaml
+	fi
 	[ -r "$COMPONENT_FILE" ] || die "cannot read $COMPONENT_FILE (give --component-file)"
 	say "applying $COMPONENT_FILE in namespace $NAMESPACE"
 	kube apply -f "$COMPONENT_FILE"
