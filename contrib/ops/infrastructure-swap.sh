@@ -7,9 +7,12 @@
 # changes, and the sidecar restarts:
 #   self-hosted  stop daprd, replace the pubsub-*.yaml link in DIR/dapr by
 #                the other file, start daprd, wait for daprd and todod
-#   cluster      kubectl apply the other component file (same name), then
+#   cluster      helm upgrade the release with dapr.pubsub.backend=BACKEND
+#                (the chart renders the component "pubsub" with its scopes),
+#                or, given --component-file, kubectl apply that file; then
 #                a rolling restart of the release's pods (each sidecar
-#                loads components when it starts), wait for the rollout
+#                loads components when it starts), wait for the rollout.
+#                Not exercised by the test suite (no cluster there).
 # then runs validate-deployment.sh, which must find the new pub/sub.
 #
 # Events todod has not published yet wait in its outbox while the sidecar
@@ -24,15 +27,17 @@ HERE=$(dirname "${BASH_SOURCE[0]}")
 
 TO=
 COMPONENT_FILE=
+CHART="$(cd "$HERE/../.." && pwd)/k8s/helm/todod"
 SETTLE=60
 
 usage() {
 	cat <<EOF
 Usage: infrastructure-swap.sh --to kafka|redis [--self-hosted DIR | -n NS -r RELEASE] [options]
   --to kafka|redis        the pub/sub to move to
-  --component-file FILE   cluster: the component to apply (pubsub-BACKEND.yaml
-                          of contrib/dapr, installed as ../dapr; a chart that renders its own
-                          component with scopes wants helm upgrade instead)
+  --chart DIR             cluster: the release's chart (k8s/helm/todod of the
+                          source tree), upgraded with --reuse-values
+  --component-file FILE   cluster: kubectl apply this component instead of
+                          upgrading the chart (e.g. contrib/dapr/pubsub-redis.yaml)
   --stop-command CMD      self-hosted: how to stop daprd (default: its
                           pid in DIR/daprd.pid), e.g. 'systemctl stop todod-daprd'
   --start-command CMD     self-hosted: how to start it (default: DIR/daprd.sh)
@@ -52,6 +57,7 @@ while [ $# -gt 0 ]; do
 	-h | --help) usage; exit 0 ;;
 	--to) TO=${2:?}; shift 2 ;;
 	--component-file) COMPONENT_FILE=${2:?}; shift 2 ;;
+	--chart) CHART=${2:?}; shift 2 ;;
 	--stop-command) SIDECAR_STOP_COMMAND=${2:?}; shift 2 ;;
 	--start-command) SIDECAR_START_COMMAND=${2:?}; shift 2 ;;
 	--settle) SETTLE=${2:?}; shift 2 ;;
@@ -90,13 +96,19 @@ if [ "$OPS_MODE" = self-hosted ]; then
 	sidecar_start
 	if wait_for 90 daprd_healthy; then pass "daprd is back ($((SECONDS - started))s)"; else fail "daprd /v1.0/healthz not 204 after 90s (see $OPS_DIR/daprd.log)"; fi
 else
-	if [ -z "$COMPONENT_FILE" ]; then
-		COMPONENT_FILE=$HERE/../dapr/pubsub-$TO.yaml
-		[ -r "$COMPONENT_FILE" ] || COMPONENT_FILE=/usr/share/doc/todod/dapr/pubsub-$TO.yaml
+	if [ -n "$COMPONENT_FILE" ]; then
+		[ -r "$COMPONENT_FILE" ] || die "cannot read $COMPONENT_FILE"
+		say "applying $COMPONENT_FILE in namespace $NAMESPACE"
+		kube apply -f "$COMPONENT_FILE"
+	else
+		need helm "upgrading the release"
+		[ -f "$CHART/Chart.yaml" ] || die "no chart at $CHART (give --chart, or --component-file)"
+		upgrade=(upgrade "$RELEASE" "$CHART" --namespace "$NAMESPACE" --reuse-values
+			--set "dapr.pubsub.backend=$TO" --wait)
+		[ -z "$KUBE_CONTEXT" ] || upgrade+=(--kube-context "$KUBE_CONTEXT")
+		say "helm ${upgrade[*]}"
+		helm "${upgrade[@]}"
 	fi
-	[ -r "$COMPONENT_FILE" ] || die "cannot read $COMPONENT_FILE (give --component-file)"
-	say "applying $COMPONENT_FILE in namespace $NAMESPACE"
-	kube apply -f "$COMPONENT_FILE"
 	say "restarting the pods of $RELEASE, one at a time"
 	deployments=$(kube get deployments -l "$(ops_selector)" -o name)
 	[ -n "$deployments" ] || die "no deployment with labels $(ops_selector)"

@@ -34,6 +34,7 @@ TODOD_BIN=
 COMPONENTS=
 MCP_TOKEN_FILE=
 DAPR_API_TOKEN_FILE=
+DAPR_API_TOKEN_SECRET=
 OPS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/todod-ops.XXXXXX")
 OPS_FORWARD_PID=
 OPS_POD=
@@ -82,6 +83,7 @@ ops_common_option() {
 	--todod-port) TODOD_PORT=${2:?$1 needs a value} OPS_SHIFT=2 ;;
 	--token-file) MCP_TOKEN_FILE=${2:?$1 needs a file} OPS_SHIFT=2 ;;
 	--dapr-api-token-file) DAPR_API_TOKEN_FILE=${2:?$1 needs a file} OPS_SHIFT=2 ;;
+	--dapr-api-token-secret) DAPR_API_TOKEN_SECRET=${2:?$1 needs a Secret name} OPS_SHIFT=2 ;;
 	esac
 }
 
@@ -94,7 +96,9 @@ OPS_COMMON_USAGE="Where:
       --context CTX      the kubectl context
       --todod-port N     todod's port in the pod (8080)
       --token-file FILE  an MCP user's API token (self-hosted: DIR/ops-token)
-      --dapr-api-token-file FILE  daprd's API token (self-hosted: DIR/dapr-api-token)"
+      --dapr-api-token-file FILE  daprd's API token (self-hosted: DIR/dapr-api-token)
+      --dapr-api-token-secret NAME  or, in a cluster, the Secret holding it
+                         under key \"token\" (the chart's dapr.apiTokenSecret)"
 
 # ---- self-hosted ------------------------------------------------------------
 
@@ -354,6 +358,12 @@ ops_connect() {
 		[ -n "$pod" ] || die "no running pod with labels $(ops_selector) in namespace $NAMESPACE"
 		OPS_POD=$pod
 		ops_forward "$pod"
+		if [ -n "$DAPR_API_TOKEN_SECRET" ]; then
+			(umask 077 && kube get secret "$DAPR_API_TOKEN_SECRET" -o jsonpath='{.data.token}' |
+				base64 -d >"$OPS_TMP/dapr-api-token") ||
+				die "cannot read key token of Secret $DAPR_API_TOKEN_SECRET"
+			DAPR_API_TOKEN_FILE=$OPS_TMP/dapr-api-token
+		fi
 	fi
 	ops_prepare_headers
 }

@@ -21,6 +21,7 @@ OPS_NAME=simplified-operations
 
 POISON=
 TIMEOUT=60
+POD_CONFIG=/etc/todod/todod.conf
 
 usage() {
 	cat <<EOF
@@ -28,6 +29,8 @@ Usage: simplified-operations.sh [--self-hosted DIR | -n NS -r RELEASE] [--poison
   --poison [TOPIC]  send one undeliverable event to TOPIC (task-reminders)
                     and check it is dead-lettered
   --timeout S       how long to wait for that (60)
+  --pod-config FILE cluster: todod's configuration in the pod, for
+                    'todod dlq list' (/etc/todod/todod.conf)
 
 $OPS_COMMON_USAGE
 EOF
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--timeout) TIMEOUT=${2:?}; shift 2 ;;
+	--pod-config) POD_CONFIG=${2:?}; shift 2 ;;
 	*) usage >&2; die "unknown option $1" ;;
 	esac
 done
@@ -118,7 +122,7 @@ echo "dead letters in the database (todod dlq list)"
 if [ "$OPS_MODE" = self-hosted ]; then
 	"$TODOD_BIN" -c "$TODOD_CONF" dlq list >"$OPS_TMP/dlq" 2>&1 || true
 else
-	kube exec "$OPS_POD" -c todod -- todod dlq list >"$OPS_TMP/dlq" 2>&1 || true
+	kube exec "$OPS_POD" -c todod -- todod -c "$POD_CONFIG" dlq list >"$OPS_TMP/dlq" 2>&1 || true
 fi
 sed 's/^/      /' "$OPS_TMP/dlq"
 say "replay one with 'todod dlq replay ID' (consumers that handled it skip it)"

@@ -48,7 +48,7 @@ done
 
 check_cluster() {
 	local app crd n ready total
-	for app in dapr-operator dapr-sidecar-injector dapr-scheduler-server dapr-placement-server; do
+	for app in dapr-operator dapr-sidecar-injector dapr-scheduler-server; do
 		n=$(kubectl get pods -n dapr-system -l "app=$app" --field-selector=status.phase=Running \
 			-o name 2>/dev/null | wc -l)
 		if [ "$n" -gt 0 ]; then pass "dapr-system: $app running ($n)"; else fail "dapr-system: no running $app"; fi
