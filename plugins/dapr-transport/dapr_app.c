@@ -10,8 +10,9 @@
  * inbox first (a redelivery is answered at once), then the subscribers,
  * with the core's retries, and is answered once the bus settled it:
  * {"status":"SUCCESS"} when handled, "RETRY" when an outcome could not be
- * recorded (daprd redelivers as its Resiliency policy says), "DROP" when
- * it can never be handled (daprd publishes it to the dead-letter topic).
+ * recorded (daprd redelivers as its Resiliency policy says).  One that can
+ * never be handled todod dead-letters itself, with the reason
+ * (dapr_dlq.c), and answers SUCCESS once daprd has taken the dead letter.
  * The body is the event either as it was published (header Rawpayload:
  * true: dapr-transport's and kafka-direct's bytes) or re-serialised by
  * daprd with its attributes added (a CloudEvent published without
@@ -19,6 +20,7 @@
  *
  * The answer is one small write (evhttp sends the header block and the
  * body together), so Nagle never holds it back waiting for an ACK. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,12 @@ struct dapr_delivery {
 	struct dapr *d;
 	struct todod_http_req *req;
 	const char *topic;        /* logical, lives as long as `wanted` */
+	const char *key;          /* the message key daprd passed on; may be NULL */
 };
+
+/* A caller that gets the token wrong usually does so on every call:
+ * said at most once per this interval, with the count of the others. */
+#define REFUSAL_LOG_INTERVAL_US (60 * 1000000LL)
 
 bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 {
@@ -43,10 +50,23 @@ bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 	if (given && dapr_same_secret(given, secret))
 		return true;
 	/* A caller's mistake (or daprd without APP_API_TOKEN): not ours to
-	 * log as an error. */
-	d->api->log(d->ctx, TODOD_LOG_WARN, "refused %s from %s: %s dapr-api-token (option "
-		    "app_token; daprd sends the one in its APP_API_TOKEN)",
-		    d->api->http_path(req), d->api->http_peer(req), given ? "wrong" : "no");
+	 * log as an error, and not a line per call. */
+	int64_t now = d->api->mono_us();
+	if (d->refusals_logged_us && now - d->refusals_logged_us < REFUSAL_LOG_INTERVAL_US) {
+		d->refusals_unlogged++;
+	} else {
+		char others[96] = "";
+		if (d->refusals_unlogged)
+			snprintf(others, sizeof others, " (and %" PRId64 " other refusal%s since the "
+				 "last such line)", d->refusals_unlogged,
+				 d->refusals_unlogged == 1 ? "" : "s");
+		d->api->log(d->ctx, TODOD_LOG_WARN, "refused %s from %s: %s dapr-api-token (option "
+			    "app_token; daprd sends the one in its APP_API_TOKEN)%s; said at most "
+			    "once a minute", d->api->http_path(req), d->api->http_peer(req),
+			    given ? "wrong" : "no", others);
+		d->refusals_logged_us = now;
+		d->refusals_unlogged = 0;
+	}
 	d->api->http_reply_error(req, 401, "UNAUTHORIZED",
 				 "this call needs the app API token in header dapr-api-token");
 	return false;
@@ -124,6 +144,22 @@ static void delivery_free(struct dapr_delivery *dl)
 	free(dl);
 }
 
+static void settle(struct dapr_delivery *dl, const char *status)
+{
+	struct dapr *d = dl->d;
+	reply_status(d, dl->req, status);
+	delivery_free(dl);
+	dapr_settled(d);
+}
+
+static void on_dead_lettered(bool taken, void *arg)
+{
+	struct dapr_delivery *dl = arg;
+	/* Not taken: daprd's own dead letter, without the reason, rather
+	 * than redelivering what can never be handled. */
+	settle(dl, taken ? "SUCCESS" : "DROP");
+}
+
 static void on_settled(enum todod_result result, const char *reason, int attempts, void *arg)
 {
 	struct dapr_delivery *dl = arg;
@@ -131,25 +167,24 @@ static void on_settled(enum todod_result result, const char *reason, int attempt
 	switch (result) {
 	case TODOD_OK:
 		d->api->metric_add(d->deliveries_ok, 1);
-		reply_status(d, dl->req, "SUCCESS");
+		settle(dl, "SUCCESS");
 		break;
 	case TODOD_RETRY:
 		d->api->metric_add(d->deliveries_retry, 1);
 		d->api->log(d->ctx, TODOD_LOG_DEBUG, "delivery on %s: daprd redelivers it (%s)",
 			    dl->topic, reason ? reason : "no reason given");
-		reply_status(d, dl->req, "RETRY");
+		settle(dl, "RETRY");
 		break;
 	default:
 		d->api->metric_add(d->deliveries_drop, 1);
 		/* What came on the topic is at fault, not todod: a warning. */
-		d->api->log(d->ctx, TODOD_LOG_WARN,
-			    "delivery on %s dropped, daprd dead-letters it to %s-dlq: %s", dl->topic,
+		d->api->log(d->ctx, TODOD_LOG_WARN, "delivery on %s goes to %s-dlq: %s", dl->topic,
 			    dapr_topic_physical(d, dl->topic), reason ? reason : "no reason given");
-		reply_status(d, dl->req, "DROP");
+		if (dapr_dead_letter(d, dl->req, dl->topic, dl->key, reason, attempts,
+				     on_dead_lettered, dl) != 0)
+			settle(dl, "DROP");
 		break;
 	}
-	delivery_free(dl);
-	dapr_settled(d);
 }
 
 static const char *wanted_topic(const struct dapr *d, const char *logical)
@@ -179,14 +214,14 @@ static void serve_delivery(struct todod_http_req *req, void *arg)
 	}
 	size_t len;
 	const void *body = d->api->http_body(req, &len);
-	struct dapr_delivery *dl = todod_xcalloc(1, sizeof *dl);
-	*dl = (struct dapr_delivery){ .d = d, .req = req, .topic = topic };
-	LIST_INSERT_HEAD(&d->deliveries, dl, link);
 	/* Kafka names the message key __key; other brokers pass on the
 	 * publisher's partitionKey. */
 	const char *key = d->api->http_header(req, "__key");
 	if (!key)
 		key = d->api->http_header(req, "Partitionkey");
+	struct dapr_delivery *dl = todod_xcalloc(1, sizeof *dl);
+	*dl = (struct dapr_delivery){ .d = d, .req = req, .topic = topic, .key = key };
+	LIST_INSERT_HEAD(&d->deliveries, dl, link);
 	const struct todod_inbound in = {
 		.struct_size = sizeof in,
 		.topic = topic,

@@ -2,11 +2,13 @@
 
 A message todod can never handle does not block its partition: it is
 retried a bounded number of times and lands on the subscription's
-dead-letter topic, <topic>-dlq, which daprd publishes to (contrib/dapr's
-Resiliency policy bounds daprd's own redelivery; without it the Kafka
-component retries forever).  The reason is said in todod's log; a
-`traceparent` the event was published with travels with it, to the broker
-and to the dead letter.
+dead-letter topic, <topic>-dlq (contrib/dapr's Resiliency policy bounds
+daprd's own redelivery; without it the Kafka component retries forever).
+todod publishes the dead letter itself, the message as it came with the
+reason in the record headers kafka-direct's dead letters carry
+(todod-dlq-reason, -attempts, -topic, -partition, -offset), so an
+operator reads both alike; a `traceparent` the event was published with
+travels with it, to the broker and to the dead letter.
 """
 
 import json
@@ -86,13 +88,20 @@ def test_poison_messages_are_dead_lettered_and_the_partition_flows_on(
                               what="both poison messages on the dead-letter topic")
     assert sorted(r.value for r in dead) == sorted([POISON, json.dumps(stranger).encode()])
     assert all(r.key == str(tid) for r in dead)
-    # Why, in the log of whoever refused it.
+    # Why: the event todod refused says so on the dead letter itself.
+    [refused] = [r for r in dead if r.value != POISON]
+    original = next(r for r in kafka.read_topic(topic) if r.value == refused.value)
+    assert refused.headers["todod-dlq-topic"] == topic, refused.headers
+    assert refused.headers["todod-dlq-partition"] == str(original.partition)
+    assert refused.headers["todod-dlq-offset"] == str(original.offset)
+    assert refused.headers["todod-dlq-attempts"] == "1", refused.headers
+    reason = refused.headers["todod-dlq-reason"]
+    print(f"\n[dapr] dead letter's todod-dlq-reason: {reason}")
+    assert "task" in reason, reason
+    t.wait_log(f"delivery on task-reminders goes to {dlq}: {reason}")
+    # Bytes that are not JSON daprd dead-letters without asking todod.
     assert "error deserializing cloud event" in t.daprd.log()
-    line = t.wait_log(f"delivery on task-reminders dropped, daprd dead-letters it to {dlq}")
-    reason = next(ln for ln in t.log().splitlines() if "dead-letters it to" in ln)
-    print(f"\n[dapr] {reason.strip()}")
-    assert line and stranger["id"] in t.log()
-    # Answered once each: DROP goes to the dead-letter topic without retries.
+    # Dead-lettered once, without retries.
     assert t.metric("todod_dapr_deliveries_total", status="DROP") == 1, t.log_tail(30)
     wait_until(lambda: scalar(t.db, "SELECT count(*) FROM inbox WHERE event_id = %s",
                               event_id) == 1, 30, what="the reminder recorded as handled")
@@ -119,15 +128,23 @@ def test_undeliverable_reminder_is_retried_then_dead_lettered_with_its_trace(
 
     [dead] = kafka.wait_records(kafka_names.dlq("task-reminders"), lambda rs: rs, timeout=120,
                                 what="the reminder on the dead-letter topic")
+    # The event as it was published, trace included.
+    assert dead.value == published.value and dead.key == published.key
     dead_event = dead.json()
     assert dead_event["id"] == event_id
     assert dead_event["traceparent"] == TRACEPARENT
-    # The reason: the attempts, and what the last one ran into.
+    # The reason: the attempts, and what the last one ran into, on the
+    # dead letter and in the log.
+    attempts = CORE["max_attempts"]
+    assert dead.headers["todod-dlq-attempts"] == attempts, dead.headers
+    reason = dead.headers["todod-dlq-reason"]
+    print(f"\n[dapr] dead letter's todod-dlq-reason: {reason}")
+    assert reason.startswith(f"gave up after {attempts} attempts: "), reason
+    assert "connect" in reason.lower() or "refused" in reason.lower(), reason
     m = re.search(rf"event {event_id} \(todod.reminder.due\) dead-lettered for 'email' after "
                   rf"(\d+) attempts: (.*)", t.log())
     assert m, t.log_tail(40)
-    assert int(m.group(1)) == int(CORE["max_attempts"])
-    print(f"\n[dapr] dead-lettered after {m.group(1)} attempts: {m.group(2)}")
+    assert m.group(1) == attempts
     assert smtp.count() == 0
     # Dead-lettered once: not redelivered behind todod's back.
     time.sleep(2)
