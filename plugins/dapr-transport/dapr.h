@@ -37,6 +37,8 @@ struct dapr_conf {
 	bool jobs;
 	char *statestore;
 	int64_t inbox_ttl_ms;     /* 0: inbox entries are kept for ever */
+	int64_t max_deliveries;   /* RETRY answers to one event before todod
+				   * dead-letters it; 0: never (daprd does) */
 	struct todod_list topics; /* "logical=physical" from topic.<logical> = <physical> */
 };
 
@@ -45,6 +47,7 @@ struct dapr_delivery;
 struct dapr_deferred;
 struct dapr_jobs;
 struct dapr_lookup;
+struct dapr_redelivery;
 
 struct dapr {
 	const struct todod_api *api;
@@ -74,6 +77,8 @@ struct dapr {
 	bool started;             /* start() ran: the subscriptions are known */
 	STAILQ_HEAD(, dapr_deferred) deferred; /* daprd's calls before that */
 	LIST_HEAD(, dapr_lookup) lookups;      /* secrets being resolved */
+	struct dapr_redelivery *redeliveries;  /* events answered RETRY (dapr_dlq.c) */
+	size_t n_redeliveries;
 	struct dapr_jobs *jobs;   /* NULL with jobs = no */
 	struct todod_transport transport;
 	struct todod_inbox_driver inbox;
@@ -142,6 +147,11 @@ bool dapr_append(char *buf, size_t size, const char *s);
  * differ. */
 bool dapr_same_secret(const char *given, const char *secret);
 
+/* The bytes of padded standard base64 `in` (NUL-terminated for
+ * convenience, `*out_len` without it; free() them), or NULL when `in` is
+ * not that. */
+char *dapr_base64_decode(const char *in, size_t *out_len);
+
 /* ---- dapr_publish.c ---- */
 /* The transport's publish(): `done` fires once, OK on daprd's 204. */
 int dapr_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg);
@@ -176,13 +186,28 @@ bool dapr_app_defer(struct dapr *d, struct todod_http_req *req, todod_http_handl
 void dapr_app_started(struct dapr *d);
 
 /* ---- dapr_dlq.c ---- */
-/* Publishes the message delivered on `req` (logical topic `logical`,
- * message key `key`) to <topic>-dlq with `reason` and `attempts` as
- * metadata; `done(taken, arg)` fires once, not from inside this call.
- * -1 (logged) when the call could not be started. */
-int dapr_dead_letter(struct dapr *d, struct todod_http_req *req, const char *logical,
-		     const char *key, const char *reason, int attempts,
-		     void (*done)(bool taken, void *arg), void *arg);
+/* A message daprd delivered, as the broker holds it. */
+struct dapr_message {
+	struct todod_http_req *req; /* daprd's call, not answered yet */
+	const char *topic;         /* logical, lives as long as `wanted` */
+	const char *key;           /* the message key daprd passed on; may be NULL */
+	const char *body;          /* the broker's bytes */
+	size_t len;
+};
+
+/* A delivery of `m` is to be answered RETRY: counts it (`*deliveries`)
+ * and says whether it was the last one max_deliveries allows, which the
+ * caller then dead-letters. */
+bool dapr_redelivery_last(struct dapr *d, const struct dapr_message *m, int64_t *deliveries);
+/* `m` was handled or dead-lettered: its count goes. */
+void dapr_redelivery_settled(struct dapr *d, const struct dapr_message *m);
+void dapr_redeliveries_free(struct dapr *d);
+
+/* Publishes `m` to <topic>-dlq with `reason` and `attempts` as metadata;
+ * `done(taken, arg)` fires once, not from inside this call.  -1 (logged)
+ * when the call could not be started. */
+int dapr_dead_letter(struct dapr *d, const struct dapr_message *m, const char *reason,
+		     int attempts, void (*done)(bool taken, void *arg), void *arg);
 
 /* ---- dapr_jobs.c ---- */
 int dapr_jobs_init(struct dapr *d, struct todod_err *err);

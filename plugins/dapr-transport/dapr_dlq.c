@@ -10,10 +10,20 @@
  *
  *   todod-dlq-reason      why todod gave up (the core's words)
  *   todod-dlq-attempts    tries of the subscriber that gave up (0: the
- *                         message was never handed to one)
+ *                         message was never handed to one), or the
+ *                         deliveries counted below
  *   todod-dlq-topic       the topic it came from
  *   todod-dlq-partition   } where it was consumed (Kafka only; daprd
  *   todod-dlq-offset      } says so in its delivery headers)
+ *
+ * A delivery answered RETRY (an outcome could not be recorded: the
+ * database away) daprd redelivers as its Resiliency policy says, and
+ * once those retries run out dead-letters it itself, without a word.  So
+ * todod counts the deliveries of each event it answered RETRY (by
+ * CloudEvent id, in a table of REDELIVERIES_MAX entries, the least
+ * recently seen given up) and dead-letters the one max_deliveries allows
+ * itself, with the last reason.  (Deliveries todod never answered, being
+ * away, are not counted: those daprd may still dead-letter first.)
  *
  * Only once daprd has taken the dead letter is the delivery answered
  * SUCCESS.  If it does not take it, the answer is DROP: daprd then
@@ -27,6 +37,84 @@
 
 /* Header values and the URL stay small; the whole reason is in the log. */
 #define REASON_MAX 400
+#define REDELIVERIES_MAX 1024
+
+/* The deliveries of one event answered RETRY so far. */
+struct dapr_redelivery {
+	char id[128];
+	int64_t count;
+	int64_t seen_us;
+};
+
+/* The CloudEvent id of `m` (a JSON object's "id"), or false. */
+static bool event_id(const struct dapr_message *m, char *id, size_t size)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *root = json_tokener_parse_ex(tok, m->body, (int)m->len);
+	json_tokener_free(tok);
+	json_object *v;
+	bool found = root && json_object_object_get_ex(root, "id", &v) &&
+		     json_object_is_type(v, json_type_string) &&
+		     (size_t)snprintf(id, size, "%s", json_object_get_string(v)) < size;
+	json_object_put(root);
+	return found;
+}
+
+static struct dapr_redelivery *redelivery_find(struct dapr *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_redeliveries; i++)
+		if (strcmp(d->redeliveries[i].id, id) == 0)
+			return &d->redeliveries[i];
+	return NULL;
+}
+
+static void redelivery_drop(struct dapr *d, struct dapr_redelivery *r)
+{
+	*r = d->redeliveries[--d->n_redeliveries];
+}
+
+bool dapr_redelivery_last(struct dapr *d, const struct dapr_message *m, int64_t *deliveries)
+{
+	char id[128];
+	if (d->conf->max_deliveries == 0 || !event_id(m, id, sizeof id))
+		return false;
+	struct dapr_redelivery *r = redelivery_find(d, id);
+	if (!r) {
+		if (!d->redeliveries)
+			d->redeliveries = todod_xcalloc(REDELIVERIES_MAX, sizeof *d->redeliveries);
+		if (d->n_redeliveries == REDELIVERIES_MAX) {
+			struct dapr_redelivery *oldest = &d->redeliveries[0];
+			for (size_t i = 1; i < d->n_redeliveries; i++)
+				if (d->redeliveries[i].seen_us < oldest->seen_us)
+					oldest = &d->redeliveries[i];
+			redelivery_drop(d, oldest);
+		}
+		r = &d->redeliveries[d->n_redeliveries++];
+		*r = (struct dapr_redelivery){ .count = 0 };
+		snprintf(r->id, sizeof r->id, "%s", id);
+	}
+	r->seen_us = d->api->mono_us();
+	*deliveries = ++r->count;
+	if (r->count < d->conf->max_deliveries)
+		return false;
+	redelivery_drop(d, r);
+	return true;
+}
+
+void dapr_redelivery_settled(struct dapr *d, const struct dapr_message *m)
+{
+	char id[128];
+	struct dapr_redelivery *r;
+	if (d->n_redeliveries > 0 && event_id(m, id, sizeof id) && (r = redelivery_find(d, id)))
+		redelivery_drop(d, r);
+}
+
+void dapr_redeliveries_free(struct dapr *d)
+{
+	free(d->redeliveries);
+	d->redeliveries = NULL;
+	d->n_redeliveries = 0;
+}
 
 struct dead_letter {
 	struct dapr *d;
@@ -62,11 +150,10 @@ static void on_taken(const struct todod_transfer_result *res, void *arg)
 	free(dl);
 }
 
-int dapr_dead_letter(struct dapr *d, struct todod_http_req *req, const char *logical,
-		     const char *key, const char *reason, int attempts,
-		     void (*done)(bool taken, void *arg), void *arg)
+int dapr_dead_letter(struct dapr *d, const struct dapr_message *m, const char *reason,
+		     int attempts, void (*done)(bool taken, void *arg), void *arg)
 {
-	const char *physical = dapr_topic_physical(d, logical);
+	const char *physical = dapr_topic_physical(d, m->topic);
 	char why[REASON_MAX + 1], tries[16];
 	snprintf(why, sizeof why, "%s", reason ? reason : "no reason given");
 	cut_utf8(why, REASON_MAX);
@@ -74,8 +161,8 @@ int dapr_dead_letter(struct dapr *d, struct todod_http_req *req, const char *log
 	const char *metadata[13] = { "todod-dlq-reason", why, "todod-dlq-attempts", tries,
 				     "todod-dlq-topic", physical };
 	size_t n = 6;
-	const char *partition = d->api->http_header(req, "__partition");
-	const char *offset = d->api->http_header(req, "__offset");
+	const char *partition = d->api->http_header(m->req, "__partition");
+	const char *offset = d->api->http_header(m->req, "__offset");
 	if (partition && offset) {
 		metadata[n++] = "todod-dlq-partition";
 		metadata[n++] = partition;
@@ -87,10 +174,8 @@ int dapr_dead_letter(struct dapr *d, struct todod_http_req *req, const char *log
 	struct dead_letter *dl = todod_xcalloc(1, sizeof *dl);
 	*dl = (struct dead_letter){ .d = d, .done = done, .arg = arg };
 	snprintf(dl->topic, sizeof dl->topic, "%s-dlq", physical);
-	size_t len;
-	const void *body = d->api->http_body(req, &len);
-	const struct dapr_raw_publish rp = { .topic = dl->topic, .key = key, .metadata = metadata,
-					     .body = body ? body : "", .len = body ? len : 0 };
+	const struct dapr_raw_publish rp = { .topic = dl->topic, .key = m->key,
+					     .metadata = metadata, .body = m->body, .len = m->len };
 	struct todod_err err = { "" };
 	if (dapr_publish_raw(d, &rp, on_taken, dl, free, &err) != 0) {
 		d->api->log(d->ctx, TODOD_LOG_WARN, "cannot send the dead letter to %s (%s); daprd "

@@ -46,6 +46,7 @@ struct dapr_job_queue {
 	struct job_changes sending;      /* in flight to daprd */
 	size_t n_waiting, n_sending;
 	bool scheduler_down;             /* the last call failed */
+	bool said_down;                  /* ... and that was logged */
 	bool said_full;                  /* a change was given up this outage */
 	int64_t backoff_ms;
 	struct todod_timer *retry;
@@ -110,21 +111,23 @@ static void scheduler_failed(struct dapr_job_queue *q, const char *job,
 	char text[600];
 	dapr_failure_text(res, text, sizeof text);
 	d->api->metric_add(d->job_failures, 1);
-	/* With the sidecar away that is said there. */
-	if (!q->scheduler_down && !(res->status == 0 && !d->sidecar_up))
-		d->api->log(d->ctx, TODOD_LOG_WARN,
-			    "daprd did not take job %s (%s): is the Dapr scheduler running? "
-			    "Jobs wait and are tried again; reminders due meanwhile fire from the "
-			    "reminders plugin's scan", job, text);
 	q->scheduler_down = true;
+	/* With the sidecar away that is said there. */
+	if (q->said_down || (res->status == 0 && !d->sidecar_up))
+		return;
+	d->api->log(d->ctx, TODOD_LOG_WARN,
+		    "daprd did not take job %s (%s): is the Dapr scheduler running? Jobs wait and "
+		    "are tried again; reminders due meanwhile fire from the reminders plugin's "
+		    "scan", job, text);
+	q->said_down = true;
 }
 
 static void scheduler_answers(struct dapr_job_queue *q)
 {
-	if (q->scheduler_down)
+	if (q->said_down)
 		q->d->api->log(q->d->ctx, TODOD_LOG_INFO, "daprd takes jobs again%s",
 			       q->n_waiting ? "; the jobs that waited follow" : "");
-	q->scheduler_down = q->said_full = false;
+	q->scheduler_down = q->said_down = q->said_full = false;
 	q->backoff_ms = 0;
 	q->d->api->timer_del(&q->retry);
 }

@@ -183,8 +183,6 @@ def test_each_event_reaches_a_subscriber_once_through_daprd(make_fleet):
 
 def test_not_a_cloudevent_is_dropped_with_the_reason_and_dead_lettered(fleet, redis):
     f = fleet
-    # JSON, or daprd itself refuses it before todod sees it ("error
-    # deserializing cloud event", logged by daprd only).
     resp = f.d.publish("task-recurrence", b'{"task_id": 47, "note": "this is no event"}',
                        metadata={"rawPayload": "true"})
     assert resp.status == 204, resp
@@ -228,7 +226,8 @@ def test_calls_without_the_app_token_are_refused(fleet):
     subs = {s["topic"]: s for s in resp.json()}
     assert subs["task-recurrence"] == {"pubsubname": "pubsub", "topic": "task-recurrence",
                                        "route": "/dapr/events/task-recurrence",
-                                       "deadLetterTopic": "task-recurrence-dlq"}, subs
+                                       "deadLetterTopic": "task-recurrence-dlq",
+                                       "metadata": {"rawPayload": "true"}}, subs
     log = f.t.log()
     assert APP_TOKEN not in log and API_TOKEN not in log
     assert " error " not in log
