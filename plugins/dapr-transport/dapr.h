@@ -7,7 +7,10 @@
  *   dapr_publish.c  publishing through daprd's pub/sub API
  *   dapr_app.c      what daprd calls on todod's listener: the subscription
  *                   list, deliveries, job callbacks; the app token
+ *   dapr_dlq.c      dead letters with the reason, published by todod
  *   dapr_jobs.c     reminder timing from Dapr Jobs (trigger reminders.due)
+ *   dapr_job_queue.c  job changes on their way to the scheduler, kept and
+ *                   tried again while it does not take them
  *   dapr_state.c    the inbox driver "dapr-state" over the state API
  *   dapr_secrets.c  the secret resolver "dapr" over the secrets API
  *
@@ -34,6 +37,8 @@ struct dapr_conf {
 	bool jobs;
 	char *statestore;
 	int64_t inbox_ttl_ms;     /* 0: inbox entries are kept for ever */
+	int64_t max_deliveries;   /* RETRY answers to one event before todod
+				   * dead-letters it; 0: never (daprd does) */
 	struct todod_list topics; /* "logical=physical" from topic.<logical> = <physical> */
 };
 
@@ -42,6 +47,7 @@ struct dapr_delivery;
 struct dapr_deferred;
 struct dapr_jobs;
 struct dapr_lookup;
+struct dapr_redelivery;
 
 struct dapr {
 	const struct todod_api *api;
@@ -71,10 +77,17 @@ struct dapr {
 	bool started;             /* start() ran: the subscriptions are known */
 	STAILQ_HEAD(, dapr_deferred) deferred; /* daprd's calls before that */
 	LIST_HEAD(, dapr_lookup) lookups;      /* secrets being resolved */
+	struct dapr_redelivery *redeliveries;  /* events answered RETRY (dapr_dlq.c) */
+	size_t n_redeliveries;
 	struct dapr_jobs *jobs;   /* NULL with jobs = no */
 	struct todod_transport transport;
 	struct todod_inbox_driver inbox;
 	struct todod_secret_resolver resolver;
+
+	/* Calls refused for a wrong or missing app token: when that was last
+	 * logged (mono µs, 0: never) and how many were not since. */
+	int64_t refusals_logged_us;
+	int64_t refusals_unlogged;
 
 	bool draining;
 	todod_drained_cb drained;
@@ -134,9 +147,28 @@ bool dapr_append(char *buf, size_t size, const char *s);
  * differ. */
 bool dapr_same_secret(const char *given, const char *secret);
 
+/* The bytes of padded standard base64 `in` (NUL-terminated for
+ * convenience, `*out_len` without it; free() them), or NULL when `in` is
+ * not that. */
+char *dapr_base64_decode(const char *in, size_t *out_len);
+
 /* ---- dapr_publish.c ---- */
 /* The transport's publish(): `done` fires once, OK on daprd's 204. */
 int dapr_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg);
+
+struct dapr_raw_publish {
+	const char *topic;         /* physical */
+	const char *key;           /* the partition key; NULL: none */
+	const char *const *metadata; /* "name", "value", ..., NULL; NULL: none */
+	const void *body;          /* sent as it is (rawPayload) */
+	size_t len;
+	const char *traceparent;   /* NULL: none */
+};
+
+/* POST /v1.0/publish/{pubsub}/{topic}?metadata.rawPayload=true&... with
+ * `rp->body`: the one way todod publishes, events and dead letters. */
+int dapr_publish_raw(struct dapr *d, const struct dapr_raw_publish *rp, todod_transfer_cb done,
+		     void *arg, void (*forget)(void *arg), struct todod_err *err);
 
 /* ---- dapr_app.c ---- */
 int dapr_app_routes(struct dapr *d, struct todod_err *err);
@@ -153,12 +185,48 @@ bool dapr_app_defer(struct dapr *d, struct todod_http_req *req, todod_http_handl
 /* start() ran: serve what waited. */
 void dapr_app_started(struct dapr *d);
 
+/* ---- dapr_dlq.c ---- */
+/* A message daprd delivered, as the broker holds it. */
+struct dapr_message {
+	struct todod_http_req *req; /* daprd's call, not answered yet */
+	const char *topic;         /* logical, lives as long as `wanted` */
+	const char *key;           /* the message key daprd passed on; may be NULL */
+	const char *body;          /* the broker's bytes */
+	size_t len;
+};
+
+/* A delivery of `m` is to be answered RETRY: counts it (`*deliveries`)
+ * and says whether it was the last one max_deliveries allows, which the
+ * caller then dead-letters. */
+bool dapr_redelivery_last(struct dapr *d, const struct dapr_message *m, int64_t *deliveries);
+/* `m` was handled or dead-lettered: its count goes. */
+void dapr_redelivery_settled(struct dapr *d, const struct dapr_message *m);
+void dapr_redeliveries_free(struct dapr *d);
+
+/* Publishes `m` to <topic>-dlq with `reason` and `attempts` as metadata;
+ * `done(taken, arg)` fires once, not from inside this call.  -1 (logged)
+ * when the call could not be started. */
+int dapr_dead_letter(struct dapr *d, const struct dapr_message *m, const char *reason,
+		     int attempts, void (*done)(bool taken, void *arg), void *arg);
+
 /* ---- dapr_jobs.c ---- */
 int dapr_jobs_init(struct dapr *d, struct todod_err *err);
 void dapr_jobs_start(struct dapr *d);
 /* The sidecar answers (again): register the periodic safety job. */
 void dapr_jobs_sidecar_up(struct dapr *d);
 void dapr_jobs_free(struct dapr *d);
+
+/* ---- dapr_job_queue.c ---- */
+struct dapr_job_queue;
+struct dapr_job_queue *dapr_job_queue_new(struct dapr *d);
+/* Job `name` is to be `body` (the job as JSON, copied; NULL: deleted).
+ * `delivery` (may be NULL) is answered OK once daprd has taken it, or at
+ * once when it has to wait for the scheduler. */
+void dapr_job_put(struct dapr_job_queue *q, const char *name, const char *body,
+		  struct todod_delivery *delivery);
+/* The sidecar is back: try what waits now. */
+void dapr_job_queue_kick(struct dapr_job_queue *q);
+void dapr_job_queue_free(struct dapr_job_queue *q);
 
 /* ---- dapr_state.c ---- */
 /* Provides the inbox driver "dapr-state". */

@@ -10,15 +10,21 @@
  * inbox first (a redelivery is answered at once), then the subscribers,
  * with the core's retries, and is answered once the bus settled it:
  * {"status":"SUCCESS"} when handled, "RETRY" when an outcome could not be
- * recorded (daprd redelivers as its Resiliency policy says), "DROP" when
- * it can never be handled (daprd publishes it to the dead-letter topic).
- * The body is the event either as it was published (header Rawpayload:
- * true: dapr-transport's and kafka-direct's bytes) or re-serialised by
- * daprd with its attributes added (a CloudEvent published without
- * rawPayload); the core reads both and ignores what it does not know.
+ * recorded (daprd redelivers as its Resiliency policy says).  One that can
+ * never be handled todod dead-letters itself, with the reason
+ * (dapr_dlq.c), and answers SUCCESS once daprd has taken the dead letter.
+ * Every subscription asks daprd for the broker's bytes (metadata
+ * rawPayload), which daprd wraps in a CloudEvent of its own with the
+ * bytes in data_base64: those bytes go to the bus as they are, whatever
+ * they are, so a message that is not JSON at all reaches the core too,
+ * is refused there with the reason, and is dead-lettered with it, like
+ * kafka-direct's.  They are the event as dapr-transport or kafka-direct
+ * published it, or daprd's re-serialisation of a CloudEvent published
+ * through daprd without rawPayload; the core reads both.
  *
  * The answer is one small write (evhttp sends the header block and the
  * body together), so Nagle never holds it back waiting for an ACK. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +36,13 @@
 struct dapr_delivery {
 	LIST_ENTRY(dapr_delivery) link;
 	struct dapr *d;
-	struct todod_http_req *req;
-	const char *topic;        /* logical, lives as long as `wanted` */
+	struct dapr_message msg;
+	char *unwrapped;          /* msg.body when it came in data_base64 */
 };
+
+/* A caller that gets the token wrong usually does so on every call:
+ * said at most once per this interval, with the count of the others. */
+#define REFUSAL_LOG_INTERVAL_US (60 * 1000000LL)
 
 bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 {
@@ -43,10 +53,23 @@ bool dapr_app_authorized(struct dapr *d, struct todod_http_req *req)
 	if (given && dapr_same_secret(given, secret))
 		return true;
 	/* A caller's mistake (or daprd without APP_API_TOKEN): not ours to
-	 * log as an error. */
-	d->api->log(d->ctx, TODOD_LOG_WARN, "refused %s from %s: %s dapr-api-token (option "
-		    "app_token; daprd sends the one in its APP_API_TOKEN)",
-		    d->api->http_path(req), d->api->http_peer(req), given ? "wrong" : "no");
+	 * log as an error, and not a line per call. */
+	int64_t now = d->api->mono_us();
+	if (d->refusals_logged_us && now - d->refusals_logged_us < REFUSAL_LOG_INTERVAL_US) {
+		d->refusals_unlogged++;
+	} else {
+		char others[96] = "";
+		if (d->refusals_unlogged)
+			snprintf(others, sizeof others, " (and %" PRId64 " other refusal%s since the "
+				 "last such line)", d->refusals_unlogged,
+				 d->refusals_unlogged == 1 ? "" : "s");
+		d->api->log(d->ctx, TODOD_LOG_WARN, "refused %s from %s: %s dapr-api-token (option "
+			    "app_token; daprd sends the one in its APP_API_TOKEN)%s; said at most "
+			    "once a minute", d->api->http_path(req), d->api->http_peer(req),
+			    given ? "wrong" : "no", others);
+		d->refusals_logged_us = now;
+		d->refusals_unlogged = 0;
+	}
 	d->api->http_reply_error(req, 401, "UNAUTHORIZED",
 				 "this call needs the app API token in header dapr-api-token");
 	return false;
@@ -101,6 +124,9 @@ static void serve_subscribe(struct todod_http_req *req, void *arg)
 		json_object_object_add(sub, "topic", json_object_new_string(physical));
 		json_object_object_add(sub, "route", json_object_new_string(route));
 		json_object_object_add(sub, "deadLetterTopic", json_object_new_string(dead_letter));
+		json_object *metadata = json_object_new_object();
+		json_object_object_add(metadata, "rawPayload", json_object_new_string("true"));
+		json_object_object_add(sub, "metadata", metadata);
 		json_object_array_add(list, sub);
 	}
 	size_t len;
@@ -121,35 +147,67 @@ static void reply_status(struct dapr *d, struct todod_http_req *req, const char 
 static void delivery_free(struct dapr_delivery *dl)
 {
 	LIST_REMOVE(dl, link);
+	free(dl->unwrapped);
 	free(dl);
+}
+
+static void settle(struct dapr_delivery *dl, const char *status)
+{
+	struct dapr *d = dl->d;
+	reply_status(d, dl->msg.req, status);
+	delivery_free(dl);
+	dapr_settled(d);
+}
+
+static void on_dead_lettered(bool taken, void *arg)
+{
+	struct dapr_delivery *dl = arg;
+	/* Not taken: daprd's own dead letter, without the reason, rather
+	 * than redelivering what can never be handled. */
+	settle(dl, taken ? "SUCCESS" : "DROP");
+}
+
+static void dead_letter(struct dapr_delivery *dl, const char *reason, int attempts)
+{
+	struct dapr *d = dl->d;
+	/* What came on the topic is at fault, or what todod depends on: not
+	 * todod itself, so a warning. */
+	d->api->metric_add(d->deliveries_drop, 1);
+	d->api->log(d->ctx, TODOD_LOG_WARN, "delivery on %s goes to %s-dlq: %s", dl->msg.topic,
+		    dapr_topic_physical(d, dl->msg.topic), reason);
+	if (dapr_dead_letter(d, &dl->msg, reason, attempts, on_dead_lettered, dl) != 0)
+		settle(dl, "DROP");
 }
 
 static void on_settled(enum todod_result result, const char *reason, int attempts, void *arg)
 {
 	struct dapr_delivery *dl = arg;
 	struct dapr *d = dl->d;
+	char why[700];
+	int64_t deliveries;
 	switch (result) {
 	case TODOD_OK:
 		d->api->metric_add(d->deliveries_ok, 1);
-		reply_status(d, dl->req, "SUCCESS");
-		break;
+		dapr_redelivery_settled(d, &dl->msg);
+		settle(dl, "SUCCESS");
+		return;
 	case TODOD_RETRY:
+		if (dapr_redelivery_last(d, &dl->msg, &deliveries)) {
+			snprintf(why, sizeof why, "not handled in %" PRId64 " deliveries: %s",
+				 deliveries, reason ? reason : "no reason given");
+			dead_letter(dl, why, (int)deliveries);
+			return;
+		}
 		d->api->metric_add(d->deliveries_retry, 1);
 		d->api->log(d->ctx, TODOD_LOG_DEBUG, "delivery on %s: daprd redelivers it (%s)",
-			    dl->topic, reason ? reason : "no reason given");
-		reply_status(d, dl->req, "RETRY");
-		break;
+			    dl->msg.topic, reason ? reason : "no reason given");
+		settle(dl, "RETRY");
+		return;
 	default:
-		d->api->metric_add(d->deliveries_drop, 1);
-		/* What came on the topic is at fault, not todod: a warning. */
-		d->api->log(d->ctx, TODOD_LOG_WARN,
-			    "delivery on %s dropped, daprd dead-letters it to %s-dlq: %s", dl->topic,
-			    dapr_topic_physical(d, dl->topic), reason ? reason : "no reason given");
-		reply_status(d, dl->req, "DROP");
-		break;
+		dapr_redelivery_settled(d, &dl->msg);
+		dead_letter(dl, reason ? reason : "no reason given", attempts);
+		return;
 	}
-	delivery_free(dl);
-	dapr_settled(d);
 }
 
 static const char *wanted_topic(const struct dapr *d, const char *logical)
@@ -158,6 +216,27 @@ static const char *wanted_topic(const struct dapr *d, const char *logical)
 		if (strcmp(d->wanted[i], logical) == 0)
 			return d->wanted[i];
 	return NULL;
+}
+
+/* The broker's bytes from daprd's wrapper (a subscription with
+ * rawPayload): {"data_base64": ..., "datacontenttype":
+ * "application/octet-stream", ...}; NULL for a body that is not one,
+ * which is then taken as it is. */
+static char *broker_bytes(const char *body, size_t len, size_t *out_len)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
+	json_object *data, *type;
+	char *bytes = NULL;
+	if (root && json_object_object_get_ex(root, "data_base64", &data) &&
+	    json_object_is_type(data, json_type_string) &&
+	    json_object_object_get_ex(root, "datacontenttype", &type) &&
+	    json_object_is_type(type, json_type_string) &&
+	    strcmp(json_object_get_string(type), "application/octet-stream") == 0)
+		bytes = dapr_base64_decode(json_object_get_string(data), out_len);
+	json_object_put(root);
+	return bytes;
 }
 
 static void serve_delivery(struct todod_http_req *req, void *arg)
@@ -177,22 +256,25 @@ static void serve_delivery(struct todod_http_req *req, void *arg)
 		reply_status(d, req, "RETRY"); /* another replica, or this one after the restart */
 		return;
 	}
-	size_t len;
-	const void *body = d->api->http_body(req, &len);
-	struct dapr_delivery *dl = todod_xcalloc(1, sizeof *dl);
-	*dl = (struct dapr_delivery){ .d = d, .req = req, .topic = topic };
-	LIST_INSERT_HEAD(&d->deliveries, dl, link);
 	/* Kafka names the message key __key; other brokers pass on the
 	 * publisher's partitionKey. */
 	const char *key = d->api->http_header(req, "__key");
 	if (!key)
 		key = d->api->http_header(req, "Partitionkey");
+	struct dapr_delivery *dl = todod_xcalloc(1, sizeof *dl);
+	*dl = (struct dapr_delivery){ .d = d, .msg = { .req = req, .topic = topic, .key = key } };
+	LIST_INSERT_HEAD(&d->deliveries, dl, link);
+	const char *body = d->api->http_body(req, &dl->msg.len);
+	dl->msg.body = body ? body : "";
+	dl->unwrapped = broker_bytes(dl->msg.body, dl->msg.len, &dl->msg.len);
+	if (dl->unwrapped)
+		dl->msg.body = dl->unwrapped;
 	const struct todod_inbound in = {
 		.struct_size = sizeof in,
 		.topic = topic,
 		.key = key,
-		.raw = body ? body : "",
-		.len = body ? len : 0,
+		.raw = dl->msg.body,
+		.len = dl->msg.len,
 		.done = on_settled,
 		.arg = dl,
 	};
@@ -224,7 +306,7 @@ void dapr_app_free(struct dapr *d)
 	}
 	while (!LIST_EMPTY(&d->deliveries)) {
 		struct dapr_delivery *dl = LIST_FIRST(&d->deliveries);
-		reply_status(d, dl->req, "RETRY");
+		reply_status(d, dl->msg.req, "RETRY");
 		delivery_free(dl);
 	}
 }

@@ -259,6 +259,7 @@ static void dapr_destroy(void *state)
 	dapr_calls_forget(d);
 	dapr_secrets_free(d);
 	dapr_app_free(d);
+	dapr_redeliveries_free(d);
 	dapr_jobs_free(d);
 	for (size_t i = 0; i < d->n_wanted; i++)
 		free(d->wanted[i]);
@@ -298,6 +299,12 @@ static const struct todod_opt dapr_options[] = {
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(inbox_ttl_ms), .max = 3650LL * 86400000,
 	  .description = "How long dapr-state keeps an inbox entry (longer than a broker keeps "
 			 "a message that could come again); 0: for ever" },
+	{ .key = "max_deliveries", .type = TODOD_OPT_INT, .default_value = "31",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(max_deliveries), .min = 0, .max = 10000,
+	  .description = "Deliveries of one event answered RETRY (an outcome could not be "
+			 "recorded) before todod dead-letters it with the reason; keep it at most "
+			 "the Resiliency policy's maxRetries + 1 (contrib/dapr: 31), or daprd "
+			 "dead-letters it first, without the reason; 0: leave it to daprd" },
 	{ .key = "topic.", .type = TODOD_OPT_PREFIX, .flags = TODOD_OPT_NO_RELOAD,
 	  .offset = OPT(topics),
 	  .description = "Broker name of a topic: topic.task-events = prod.task-events (as "

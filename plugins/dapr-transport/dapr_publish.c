@@ -118,6 +118,45 @@ static int refuse(struct publish *p, const char *why)
 	return 0;
 }
 
+/* The path of a raw publish to `topic` keyed by `key` (may be NULL), with
+ * `metadata` ("name", "value" pairs, NULL-terminated; may be NULL) as
+ * metadata.<name> query parameters. */
+static bool publish_path(const struct dapr *d, char *path, size_t size, const char *topic,
+			 const char *key, const char *const *metadata)
+{
+	snprintf(path, size, "/v1.0/publish/");
+	if (!dapr_escape(path, size, d->conf->pubsub) || !dapr_append(path, size, "/") ||
+	    !dapr_escape(path, size, topic) ||
+	    !dapr_append(path, size, "?metadata.rawPayload=true") ||
+	    (key && (!dapr_append(path, size, "&metadata.partitionKey=") ||
+		     !dapr_escape(path, size, key))))
+		return false;
+	for (size_t i = 0; metadata && metadata[i]; i += 2)
+		if (!dapr_append(path, size, "&metadata.") ||
+		    !dapr_escape(path, size, metadata[i]) || !dapr_append(path, size, "=") ||
+		    !dapr_escape(path, size, metadata[i + 1]))
+			return false;
+	return true;
+}
+
+int dapr_publish_raw(struct dapr *d, const struct dapr_raw_publish *rp, todod_transfer_cb done,
+		     void *arg, void (*forget)(void *arg), struct todod_err *err)
+{
+	char path[4096];
+	if (!publish_path(d, path, sizeof path, rp->topic, rp->key, rp->metadata))
+		return todod_err_set(err, "the topic, the partition key or the metadata is too "
+				     "long for a URL");
+	const struct dapr_request rq = {
+		.method = "POST",
+		.path = path,
+		.content_type = "application/cloudevents+json",
+		.body = rp->body,
+		.body_len = rp->len,
+		.traceparent = rp->traceparent,
+	};
+	return dapr_call(d, &rq, done, arg, forget, err);
+}
+
 int dapr_publish(void *self, const struct todod_event *ev, todod_publish_cb done, void *arg)
 {
 	struct dapr *d = self;
@@ -127,24 +166,10 @@ int dapr_publish(void *self, const struct todod_event *ev, todod_publish_cb done
 	snprintf(p->topic, sizeof p->topic, "%s", topic);
 	if (!d->sidecar_up)
 		return refuse(p, d->why);
-
-	char path[2048] = "/v1.0/publish/";
-	if (!dapr_escape(path, sizeof path, d->conf->pubsub) || !dapr_append(path, sizeof path, "/") ||
-	    !dapr_escape(path, sizeof path, topic) ||
-	    !dapr_append(path, sizeof path, "?metadata.rawPayload=true") ||
-	    (ev->key && (!dapr_append(path, sizeof path, "&metadata.partitionKey=") ||
-			 !dapr_escape(path, sizeof path, ev->key))))
-		return refuse(p, "the topic or the partition key is too long for a URL");
-	const struct dapr_request rq = {
-		.method = "POST",
-		.path = path,
-		.content_type = "application/cloudevents+json",
-		.body = ev->raw,
-		.body_len = ev->raw_len,
-		.traceparent = ev->traceparent,
-	};
+	const struct dapr_raw_publish rp = { .topic = topic, .key = ev->key, .body = ev->raw,
+					     .len = ev->raw_len, .traceparent = ev->traceparent };
 	struct todod_err err = { "" };
-	if (dapr_call(d, &rq, on_published, p, publish_free, &err) != 0)
+	if (dapr_publish_raw(d, &rp, on_published, p, publish_free, &err) != 0)
 		return refuse(p, err.text);
 	return 0;
 }

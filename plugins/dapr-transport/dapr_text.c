@@ -1,7 +1,8 @@
 /* dapr_text.c - strings to and from daprd: URL escaping, the text of a
- * failed call, the app token's comparison.  No I/O, so the unit tests
+ * failed call, the app token's comparison, base64.  No I/O, so the unit tests
  * (tests/unit/test_dapr_text.c) take it as it is. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dapr.h"
@@ -67,4 +68,45 @@ bool dapr_append(char *buf, size_t size, const char *s)
 		return false;
 	memcpy(buf + used, s, n + 1);
 	return true;
+}
+
+static int base64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Go's encoding/base64 (StdEncoding), what daprd writes: padded to a
+ * multiple of four. */
+char *dapr_base64_decode(const char *in, size_t *out_len)
+{
+	size_t len = strlen(in);
+	if (len % 4 != 0)
+		return NULL;
+	size_t pad = len && in[len - 1] == '=' ? (len > 1 && in[len - 2] == '=' ? 2 : 1) : 0;
+	char *out = todod_xmalloc(len / 4 * 3 + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < len; i += 4) {
+		bool last = i + 4 == len;
+		uint32_t group = 0;
+		for (size_t k = 0; k < 4; k++) {
+			int v = base64_value((unsigned char)in[i + k]);
+			if (v < 0 && !(last && k >= 4 - pad)) {
+				free(out);
+				return NULL;
+			}
+			group = group << 6 | (uint32_t)(v < 0 ? 0 : v);
+		}
+		size_t bytes = last ? 3 - pad : 3;
+		for (size_t k = 0; k < bytes; k++)
+			out[n++] = (char)(group >> (16 - 8 * k) & 0xFF);
+	}
+	out[n] = '\0';
+	*out_len = n;
+	return out;
 }

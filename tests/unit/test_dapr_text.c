@@ -1,6 +1,7 @@
 /* test_dapr_text.c - dapr-transport's strings: what goes into a URL to
  * daprd, what an operator reads when daprd says no, and the app token's
  * comparison. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "dapr.h"
@@ -58,10 +59,31 @@ static void test_same_secret(void)
 	ok(!dapr_same_secret("", "s3cret"), "nor nothing");
 }
 
+static void test_base64(void)
+{
+	size_t len = 99;
+	char *out = dapr_base64_decode("eyJ0YXNrX2lkIjo0NSwidGl0bGUiOiJyYXcifQ==", &len);
+	ok(out && len == 28 && memcmp(out, "{\"task_id\":45,\"title\":\"raw\"}", 28) == 0,
+	   "daprd's data_base64 of a raw payload: the bytes as published");
+	free(out);
+	out = dapr_base64_decode("AP8=", &len);
+	ok(out && len == 2 && (unsigned char)out[0] == 0 && (unsigned char)out[1] == 0xFF,
+	   "binary bytes, one '='");
+	free(out);
+	out = dapr_base64_decode("", &len);
+	ok(out && len == 0, "nothing is nothing");
+	free(out);
+	ok(!dapr_base64_decode("abc", &len), "not a multiple of four");
+	ok(!dapr_base64_decode("ab=c", &len), "'=' inside");
+	ok(!dapr_base64_decode("ab c", &len), "a blank");
+	ok(!dapr_base64_decode("a===", &len), "three '='");
+}
+
 int main(void)
 {
 	test_escape();
 	test_failure_text();
 	test_same_secret();
+	test_base64();
 	return tap_done();
 }
