@@ -616,3 +616,23 @@ def test_grafana_dashboard_panels_and_label():
     off = helm.template(BASE)
     assert not objects(off, "ServiceMonitor") and not objects(off, "PrometheusRule")
     assert not objects(off, "ConfigMap", f"{FULLNAME}-dashboard")
+
+
+# ---- values.yaml documents every key ---------------------------------------------------
+
+@pytest.mark.parametrize("section", ["core", "mcp-tools", "reminders", "email", "recurrence",
+                                     "kafka-direct", "dapr-transport"])
+def test_values_yaml_names_every_option(todod_factory, section):
+    """Each option `todod --help-plugin` lists for the sections the chart
+    writes is named in values.yaml (set, or said where it comes from)."""
+    plugins = {} if section == "core" else {section: {}}
+    t = todod_factory(NO_DATABASE, plugins=plugins)
+    res = t.cli("--help-plugin", section)
+    assert res.returncode == EX_OK, res.stderr
+    keys = [line.split()[0] for line in res.stdout.splitlines()[2:] if line.strip()]
+    assert keys, res.stdout
+    with open(os.path.join(helm.CHART, "values.yaml")) as f:
+        text = f.read()
+    missing = [k for k in keys if not re.search(r"\b%s\b" % re.escape(k.removesuffix("<name>").rstrip(".")),
+                                                text)]
+    assert not missing, f"[{section}] keys values.yaml does not name: {missing}"
