@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from harness import helm, scalar
+from harness import ServiceUnavailable, helm, scalar
 from harness.tls import make_ca
 from harness.todod import SRCDIR, sanitizer_env
 
@@ -448,7 +448,8 @@ def test_dapr_annotations_scopes_and_rbac(variant):
 
     # todod talks to its own sidecar with the tokens daprd has.
     dapr = conf_sections(todod_conf(docs))["plugin.dapr-transport"]
-    assert dapr["http_endpoint"] == f"http://127.0.0.1:{ann['dapr.io/http-port']}"
+    # The injector gives daprd HTTP port 3500, whatever the pod says.
+    assert dapr["http_endpoint"] == "http://127.0.0.1:3500"
     assert dapr["pubsub"] == "pubsub"
     assert dapr["api_token"] == "env:DAPR_API_TOKEN"
     assert dapr["app_token"] == "env:APP_API_TOKEN"
@@ -636,3 +637,24 @@ def test_values_yaml_names_every_option(todod_factory, section):
     missing = [k for k in keys if not re.search(r"\b%s\b" % re.escape(k.removesuffix("<name>").rstrip(".")),
                                                 text)]
     assert not missing, f"[{section}] keys values.yaml does not name: {missing}"
+
+
+def test_dapr_annotations_are_ones_the_injector_knows():
+    """Every dapr.io/ annotation the chart sets is one Dapr 1.18's sidecar
+    injector reads: its source is in the module cache contrib/build-dapr.sh
+    filled (a misspelt annotation is silently ignored by the injector)."""
+    bindir = os.environ.get("TODOD_DAPR_BINDIR") or os.path.join(
+        helm._cache(), "dapr-1.18.0", "bin")
+    source = os.path.join(os.path.dirname(bindir), "go", "pkg", "mod", "github.com", "dapr",
+                          "dapr@v1.18.0", "pkg", "injector", "annotations", "annotations.go")
+    if not os.path.exists(source):
+        raise ServiceUnavailable(f"no Dapr 1.18.0 source at {source}: run contrib/build-dapr.sh")
+    with open(source) as f:
+        known = set(re.findall(r'"(dapr\.io/[a-z0-9-]+)"', f.read()))
+    assert "dapr.io/app-id" in known
+    for variant in ("dapr", "dapr-redis"):
+        ann = deployment(render(variant))["spec"]["template"]["metadata"]["annotations"]
+        used = {k for k in ann if k.startswith("dapr.io/")}
+        assert used <= known, used - known
+    job = one(render("dapr"), "Job", f"{FULLNAME}-migrate")
+    assert set(job["spec"]["template"]["metadata"]["annotations"]) <= known
