@@ -215,3 +215,79 @@ def validate(docs, version):
         raise AssertionError(f"kubernetes-validate failed ({res.returncode}):\n"
                              f"{res.stderr[-3000:]}")
     return json.loads(res.stdout)
+
+
+# Runs in the venv: validates objects against CustomResourceDefinitions'
+# openAPIV3Schema (argv: a JSON file of {"objects": [...], "crds": [...]}).
+# Fields a schema does not declare are errors, as the API server's pruning
+# would drop them silently.
+_VALIDATE_CRD = r"""
+import json, sys
+import jsonschema
+
+def strict(schema):
+    if isinstance(schema, dict):
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema = dict(schema, additionalProperties=False)
+        return {k: strict(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+with open(sys.argv[1]) as f:
+    data = json.load(f)
+schemas = {}
+for crd in data["crds"]:
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    for v in crd["spec"]["versions"]:
+        schemas[(f"{group}/{v['name']}", kind)] = strict(v["schema"]["openAPIV3Schema"])
+out = []
+for doc in data["objects"]:
+    what = f"{doc['kind']}/{doc['metadata']['name']}"
+    schema = schemas.get((doc["apiVersion"], doc["kind"]))
+    if schema is None:
+        out.append({"object": what, "result": "no-schema"})
+        continue
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=str)
+    out.append({"object": what, "result": "invalid" if errors else "valid",
+                "message": "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}"
+                                     for e in errors[:5])})
+print(json.dumps(out))
+"""
+
+
+def validate_crd_objects(docs, crds):
+    """One verdict per object against the CRDs given (dicts)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"objects": docs, "crds": crds}, f)
+    try:
+        res = subprocess.run([validator_python(), "-c", _VALIDATE_CRD, f.name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             timeout=300)
+    finally:
+        os.unlink(f.name)
+    if res.returncode != 0:
+        raise AssertionError(f"CRD validation failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout)
+
+
+def dapr_crds():
+    """Dapr 1.18's CustomResourceDefinitions, read from the Dapr module
+    that contrib/build-dapr.sh downloaded (nothing of them is kept in this
+    project)."""
+    crd_dir = os.path.join(dapr_source_dir(), "charts", "dapr", "crds")
+    if not os.path.isdir(crd_dir):
+        raise ServiceUnavailable(f"no Dapr 1.18.0 CRDs in {crd_dir}: run contrib/build-dapr.sh")
+    crds = []
+    for name in sorted(os.listdir(crd_dir)):
+        with open(os.path.join(crd_dir, name)) as f:
+            crds.extend(d for d in yaml.safe_load_all(f)
+                        if d and d.get("kind") == "CustomResourceDefinition")
+    return crds
+
+
+def dapr_source_dir():
+    bindir = os.environ.get("TODOD_DAPR_BINDIR") or os.path.join(_cache(), "dapr-1.18.0", "bin")
+    return os.path.join(os.path.dirname(bindir), "go", "pkg", "mod", "github.com", "dapr",
+                        "dapr@v1.18.0")

@@ -1,9 +1,10 @@
 """The Kubernetes chart (k8s/helm/todod): linted and rendered by the real
 helm (4.3.2, built from its Go module), every rendered object validated
-against the Kubernetes schemas (kubernetes-validate), the todod.conf it
-renders checked by the build's todod -t, the migration Job's command run
-against a real PostgreSQL, and the Dapr components compared with the
-contrib/dapr files the dapr-transport tests run."""
+against the Kubernetes schemas (kubernetes-validate) and the Dapr objects
+against Dapr 1.18's own CRDs, the todod.conf it renders checked by the
+build's todod -t, the migration Job's command run against a real
+PostgreSQL, and the Dapr components compared with the contrib/dapr files
+the dapr-transport tests run."""
 
 import glob
 import json
@@ -519,8 +520,16 @@ def test_dapr_resources_are_the_contrib_files(variant, file):
             [m["name"] for m in want["spec"]["metadata"]]
     else:
         got = one(docs, want["kind"])
-    # Everything else the same, to the value.
-    assert got["spec"] == want["spec"]
+    # Everything else the same, to the value; but a Configuration's
+    # nameResolution, which Dapr's CRD wants with a version and a
+    # configuration (tested against the CRD below).
+    got_spec = dict(got["spec"])
+    if want["kind"] == "Configuration":
+        resolver = dict(got_spec.pop("nameResolution"))
+        assert resolver.pop("version") == "v1" and resolver.pop("configuration") == {}
+        assert resolver == want["spec"]["nameResolution"]
+        want = dict(want, spec={k: v for k, v in want["spec"].items() if k != "nameResolution"})
+    assert got_spec == want["spec"]
     assert got.get("auth") == want.get("auth")
     assert set(got) - set(want) <= {"scopes"}
 
@@ -643,10 +652,8 @@ def test_dapr_annotations_are_ones_the_injector_knows():
     """Every dapr.io/ annotation the chart sets is one Dapr 1.18's sidecar
     injector reads: its source is in the module cache contrib/build-dapr.sh
     filled (a misspelt annotation is silently ignored by the injector)."""
-    bindir = os.environ.get("TODOD_DAPR_BINDIR") or os.path.join(
-        helm._cache(), "dapr-1.18.0", "bin")
-    source = os.path.join(os.path.dirname(bindir), "go", "pkg", "mod", "github.com", "dapr",
-                          "dapr@v1.18.0", "pkg", "injector", "annotations", "annotations.go")
+    source = os.path.join(helm.dapr_source_dir(), "pkg", "injector", "annotations",
+                          "annotations.go")
     if not os.path.exists(source):
         raise ServiceUnavailable(f"no Dapr 1.18.0 source at {source}: run contrib/build-dapr.sh")
     with open(source) as f:
@@ -658,3 +665,19 @@ def test_dapr_annotations_are_ones_the_injector_knows():
         assert used <= known, used - known
     job = one(render("dapr"), "Job", f"{FULLNAME}-migrate")
     assert set(job["spec"]["template"]["metadata"]["annotations"]) <= known
+
+
+@pytest.mark.parametrize("variant", ["dapr", "dapr-redis"])
+def test_dapr_objects_match_dapr_crds(variant):
+    """The Dapr objects against the openAPIV3Schema of Dapr 1.18's own
+    CRDs (from its module, as build-dapr.sh downloaded it), undeclared
+    fields counting as errors."""
+    dapr = [d for d in render(variant) if d["apiVersion"].startswith("dapr.io/")]
+    verdicts = helm.validate_crd_objects(dapr, helm.dapr_crds())
+    assert len(verdicts) >= 5
+    bad = [v for v in verdicts if v["result"] != "valid"]
+    assert not bad, bad
+    # The check sees a misspelt field.
+    broken = dict(dapr[0], spec=dict(dapr[0]["spec"], verison="v1"))
+    (verdict,) = helm.validate_crd_objects([broken], helm.dapr_crds())
+    assert verdict["result"] == "invalid" and "verison" in verdict["message"], verdict
