@@ -1,17 +1,23 @@
 /* outbox.c - the relay from the outbox table to the transport.
  *
- * One batch at a time: claim (which also takes or renews the relay lease),
- * encode each row as a CloudEvent, hand the event with its encoding to
- * the transport (or the local bus), and once every event of the
- * batch has an answer, mark the acknowledged ones sent.  Events that share
- * a key (a task) are published one after the other, and the first failure
- * stops the rest of that key's chain, so a task's events never overtake
- * each other.  Failures back off exponentially; a broker or sidecar
- * outage delays events and never loses them. */
+ * The relay keeps up to `outbox_batch` events out at once and claims more
+ * while they are out: every claim also marks the events acknowledged since
+ * the previous one sent, and leaves out the events still with the
+ * transport.  So an event committed while others wait for their
+ * acknowledgement goes out after one round trip to the database, not
+ * after the slowest of a batch.
+ *
+ * Events that share a key (a task) are published one after the other: an
+ * event claimed while an earlier one of its key is out waits behind it.
+ * An event the transport did not acknowledge is published again after its
+ * own backoff, and what waits behind it keeps waiting, so a task's events
+ * never overtake each other and an outage delays events without losing
+ * them. */
 #include "outbox.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -27,14 +33,25 @@
 #define BACKOFF_MAX_MS 30000
 #define DEPTH_EVERY_MS 5000
 
-enum item_state { ITEM_WAITING, ITEM_SENDING, ITEM_ACKED, ITEM_FAILED, ITEM_SKIPPED };
+enum item_state {
+	ITEM_WAITING, /* behind an earlier event of its key */
+	ITEM_SENDING, /* with the transport */
+	ITEM_RESTING, /* not acknowledged: published again after its backoff */
+	ITEM_ACKED,   /* acknowledged: to be marked sent by the next claim */
+	ITEM_MARKING, /* in the claim that marks it sent */
+};
 
 struct item {
+	TAILQ_ENTRY(item) link;   /* the relay's items, in claim (commit) order */
 	struct outbox_relay *relay;
-	struct outbox_row *row;   /* its event, with source and raw set here */
-	char *raw;                /* the encoding row->ev.raw points to */
+	struct outbox_row row;    /* its event, with source and raw set here */
+	char *raw;                /* the encoding row.ev.raw points to */
 	enum item_state state;
+	struct item *behind;      /* the next event of its key, waiting for this one */
+	int64_t backoff_ms, retry_at_ms;
 };
+
+TAILQ_HEAD(item_list, item);
 
 struct outbox_relay {
 	struct event_base *base;
@@ -45,16 +62,21 @@ struct outbox_relay {
 	char *owner;
 	char *source;
 
-	struct event *wake;       /* next claim */
+	struct event *wake;       /* the next poll, or the end of a claim's backoff */
+	struct event *retry;      /* the earliest resting event's next attempt */
 	struct event *depth_timer;
-	struct event *renew;      /* keeps the lease while a batch waits for answers */
-	bool running, busy, kicked, stopping, closed;
-	int64_t backoff_ms;
-	bool complained;          /* the outage is logged once, not per retry */
+	struct event *renew;      /* keeps the lease while events are out */
+	bool running, stopping, closed;
+	bool claiming;            /* a claim is with the database */
+	bool wanted;              /* new rows may be waiting: a commit, a poll, a full claim */
+	bool claim_resting;       /* the last claim failed: wait for `wake` */
+	bool releasing;           /* drained: the lease is being handed over */
+	int64_t claim_backoff_ms;
+	bool complained;          /* an outage is logged once, not per retry */
 
-	struct outbox_row *rows;  /* the batch as claimed */
-	struct item *items;       /* one per row */
-	size_t n_items, unanswered;
+	struct item_list items;
+	size_t unanswered;        /* WAITING, SENDING and RESTING items */
+	size_t acked;             /* ACKED items */
 
 	void (*drained)(void *arg);
 	void *drained_arg;
@@ -64,17 +86,14 @@ struct outbox_relay {
 	struct metric *published, *failed, *latency;
 };
 
-static void claim(struct outbox_relay *r);
-static void release_lease(struct outbox_relay *r);
-static void renew_lease(evutil_socket_t fd, short what, void *arg);
+static void pump(struct outbox_relay *r);
+static void publish_item(struct item *it);
 
-static void schedule(struct outbox_relay *r, int64_t ms)
+static void arm(struct event *ev, int64_t ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	event_add(r->wake, &tv);
+	event_add(ev, &tv);
 }
-
-static void wake_cb(evutil_socket_t fd, short what, void *arg) { claim(arg); }
 
 /* A drain hands a ready transport everything committed so far (until
  * the drain's deadline), so other instances see it without waiting for
@@ -88,44 +107,6 @@ static bool flushes_at_drain(const struct outbox_relay *r)
 	return r->transport && r->transport->ready(r->transport->self, &why) == 0;
 }
 
-static void free_items(struct outbox_relay *r)
-{
-	for (size_t i = 0; r->items && i < r->n_items; i++)
-		free(r->items[i].raw);
-	store_outbox_rows_free(r->rows, r->n_items);
-	free(r->items);
-	r->rows = NULL;
-	r->items = NULL;
-	r->n_items = r->unanswered = 0;
-}
-
-static void batch_over(struct outbox_relay *r, bool failed)
-{
-	event_del(r->renew);
-	free_items(r);
-	r->busy = false;
-	if (r->stopping) {
-		if (failed || !flushes_at_drain(r))
-			release_lease(r);
-		else
-			claim(r);
-		return;
-	}
-	if (failed) {
-		r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : BACKOFF_MIN_MS;
-		if (r->backoff_ms > BACKOFF_MAX_MS)
-			r->backoff_ms = BACKOFF_MAX_MS;
-		schedule(r, r->backoff_ms);
-	} else {
-		if (r->complained)
-			log_info("outbox: events flow again");
-		r->complained = false;
-		r->backoff_ms = 0;
-		/* A full batch suggests more are waiting. */
-		schedule(r, 0);
-	}
-}
-
 static void complain(struct outbox_relay *r, const char *what, const char *why)
 {
 	if (!r->complained)
@@ -133,45 +114,114 @@ static void complain(struct outbox_relay *r, const char *what, const char *why)
 	r->complained = true;
 }
 
-static void marked_sent(const char *error, void *arg)
+static void recovered(struct outbox_relay *r)
 {
-	struct outbox_relay *r = arg;
-	if (r->closed)
-		return;
-	if (error)
-		complain(r, "could not mark events sent (they will be sent again)", error);
-	bool failed = error != NULL;
-	for (size_t i = 0; i < r->n_items && !failed; i++)
-		failed = r->items[i].state != ITEM_ACKED;
-	batch_over(r, failed);
+	if (r->complained)
+		log_info("outbox: events flow again");
+	r->complained = false;
 }
 
-static void settle_batch(struct outbox_relay *r)
+/* ---- items ------------------------------------------------------------------ */
+
+static void item_free(struct outbox_relay *r, struct item *it)
 {
-	size_t acked = 0;
-	int64_t *ids = todod_xmalloc(r->n_items * sizeof *ids);
-	for (size_t i = 0; i < r->n_items; i++)
-		if (r->items[i].state == ITEM_ACKED)
-			ids[acked++] = r->items[i].row->id;
-	if (acked == 0) {
-		free(ids);
-		batch_over(r, true);
-		return;
+	TAILQ_REMOVE(&r->items, it, link);
+	store_outbox_row_clear(&it->row);
+	free(it->raw);
+	free(it);
+}
+
+/* Give `it` and what waits behind it back to the outbox, unsent: a later
+ * claim (of this or another replica) takes them again, in order. */
+static void release_chain(struct outbox_relay *r, struct item *it)
+{
+	while (it) {
+		struct item *behind = it->behind;
+		r->unanswered--;
+		item_free(r, it);
+		it = behind;
 	}
-	store_outbox_sent(r->store, ids, acked, marked_sent, r);
-	free(ids);
 }
 
-static void publish_item(struct item *it);
-
-/* The next event of the same key, waiting behind `it`. */
-static struct item *next_of_key(struct outbox_relay *r, const struct item *it)
+/* Release every chain that `waits` says waits, looking again from the
+ * start after each (a chain may hold the item after it). */
+static void release_where(struct outbox_relay *r, struct item *(*waits)(struct item *it))
 {
-	for (struct item *n = (struct item *)it + 1; n < r->items + r->n_items; n++)
-		if (n->state == ITEM_WAITING && strcmp(n->row->ev.key, it->row->ev.key) == 0)
-			return n;
+	struct item *it = TAILQ_FIRST(&r->items);
+	while (it) {
+		struct item *chain = waits(it);
+		if (chain) {
+			release_chain(r, chain);
+			it = TAILQ_FIRST(&r->items);
+		} else {
+			it = TAILQ_NEXT(it, link);
+		}
+	}
+}
+
+/* Not acknowledged: it and what waits behind it. */
+static struct item *resting_chain(struct item *it)
+{
+	return it->state == ITEM_RESTING ? it : NULL;
+}
+
+/* What waits behind an event with the transport. */
+static struct item *waiting_chain(struct item *it)
+{
+	struct item *behind = it->state == ITEM_SENDING ? it->behind : NULL;
+	it->behind = behind ? NULL : it->behind;
+	return behind;
+}
+
+static bool is_out(const struct item *it)
+{
+	return it->state == ITEM_WAITING || it->state == ITEM_SENDING || it->state == ITEM_RESTING;
+}
+
+/* The last event of `key` still out (not yet acknowledged), if any. */
+static struct item *last_out_of_key(struct outbox_relay *r, const char *key)
+{
+	struct item *it;
+	TAILQ_FOREACH_REVERSE(it, &r->items, item_list, link)
+		if (is_out(it) && strcmp(it->row.ev.key, key) == 0)
+			return it;
 	return NULL;
 }
+
+static void arm_retry(struct outbox_relay *r)
+{
+	int64_t soonest = 0;
+	struct item *it;
+	TAILQ_FOREACH(it, &r->items, link)
+		if (it->state == ITEM_RESTING && (!soonest || it->retry_at_ms < soonest))
+			soonest = it->retry_at_ms;
+	event_del(r->retry);
+	if (soonest) {
+		int64_t wait = soonest - clock_mono_ms();
+		arm(r->retry, wait > 0 ? wait : 0);
+	}
+}
+
+static void retry_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct outbox_relay *r = arg;
+	int64_t now = clock_mono_ms();
+	struct item *it;
+	/* Publishing may answer at once (in process) and change the list, so
+	 * look again from the start after each one. */
+	for (bool again = true; again;) {
+		again = false;
+		TAILQ_FOREACH(it, &r->items, link)
+			if (it->state == ITEM_RESTING && it->retry_at_ms <= now) {
+				publish_item(it);
+				again = true;
+				break;
+			}
+	}
+	arm_retry(r);
+}
+
+/* ---- publishing ------------------------------------------------------------- */
 
 static void published(enum todod_result result, const char *reason, void *arg)
 {
@@ -179,43 +229,43 @@ static void published(enum todod_result result, const char *reason, void *arg)
 	struct outbox_relay *r = it->relay;
 	if (r->closed)
 		return;
-	struct item *next = next_of_key(r, it);
-	r->unanswered--;
-	if (result == TODOD_OK) {
+	if (result == TODOD_OK || result == TODOD_DROP) {
+		if (result == TODOD_OK) {
+			metric_add(r->published, 1);
+			metric_observe(r->latency,
+				       (double)(clock_wall_ms() - it->row.created_ms) / 1000.0);
+			recovered(r);
+		} else {
+			/* Cannot ever be delivered (e.g. not a valid event): keep it
+			 * out of the way rather than blocking its key forever. */
+			log_error("outbox: event %s on %s dropped by the transport: %s",
+				  it->row.ev.id, it->row.ev.topic, reason ? reason : "no reason given");
+			metric_add(r->failed, 1);
+		}
 		it->state = ITEM_ACKED;
-		metric_add(r->published, 1);
-		metric_observe(r->latency, (double)(clock_wall_ms() - it->row->created_ms) / 1000.0);
-	} else if (result == TODOD_DROP) {
-		/* Cannot ever be delivered (e.g. not a valid event): keep it out
-		 * of the way rather than blocking its key forever. */
-		log_error("outbox: event %s on %s dropped by the transport: %s", it->row->ev.id,
-			  it->row->ev.topic, reason ? reason : "no reason given");
-		it->state = ITEM_ACKED;
-		metric_add(r->failed, 1);
+		r->unanswered--;
+		r->acked++;
+		struct item *behind = it->behind;
+		it->behind = NULL;
+		if (behind && r->stopping && !flushes_at_drain(r))
+			release_chain(r, behind);
+		else if (behind)
+			publish_item(behind);
 	} else {
-		it->state = ITEM_FAILED;
 		metric_add(r->failed, 1);
 		complain(r, "transport did not acknowledge", reason ? reason : "no reason given");
-		/* Keep the key's order: what follows waits for the next batch. */
-		for (struct item *n = next; n; n = next_of_key(r, n)) {
-			n->state = ITEM_SKIPPED;
-			r->unanswered--;
+		if (r->stopping) {
+			release_chain(r, it);
+		} else {
+			it->state = ITEM_RESTING;
+			it->backoff_ms = it->backoff_ms ? it->backoff_ms * 2 : BACKOFF_MIN_MS;
+			if (it->backoff_ms > BACKOFF_MAX_MS)
+				it->backoff_ms = BACKOFF_MAX_MS;
+			it->retry_at_ms = clock_mono_ms() + it->backoff_ms;
+			arm_retry(r);
 		}
-		next = NULL;
 	}
-	if (next && r->stopping && !flushes_at_drain(r)) {
-		for (struct item *n = next; n; n = next_of_key(r, n)) {
-			n->state = ITEM_SKIPPED;
-			r->unanswered--;
-		}
-		next = NULL;
-	}
-	/* Decide before chaining: a chained publish may complete at once and
-	 * settle the batch itself. */
-	if (next)
-		publish_item(next);
-	else if (r->unanswered == 0)
-		settle_batch(r);
+	pump(r);
 }
 
 /* The in-process transport: the local bus answered for the event. */
@@ -231,86 +281,202 @@ static void publish_item(struct item *it)
 	if (!r->transport) {
 		const struct bus_sender relay = { .owner = r,
 						  .dead_letters = BUS_DEAD_LETTERS_STORED };
-		bus_dispatch_event(r->bus, &it->row->ev, dispatched, it, &relay);
+		bus_dispatch_event(r->bus, &it->row.ev, dispatched, it, &relay);
 		return;
 	}
-	if (r->transport->publish(r->transport->self, &it->row->ev, published, it) != 0)
+	if (r->transport->publish(r->transport->self, &it->row.ev, published, it) != 0)
 		published(TODOD_RETRY, "transport refused the event", it);
 }
 
-/* The row's event as it goes out: this instance's source, and its
- * CloudEvents encoding alongside. */
-static bool load_item(struct outbox_relay *r, struct outbox_row *row, struct item *it)
+/* ---- claiming --------------------------------------------------------------- */
+
+/* Queue a claimed row: encoded, and behind the last event of its key
+ * still out.  NULL when it can go out at once. */
+static struct item *add_item(struct outbox_relay *r, struct outbox_row *row, bool *ready)
 {
-	struct todod_event *ev = &row->ev;
-	ev->source = r->source;
+	struct item *it = todod_xcalloc(1, sizeof *it);
 	it->relay = r;
-	it->row = row;
-	it->raw = ce_encode(ev, &ev->raw_len);
-	ev->raw = it->raw;
+	it->row = *row;
+	it->row.ev.source = r->source;
+	it->raw = ce_encode(&it->row.ev, &it->row.ev.raw_len);
+	it->row.ev.raw = it->raw;
+	struct item *ahead = last_out_of_key(r, row->ev.key);
+	TAILQ_INSERT_TAIL(&r->items, it, link);
+	r->unanswered++;
+	if (!it->raw) {
+		/* Data that is not an object: no transport could carry it, and
+		 * claiming it again would only stop its key for good. */
+		log_error("outbox: event %s on %s cannot be encoded as a CloudEvent; marked sent "
+			  "without publishing", row->ev.id, row->ev.topic);
+		metric_add(r->failed, 1);
+		it->state = ITEM_ACKED;
+		r->unanswered--;
+		r->acked++;
+		*ready = false;
+		return it;
+	}
 	it->state = ITEM_WAITING;
-	return it->raw != NULL;
+	if (ahead)
+		ahead->behind = it;
+	*ready = ahead == NULL;
+	return it;
+}
+
+/* The claim that marked them sent succeeded. */
+static void forget_marked(struct outbox_relay *r)
+{
+	struct item *it = TAILQ_FIRST(&r->items);
+	while (it) {
+		struct item *next = TAILQ_NEXT(it, link);
+		if (it->state == ITEM_MARKING)
+			item_free(r, it);
+		it = next;
+	}
+}
+
+static void claim_failed(struct outbox_relay *r)
+{
+	if (r->stopping) {
+		/* No time to wait for the database: what was not marked sent
+		 * goes out again after the restart, and the consumers' inboxes
+		 * keep it from taking effect twice. */
+		forget_marked(r);
+		r->wanted = false;
+		pump(r);
+		return;
+	}
+	struct item *it;
+	TAILQ_FOREACH(it, &r->items, link)
+		if (it->state == ITEM_MARKING) {
+			it->state = ITEM_ACKED;
+			r->acked++;
+		}
+	r->claim_backoff_ms = r->claim_backoff_ms ? r->claim_backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (r->claim_backoff_ms > BACKOFF_MAX_MS)
+		r->claim_backoff_ms = BACKOFF_MAX_MS;
+	r->claim_resting = true;
+	arm(r->wake, r->claim_backoff_ms);
 }
 
 static void claimed(struct outbox_row *rows, size_t n_rows, const char *error, void *arg)
 {
 	struct outbox_relay *r = arg;
 	if (r->closed) {
-		store_outbox_rows_free(rows, n_rows);
+		for (size_t i = 0; i < n_rows; i++)
+			store_outbox_row_clear(&rows[i]);
 		return;
 	}
+	r->claiming = false;
 	if (error) {
 		complain(r, "cannot claim events", error);
-		batch_over(r, true);
+		claim_failed(r);
 		return;
 	}
-	if (n_rows == 0) {
-		r->busy = false;
-		r->backoff_ms = 0;
-		if (r->stopping)
-			release_lease(r);
-		else if (r->kicked)
-			schedule(r, 0);
-		else
-			schedule(r, r->conf.poll_interval_ms);
-		r->kicked = false;
-		return;
-	}
-	r->rows = rows;
-	r->n_items = n_rows;
-	r->items = todod_xcalloc(n_rows, sizeof *r->items);
+	r->claim_backoff_ms = 0;
+	forget_marked(r);
+	/* Queue every row first, then start the ones not waiting behind
+	 * another: a publish answered at once must find its successors. */
+	struct item **ready = n_rows ? todod_xcalloc(n_rows, sizeof *ready) : NULL;
+	size_t n_ready = 0;
 	for (size_t i = 0; i < n_rows; i++) {
-		if (!load_item(r, &rows[i], &r->items[i])) {
-			log_error("outbox: cannot encode event id %s; it stays in the outbox",
-				  rows[i].ev.id);
-			r->items[i].state = ITEM_SKIPPED;
+		bool now;
+		struct item *added = add_item(r, &rows[i], &now);
+		if (now)
+			ready[n_ready++] = added;
+	}
+	for (size_t i = 0; i < n_ready; i++)
+		publish_item(ready[i]);
+	free(ready);
+	if (!TAILQ_EMPTY(&r->items) && !event_pending(r->renew, EV_TIMEOUT, NULL))
+		arm(r->renew, r->conf.lease_ms / 3);
+	pump(r);
+}
+
+static void cleaned(const char *error, void *arg)
+{
+	if (error)
+		log_debug("outbox: cleanup failed: %s", error);
+}
+
+static void claim(struct outbox_relay *r, int limit)
+{
+	int64_t now = clock_wall_ms();
+	if (r->conf.retention_ms > 0 && now - r->last_cleanup_ms > 60000) {
+		r->last_cleanup_ms = now;
+		store_outbox_cleanup(r->store, r->conf.retention_ms, cleaned, r);
+	}
+	size_t n_out = r->unanswered + r->acked, n_sent = 0, n_in_flight = 0;
+	int64_t *ids = n_out ? todod_xmalloc(n_out * sizeof *ids) : NULL;
+	struct item *it;
+	/* Sent ids fill the array from the front, the rest from the back. */
+	TAILQ_FOREACH(it, &r->items, link) {
+		if (it->state == ITEM_ACKED) {
+			it->state = ITEM_MARKING;
+			ids[n_sent++] = it->row.id;
+		} else if (it->state != ITEM_MARKING) {
+			ids[n_out - ++n_in_flight] = it->row.id;
 		}
 	}
-	r->unanswered = 0;
-	for (size_t i = 0; i < r->n_items; i++)
-		if (r->items[i].state == ITEM_WAITING)
-			r->unanswered++;
-	if (r->unanswered == 0) {
-		batch_over(r, true);
+	r->acked = 0;
+	const struct outbox_claim c = {
+		.owner = r->owner, .lease_ms = (int)r->conf.lease_ms, .limit = limit,
+		.sent = ids, .n_sent = n_sent,
+		.in_flight = ids + n_out - n_in_flight, .n_in_flight = n_in_flight,
+	};
+	r->claiming = true;
+	r->wanted = false;
+	store_outbox_claim(r->store, &c, claimed, r);
+	free(ids);
+}
+
+static void lease_released(const char *error, void *arg)
+{
+	struct outbox_relay *r = arg;
+	if (r->closed)
+		return;
+	void (*cb)(void *) = r->drained;
+	r->drained = NULL;
+	if (cb)
+		cb(r->drained_arg);
+}
+
+/* Decide what the relay does next: claim now (for more events, or to
+ * mark acknowledged ones sent), wait for a commit or the next poll, or,
+ * draining, hand the lease over once nothing is left out. */
+static void pump(struct outbox_relay *r)
+{
+	if (r->closed || r->claiming || r->claim_resting || !(r->running || r->stopping))
+		return;
+	size_t cap = (size_t)r->conf.batch;
+	bool more = r->wanted && (!r->stopping || flushes_at_drain(r));
+	int limit = more && r->unanswered < cap ? (int)(cap - r->unanswered) : 0;
+	if (limit > 0 || r->acked > 0) {
+		claim(r, limit);
 		return;
 	}
-	/* A transport that waits for a broker can hold a batch longer than the
-	 * lease; another replica must not take over the same events then. */
-	struct timeval tv = { .tv_sec = r->conf.lease_ms / 3000,
-			      .tv_usec = (r->conf.lease_ms / 3 % 1000) * 1000 };
-	event_add(r->renew, &tv);
-	/* Start the first event of every key; the rest follow in order. */
-	size_t n = r->n_items;
-	for (size_t i = 0; i < n && r->items; i++) {
-		struct item *it = &r->items[i];
-		if (it->state != ITEM_WAITING)
-			continue;
-		bool first = true;
-		for (size_t j = 0; j < i && first; j++)
-			first = strcmp(r->items[j].row->ev.key, it->row->ev.key) != 0;
-		if (first)
-			publish_item(it);
+	if (TAILQ_EMPTY(&r->items))
+		event_del(r->renew);
+	if (!r->stopping) {
+		if (!r->wanted && !event_pending(r->wake, EV_TIMEOUT, NULL))
+			arm(r->wake, r->conf.poll_interval_ms);
+		return;
 	}
+	if (r->unanswered == 0 && r->drained && !r->releasing) {
+		/* Let another replica take over at once instead of after the
+		 * lease. */
+		r->releasing = true;
+		event_del(r->renew);
+		store_outbox_release(r->store, r->owner, lease_released, r);
+	}
+}
+
+/* The poll interval passed, or a failed claim's backoff. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct outbox_relay *r = arg;
+	r->claim_resting = false;
+	r->wanted = true;
+	pump(r);
 }
 
 static void lease_renewed(const char *error, void *arg)
@@ -320,30 +486,12 @@ static void lease_renewed(const char *error, void *arg)
 		log_debug("outbox: could not renew the relay lease: %s", error);
 }
 
+/* A transport that waits for a broker can hold events longer than the
+ * lease; another replica must not take over the same events then. */
 static void renew_lease(evutil_socket_t fd, short what, void *arg)
 {
 	struct outbox_relay *r = arg;
 	store_outbox_renew(r->store, r->owner, (int)r->conf.lease_ms, lease_renewed, r);
-}
-
-static void cleaned(const char *error, void *arg)
-{
-	if (error)
-		log_debug("outbox: cleanup failed: %s", error);
-}
-
-static void claim(struct outbox_relay *r)
-{
-	if (r->busy || r->closed)
-		return;
-	r->busy = true;
-	r->kicked = false;
-	int64_t now = clock_wall_ms();
-	if (r->conf.retention_ms > 0 && now - r->last_cleanup_ms > 60000) {
-		r->last_cleanup_ms = now;
-		store_outbox_cleanup(r->store, r->conf.retention_ms, cleaned, r);
-	}
-	store_outbox_claim(r->store, r->owner, (int)r->conf.lease_ms, r->conf.batch, claimed, r);
 }
 
 /* ---- depth gauges ------------------------------------------------------------ */
@@ -370,20 +518,16 @@ static double gauge_age(void *arg) { return ((struct outbox_relay *)arg)->oldest
 
 /* Something was committed locally: look now rather than at the next
  * poll.  The store calls this after every transaction that may have
- * written outbox rows. */
+ * written outbox rows.  A failed claim's backoff holds (a new commit is
+ * no reason to hammer a database that is down); a claim with the
+ * database is followed by another. */
 static void kick(void *arg)
 {
 	struct outbox_relay *r = arg;
 	if (!r->running || r->stopping)
 		return;
-	if (r->busy) {
-		r->kicked = true;
-		return;
-	}
-	/* Not waiting out a backoff: a new commit is no reason to hammer a
-	 * transport that is down. */
-	if (r->backoff_ms == 0)
-		schedule(r, 0);
+	r->wanted = true;
+	pump(r);
 }
 
 struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *store,
@@ -395,15 +539,17 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 	r->store = store;
 	r->bus = bus;
 	r->conf = *conf;
+	TAILQ_INIT(&r->items);
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s-%ld", instance, (long)getpid());
 	r->owner = todod_xstrdup(buf);
 	snprintf(buf, sizeof buf, "/todod/%s", instance);
 	r->source = todod_xstrdup(buf);
 	r->wake = evtimer_new(base, wake_cb, r);
+	r->retry = evtimer_new(base, retry_due, r);
 	r->depth_timer = event_new(base, -1, EV_PERSIST, depth_tick, r);
 	r->renew = event_new(base, -1, EV_PERSIST, renew_lease, r);
-	if (!r->wake || !r->depth_timer || !r->renew) {
+	if (!r->wake || !r->retry || !r->depth_timer || !r->renew) {
 		outbox_relay_free(r);
 		return NULL;
 	}
@@ -430,48 +576,36 @@ void outbox_relay_set_transport(struct outbox_relay *r, const struct todod_trans
 void outbox_relay_start(struct outbox_relay *r)
 {
 	r->running = true;
-	struct timeval tv = { .tv_sec = DEPTH_EVERY_MS / 1000, .tv_usec = 0 };
-	event_add(r->depth_timer, &tv);
+	arm(r->depth_timer, DEPTH_EVERY_MS);
 	depth_tick(-1, 0, r);
-	schedule(r, 0);
-}
-
-static void lease_released(const char *error, void *arg)
-{
-	struct outbox_relay *r = arg;
-	if (r->closed)
-		return;
-	void (*cb)(void *) = r->drained;
-	r->drained = NULL;
-	if (cb)
-		cb(r->drained_arg);
-}
-
-/* Let another replica take over at once instead of after the lease. */
-static void release_lease(struct outbox_relay *r)
-{
-	store_outbox_release(r->store, r->owner, lease_released, r);
+	r->wanted = true;
+	pump(r);
 }
 
 void outbox_relay_drain(struct outbox_relay *r, void (*done)(void *arg), void *arg)
 {
 	r->stopping = true;
+	r->running = false;
 	event_del(r->wake);
 	event_del(r->depth_timer);
 	r->drained = done;
 	r->drained_arg = arg;
-	if (r->busy)
-		return;
-	if (flushes_at_drain(r) && r->backoff_ms == 0)
-		claim(r);
-	else
-		release_lease(r);
+	/* What waits out a backoff stays in the outbox for the next start. */
+	release_where(r, resting_chain);
+	event_del(r->retry);
+	bool flush = flushes_at_drain(r) && !r->claim_resting;
+	r->claim_resting = false;
+	r->wanted = flush;
+	if (!flush)
+		release_where(r, waiting_chain);
+	pump(r);
 }
 
 void outbox_relay_close(struct outbox_relay *r)
 {
 	r->closed = r->stopping = true;
 	event_del(r->wake);
+	event_del(r->retry);
 	event_del(r->depth_timer);
 	event_del(r->renew);
 }
@@ -484,11 +618,14 @@ void outbox_relay_free(struct outbox_relay *r)
 	store_on_events_committed(r->store, NULL, NULL);
 	if (r->wake)
 		event_free(r->wake);
+	if (r->retry)
+		event_free(r->retry);
 	if (r->depth_timer)
 		event_free(r->depth_timer);
 	if (r->renew)
 		event_free(r->renew);
-	free_items(r);
+	while (!TAILQ_EMPTY(&r->items))
+		item_free(r, TAILQ_FIRST(&r->items));
 	free(r->owner);
 	free(r->source);
 	free(r);

@@ -52,28 +52,36 @@ typedef void (*store_done_cb)(const char *error, void *arg);
  * raw encoding (the relay knows its instance); its strings and data
  * belong to the row. */
 struct outbox_row {
-	int64_t id;          /* the outbox row, what store_outbox_sent takes */
+	int64_t id;          /* the outbox row, what outbox_claim.sent names */
 	int64_t created_ms;  /* commit time, ev.time as a number */
 	struct todod_event ev;
 	char *strings;       /* the block ev's strings point into */
 };
-/* `rows` are the callee's, to free with store_outbox_rows_free();
- * NULL and 0 on error. */
+/* The array is the store's and freed when the callback returns; what each
+ * row holds is the callee's, to release with store_outbox_row_clear()
+ * (copy the struct to keep it).  NULL and 0 on error. */
 typedef void (*store_outbox_rows_cb)(struct outbox_row *rows, size_t n, const char *error,
 				     void *arg);
-void store_outbox_rows_free(struct outbox_row *rows, size_t n);
+void store_outbox_row_clear(struct outbox_row *row);
 
-/* Take or renew the relay lease for `owner` (one relay at a time keeps
- * per-task order across replicas) and return up to `limit` unsent events
- * in commit order.  No rows when another owner holds the lease. */
-void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int limit,
+struct outbox_claim {
+	const char *owner;
+	int lease_ms;
+	int limit;
+	const int64_t *sent;       /* acknowledged: marked sent first, lease or not */
+	size_t n_sent;
+	const int64_t *in_flight;  /* still being published: never returned */
+	size_t n_in_flight;
+};
+/* Mark `sent`, take or renew the relay lease for `owner` (one relay at a
+ * time keeps per-task order across replicas) and return up to `limit`
+ * unsent events in commit order, leaving out `in_flight`.  No rows when
+ * another owner holds the lease. */
+void store_outbox_claim(struct store *st, const struct outbox_claim *claim,
 			store_outbox_rows_cb cb, void *arg);
 /* Only take or renew the lease. */
 void store_outbox_renew(struct store *st, const char *owner, int lease_ms,
 			store_done_cb cb, void *arg);
-/* Mark the rows of `ids` (outbox_row.id) sent. */
-void store_outbox_sent(struct store *st, const int64_t *ids, size_t n, store_done_cb cb,
-		       void *arg);
 void store_outbox_release(struct store *st, const char *owner, store_done_cb cb, void *arg);
 /* Append one event in its own transaction (bus_publish); data is JSON text. */
 void store_outbox_append(struct store *st, const char *topic, const char *type,

@@ -51,16 +51,32 @@ enum claim_column {
 	"SELECT id, event_id, topic, type, subject, key,"                                    \
 	" to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"      \
 	" floor(extract(epoch FROM created_at) * 1000)::bigint,"                             \
-	" data::text, traceparent FROM todod_outbox_claim($1, $2::int, $3::int)"
+	" data::text, traceparent"                                                           \
+	" FROM todod_outbox_claim($1, $2::int, $3::int, $4::bigint[], $5::bigint[])"
 
-static void claim_query(struct store *st, const char *owner, int lease_ms, int limit,
-			db_cb cb, void *arg)
+/* "{1,2,3}": a bigint[] literal, so a statement takes any number of ids. */
+static char *id_array(const int64_t *ids, size_t n)
+{
+	size_t cap = 3 + n * 21, len = 0;
+	char *array = todod_xcalloc(1, cap);
+	array[len++] = '{';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(array + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
+	array[len] = '}';
+	return array;
+}
+
+static void claim_query(struct store *st, const struct outbox_claim *claim, db_cb cb, void *arg)
 {
 	char lease[24], lim[24];
-	snprintf(lease, sizeof lease, "%d", lease_ms);
-	snprintf(lim, sizeof lim, "%d", limit);
-	const char *params[] = { owner, lease, lim };
-	db_query(store_pool(st), CLAIM_SQL, 3, params, cb, arg);
+	snprintf(lease, sizeof lease, "%d", claim->lease_ms);
+	snprintf(lim, sizeof lim, "%d", claim->limit);
+	char *sent = id_array(claim->sent, claim->n_sent);
+	char *in_flight = id_array(claim->in_flight, claim->n_in_flight);
+	const char *params[] = { claim->owner, lease, lim, sent, in_flight };
+	db_query(store_pool(st), CLAIM_SQL, 5, params, cb, arg);
+	free(sent);
+	free(in_flight);
 }
 
 /* Column `col` copied to *cursor; NULL when SQL NULL or, for an optional
@@ -114,24 +130,23 @@ static void claim_answered(PGresult *res, const char *error, void *arg)
 	for (size_t i = 0; i < n; i++)
 		row_load(res, (int)i, &rows[i]);
 	call->cb(rows, n, error, call->arg);
+	free(rows);
 	free(call);
 }
 
-void store_outbox_rows_free(struct outbox_row *rows, size_t n)
+void store_outbox_row_clear(struct outbox_row *row)
 {
-	for (size_t i = 0; i < n; i++) {
-		json_object_put(rows[i].ev.data);
-		free(rows[i].strings);
-	}
-	free(rows);
+	json_object_put(row->ev.data);
+	free(row->strings);
+	*row = (struct outbox_row){ 0 };
 }
 
-void store_outbox_claim(struct store *st, const char *owner, int lease_ms, int limit,
+void store_outbox_claim(struct store *st, const struct outbox_claim *claim,
 			store_outbox_rows_cb cb, void *arg)
 {
 	struct rows_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct rows_call){ cb, arg };
-	claim_query(st, owner, lease_ms, limit, claim_answered, call);
+	claim_query(st, claim, claim_answered, call);
 }
 
 void store_outbox_renew(struct store *st, const char *owner, int lease_ms,
@@ -140,27 +155,11 @@ void store_outbox_renew(struct store *st, const char *owner, int lease_ms,
 	struct done_call *call = todod_xcalloc(1, sizeof *call);
 	*call = (struct done_call){ cb, arg, NULL };
 	/* A claim of no rows only takes or renews the lease. */
-	claim_query(st, owner, lease_ms, 0, done_answered, call);
+	const struct outbox_claim lease_only = { .owner = owner, .lease_ms = lease_ms };
+	claim_query(st, &lease_only, done_answered, call);
 }
 
 /* ---- the rest of the outbox ---- */
-
-void store_outbox_sent(struct store *st, const int64_t *ids, size_t n, store_done_cb cb,
-		       void *arg)
-{
-	/* "{1,2,3}": one statement whatever the batch size. */
-	size_t cap = 3 + n * 21, len = 0;
-	char *array = todod_xcalloc(1, cap);
-	array[len++] = '{';
-	for (size_t i = 0; i < n; i++)
-		len += (size_t)snprintf(array + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
-	array[len++] = '}';
-	const char *params[] = { array };
-	query_done(st, false,
-		   "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-		   1, params, cb, arg);
-	free(array);
-}
 
 void store_outbox_release(struct store *st, const char *owner, store_done_cb cb, void *arg)
 {

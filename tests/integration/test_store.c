@@ -930,16 +930,33 @@ static void on_claim(struct outbox_row *rows, size_t n, const char *error, void 
 {
 	struct claim *c = arg;
 	c->done = 1;
-	c->rows = rows;
+	/* The array is the store's; the rows' contents are ours. */
+	c->rows = n ? memcpy(malloc(n * sizeof *rows), rows, n * sizeof *rows) : NULL;
 	c->n = n;
 	snprintf(c->error, sizeof c->error, "%s", error ? error : "");
 }
 
-static void claim_as(const char *owner, int limit, struct claim *c)
+static void claim_marking(const char *owner, int limit, const int64_t *sent, size_t n_sent,
+			  const int64_t *in_flight, size_t n_in_flight, struct claim *c)
 {
 	*c = (struct claim){ 0 };
-	store_outbox_claim(st, owner, 60000, limit, on_claim, c);
+	const struct outbox_claim claim = { .owner = owner, .lease_ms = 60000, .limit = limit,
+					    .sent = sent, .n_sent = n_sent,
+					    .in_flight = in_flight, .n_in_flight = n_in_flight };
+	store_outbox_claim(st, &claim, on_claim, c);
 	wait_for(&c->done, 1, 20);
+}
+
+static void claim_as(const char *owner, int limit, struct claim *c)
+{
+	claim_marking(owner, limit, NULL, 0, NULL, 0, c);
+}
+
+static void claim_free(struct claim *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		store_outbox_row_clear(&c->rows[i]);
+	free(c->rows);
 }
 
 struct answer {
@@ -1033,20 +1050,29 @@ static void test_outbox_rows(void)
 	claim_as("test-b", 1000, &other);
 	ok(other.error[0] == '\0' && other.n == 0, "claim: nothing while another owner holds the lease");
 
-	int64_t ids[2] = { c.rows[0].id, c.rows[1].id };
-	struct answer sent = { 0 }, released = { 0 };
-	store_outbox_sent(st, ids, 2, on_done, &sent);
-	store_outbox_release(st, "test-a", on_done, &released);
-	/* Two connections: either may answer first. */
-	wait_for(&sent.done, 1, 20);
-	wait_for(&released.done, 1, 20);
-	ok(sent.error[0] == '\0' && released.error[0] == '\0' &&
+	/* The owner marks two sent and, with the third still out, asks for
+	 * one more: the fourth. */
+	int64_t ids[3] = { c.rows[0].id, c.rows[1].id, c.rows[2].id };
+	struct claim next;
+	claim_marking("test-a", 1, ids, 2, ids + 2, 1, &next);
+	ok(next.error[0] == '\0' && next.n == 1 && next.rows[0].id == c.rows[3].id &&
 	   atol(sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == unsent - 2,
-	   "sent: two rows marked by their ids; the lease released");
-	store_outbox_rows_free(c.rows, c.n);
+	   "claim: marks the acknowledged sent and leaves out the one still out");
+	claim_free(&next);
+	/* Another owner's claim marks what it was given even without the
+	 * lease (acknowledged is acknowledged) and returns nothing. */
+	claim_marking("test-b", 1000, ids + 2, 1, NULL, 0, &other);
+	ok(other.error[0] == '\0' && other.n == 0 &&
+	   atol(sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) == unsent - 3,
+	   "claim: marks sent without the lease, returns nothing");
+	struct answer released = { 0 };
+	store_outbox_release(st, "test-a", on_done, &released);
+	wait_for(&released.done, 1, 20);
+	ok(released.error[0] == '\0', "the lease released");
+	claim_free(&c);
 	claim_as("test-b", 1, &other);
-	ok(other.n == 1 && other.rows[0].id > ids[1], "claim: another owner takes over, after the sent");
-	store_outbox_rows_free(other.rows, other.n);
+	ok(other.n == 1 && other.rows[0].id > ids[2], "claim: another owner takes over, after the sent");
+	claim_free(&other);
 	struct answer again = { 0 };
 	store_outbox_release(st, "test-b", on_done, &again);
 	wait_for(&again.done, 1, 20);
