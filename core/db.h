@@ -1,11 +1,12 @@
 /* db.h - a small asynchronous PostgreSQL pool driven by the loop.
  *
  * Every connection is non-blocking libpq (PQconnectStart/PQconnectPoll,
- * PQsendQueryParams, PQconsumeInput) watched by libevent.  One statement
- * runs per connection at a time; the rest wait in a FIFO queue.  A lost
- * connection is re-established with capped exponential backoff; while no
- * connection is up, queued and new statements fail at once with a clear
- * error instead of piling up. */
+ * pipeline mode, PQconsumeInput) watched by libevent.  Each connection has
+ * several statements in flight, each its own transaction, prepared on the
+ * connection the first time it sends them; the rest wait in a FIFO queue.
+ * A lost connection is re-established with capped exponential backoff;
+ * while no connection is up, queued and new statements fail at once with
+ * a clear error instead of piling up. */
 #ifndef TODOD_DB_H
 #define TODOD_DB_H
 
@@ -40,7 +41,9 @@ int db_pool_start(struct db_pool *pool, const char *conninfo, struct todod_err *
 void db_pool_free(struct db_pool *pool);
 
 /* Queue one statement with text parameters (copied).  `cb` always fires,
- * later, never from inside db_query. */
+ * later, never from inside db_query.  `sql` is one statement whose text
+ * does not vary from call to call (values go in `params`): it is prepared
+ * under a name on every connection that sends it. */
 void db_query(struct db_pool *pool, const char *sql, int nparams,
 	      const char *const *params, db_cb cb, void *arg);
 
