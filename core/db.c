@@ -13,7 +13,9 @@
  * so it stays its own implicit transaction, as outside a pipeline: an
  * error aborts that statement alone, never the callers queued behind it.
  * Statements are prepared on each connection the first time it sends them
- * (db_stmts.h), in the same pipeline as their first execution.  New
+ * (db_stmts.h), in the same pipeline as their first execution; until the
+ * server confirms, further ones go as text, so a statement that cannot be
+ * prepared fails with its own error every time it is sent.  New
  * statements are handed out by one event per loop turn, so those queued
  * in one turn leave in as few writes as libpq allows. */
 #include "db.h"
@@ -60,6 +62,13 @@ struct job_list {
 	int n;
 };
 
+/* A statement on one connection's session. */
+enum stmt_state {
+	STMT_NEW,       /* never prepared (or the prepare failed) */
+	STMT_PREPARING, /* the prepare is in flight */
+	STMT_READY,
+};
+
 enum conn_state {
 	CONN_DOWN,       /* no PGconn; the retry timer reconnects */
 	CONN_CONNECTING, /* PQconnectPoll in progress; the retry timer is the deadline */
@@ -80,7 +89,7 @@ struct db_conn {
 	bool flushing;      /* PQflush said 1: statements are not fully sent */
 	bool was_up;        /* for logging a loss once, not every failed retry */
 	struct job_list sent; /* in flight, oldest first: the order answers come in */
-	bool prepared[DB_STMTS_MAX]; /* by db_stmt.index, on this session */
+	unsigned char stmts[DB_STMTS_MAX]; /* enum stmt_state by db_stmt.index, this session */
 };
 
 struct db_pool {
@@ -314,7 +323,7 @@ static void conn_up(struct db_conn *c)
 	c->was_up = true;
 	c->state = CONN_UP;
 	/* A new session: nothing is prepared on it yet. */
-	memset(c->prepared, 0, sizeof c->prepared);
+	memset(c->stmts, STMT_NEW, sizeof c->stmts);
 	if (pool->down)
 		log_info("database available again");
 	pool->down = false;
@@ -349,10 +358,11 @@ static int pipeline_sync(PGconn *pg)
 #endif
 }
 
-/* Queues the job on the connection: its prepare when the connection has
- * not prepared its statement yet, the statement, and a sync.  False when
- * libpq refused, which in pipeline mode means the connection is unusable
- * (the job is then among those conn_broken fails). */
+/* Queues the job on the connection: the prepare of its statement when the
+ * session has none yet, the statement (by name once prepared, else as
+ * text), and a sync.  False when libpq refused, which in pipeline mode
+ * means the connection is unusable (the job is then among those
+ * conn_broken fails). */
 static bool conn_send(struct db_conn *c, struct db_job *job)
 {
 	struct db_pool *pool = c->pool;
@@ -361,20 +371,21 @@ static bool conn_send(struct db_conn *c, struct db_job *job)
 	pool->running++;
 	const char *const *params = (const char *const *)job->params;
 	const struct db_stmt *stmt = job->stmt;
-	if (!stmt)
-		return PQsendQueryParams(c->pg, job->sql, job->nparams, NULL, params, NULL, NULL,
-					 0) &&
-		       pipeline_sync(c->pg);
-	if (!c->prepared[stmt->index]) {
+	enum stmt_state state = stmt ? c->stmts[stmt->index] : STMT_PREPARING;
+	if (state == STMT_NEW) {
 		/* Types are left to the server, as for an unprepared statement:
 		 * the text's own casts decide them. */
 		if (!PQsendPrepare(c->pg, stmt->name, stmt->sql, job->nparams, NULL))
 			return false;
-		c->prepared[stmt->index] = true;
+		c->stmts[stmt->index] = STMT_PREPARING;
 		job->prepares = true;
+		state = STMT_READY; /* its execution follows its prepare */
 	}
-	return PQsendQueryPrepared(c->pg, stmt->name, job->nparams, params, NULL, NULL, 0) &&
-	       pipeline_sync(c->pg);
+	bool queued = state == STMT_READY ?
+		PQsendQueryPrepared(c->pg, stmt->name, job->nparams, params, NULL, NULL, 0) :
+		PQsendQueryParams(c->pg, stmt ? stmt->sql : job->sql, job->nparams, NULL, params,
+				  NULL, NULL, 0);
+	return queued && pipeline_sync(c->pg);
 }
 
 /* The live connection with the fewest statements in flight, if one has
@@ -431,10 +442,11 @@ static void job_prepare_answered(struct db_conn *c, struct db_job *job, PGresult
 {
 	job->prepares = false;
 	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		c->stmts[job->stmt->index] = STMT_READY;
 		PQclear(res);
 		return;
 	}
-	c->prepared[job->stmt->index] = false;
+	c->stmts[job->stmt->index] = STMT_NEW;
 	job_keep_result(job, res);
 }
 
