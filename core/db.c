@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "db_stmts.h"
@@ -677,6 +678,12 @@ static void warn_if_dns_needed(PQconninfoOption *opts)
 				 h);
 	}
 	free(hosts);
+}
+
+int db_pool_size_for_machine(void)
+{
+	long twice = 2 * sysconf(_SC_NPROCESSORS_ONLN); /* -2 when unknown */
+	return twice < 4 ? 4 : twice > 64 ? 64 : (int)twice;
 }
 
 struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err *err)

@@ -26,6 +26,13 @@ struct db_pool;
  * message, detail, hint) for mapping. */
 typedef void (*db_cb)(PGresult *res, const char *error, void *arg);
 
+/* What [core] db_pool_size = 0 stands for: twice the processors online,
+ * at least 4, at most 64.  A pipelined connection keeps its server
+ * process busy on its own, so about one per processor uses a local
+ * server fully; the second one each covers statements that wait (locks,
+ * disk reads) and a slow statement holding up those behind it. */
+int db_pool_size_for_machine(void);
+
 /* The connection string comes with db_pool_start: it may be a secret
  * that a plugin resolves after the pool exists. */
 struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err *err);
