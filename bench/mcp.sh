@@ -1,5 +1,6 @@
 #!/bin/sh
-# mcp.sh - mcp-tools under load: ping, tools/call get_task and add_task
+# mcp.sh - mcp-tools under load: ping, tools/call get_task (against
+# pgbench's prepared primary-key SELECT of the same row) and add_task
 # (against pgbench writing the same rows), whole MCP sessions per second,
 # and todod's resident memory, against a throwaway PostgreSQL and a freshly
 # started todod.  Not part of the test suite.

@@ -54,9 +54,10 @@ const struct todod_opt core_options[] = {
 	  .offset = OFF(max_connections), .max = 10000000,
 	  .description = "Open HTTP connections at most; one more is closed at once.  0: three "
 			 "quarters of the descriptor limit (RLIMIT_NOFILE)" },
-	{ .key = "db_pool_size", .type = TODOD_OPT_INT, .default_value = "4",
-	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(db_pool_size), .min = 1, .max = 64,
-	  .description = "PostgreSQL connections kept open" },
+	{ .key = "db_pool_size", .type = TODOD_OPT_INT, .default_value = "0",
+	  .flags = TODOD_OPT_NO_RELOAD, .offset = OFF(db_pool_size), .max = 64,
+	  .description = "PostgreSQL connections kept open, each with up to 32 statements in "
+			 "flight.  0: twice the processors online, at least 4" },
 	{ .key = "db_timeout", .type = TODOD_OPT_DURATION, .default_value = "5s",
 	  .offset = OFF(db_timeout), .min = 100, .max = 3600000,
 	  .description = "How long a statement may take (waiting for a connection included) "

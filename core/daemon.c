@@ -552,7 +552,9 @@ static int start_core(struct core *core, struct cfg_secret_refs *refs, struct to
 	    !(core->http = http_server_new(core->base, core->stdio_user ? NULL : core->conf.listen,
 					   &limits, err)) ||
 	    !(core->curlm = curlm_new(core->base, err)) ||
-	    !(core->db = db_pool_new(core->base, (int)core->conf.db_pool_size, err)) ||
+	    !(core->db = db_pool_new(core->base, core->conf.db_pool_size ?
+					   (int)core->conf.db_pool_size : db_pool_size_for_machine(),
+					   err)) ||
 	    !(core->store = store_new(core->base, core->db)) ||
 	    !(core->bus = bus_new(core->base, core->store, &bc)) ||
 	    !(core->relay = outbox_relay_new(core->base, core->store, core->bus, core->instance, &oc)) ||

@@ -5,15 +5,29 @@
  * time: libpq may switch sockets while it tries several hosts or
  * addresses.  Finished statements are not reported on the spot but moved
  * to a `finished` list drained by a separate event, so a callback never
- * runs inside db_query() and may freely queue more work. */
+ * runs inside db_query() and may freely queue more work.
+ *
+ * Connections run in libpq's pipeline mode: up to MAX_IN_FLIGHT
+ * statements are sent before the first answer is back, and the answers
+ * come in the order sent.  Every statement is followed by its own sync,
+ * so it stays its own implicit transaction, as outside a pipeline: an
+ * error aborts that statement alone, never the callers queued behind it.
+ * Statements are prepared on each connection the first time it sends them
+ * (db_stmts.h), in the same pipeline as their first execution; until the
+ * server confirms, further ones go as text, so a statement that cannot be
+ * prepared fails with its own error every time it is sent.  New
+ * statements are handed out by one event per loop turn, so those queued
+ * in one turn leave in as few writes as libpq allows. */
 #include "db.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include "clock.h"
+#include "db_stmts.h"
 #include "log.h"
 
 enum {
@@ -21,13 +35,19 @@ enum {
 	BACKOFF_MAX_MS = 5000,
 	CONNECT_TIMEOUT_S = 5,
 	DEFAULT_TIMEOUT_MS = 5000,
+	/* Deep enough that a connection never waits for the network between
+	 * statements; shallow enough that the pool's connections share the
+	 * load, and that a slow statement holds few others up behind it. */
+	MAX_IN_FLIGHT = 32,
 };
 
 #define UNAVAILABLE "database unavailable: "
 
 struct db_job {
 	STAILQ_ENTRY(db_job) link;
-	char *sql;
+	const struct db_stmt *stmt; /* prepared on each connection; NULL: sent as text */
+	char *sql;                  /* that text, when stmt is NULL */
+	bool prepares;              /* its connection prepares stmt ahead of it */
 	int nparams;
 	char **params;
 	db_cb cb;
@@ -43,11 +63,18 @@ struct job_list {
 	int n;
 };
 
+/* A statement on one connection's session. */
+enum stmt_state {
+	STMT_NEW,       /* never prepared (or the prepare failed) */
+	STMT_PREPARING, /* the prepare is in flight */
+	STMT_READY,
+};
+
 enum conn_state {
 	CONN_DOWN,       /* no PGconn; the retry timer reconnects */
 	CONN_CONNECTING, /* PQconnectPoll in progress; the retry timer is the deadline */
-	CONN_IDLE,       /* watched for readability so a server close is noticed at once */
-	CONN_BUSY,       /* one statement in flight */
+	CONN_UP,         /* in pipeline mode, always watched for readability, so a
+			  * server close is noticed at once even with nothing sent */
 };
 
 struct db_conn {
@@ -56,11 +83,14 @@ struct db_conn {
 	PGconn *pg;
 	enum conn_state state;
 	struct event *io;
+	short armed;        /* what a persistent io waits for; 0 when none */
 	struct event *retry;
 	int backoff_ms;
-	bool flushing;      /* PQflush said 1: the statement is not fully sent */
+	bool unflushed;     /* given statements in this pump, not flushed yet */
+	bool flushing;      /* PQflush said 1: statements are not fully sent */
 	bool was_up;        /* for logging a loss once, not every failed retry */
-	struct db_job *job;
+	struct job_list sent; /* in flight, oldest first: the order answers come in */
+	unsigned char stmts[DB_STMTS_MAX]; /* enum stmt_state by db_stmt.index, this session */
 };
 
 struct db_pool {
@@ -71,6 +101,8 @@ struct db_pool {
 	struct job_list waiting;
 	struct job_list finished;
 	struct event *dispatch;
+	struct event *pump; /* hands waiting statements to connections */
+	struct db_stmts *stmts;
 	int running;
 	bool started;
 	bool down;          /* every connection failed: fail statements at once */
@@ -83,7 +115,6 @@ struct db_pool {
 };
 
 static void conn_connect(struct db_conn *c);
-static void conn_take_job(struct db_conn *c);
 static void conn_broken(struct db_conn *c, PGresult *res, const char *why);
 
 static void on_conn_io(evutil_socket_t fd, short what, void *arg);
@@ -199,10 +230,18 @@ static bool pool_has_live_conn(const struct db_pool *pool)
 
 /* ---- connection state machine ------------------------------------------ */
 
+/* While connecting, libpq may close a socket and open another under the
+ * same number, so the event is one-shot and set up afresh each time.  Up,
+ * the socket stays: the event persists and changes only with what it
+ * waits for, which spares two epoll_ctl calls per statement. */
 static void conn_arm(struct db_conn *c, short what)
 {
+	if (c->state == CONN_UP && c->armed == what)
+		return;
 	event_del(c->io);
-	event_assign(c->io, c->pool->base, PQsocket(c->pg), what, on_conn_io, c);
+	c->armed = c->state == CONN_UP ? what : 0;
+	event_assign(c->io, c->pool->base, PQsocket(c->pg),
+		     c->state == CONN_UP ? what | EV_PERSIST : what, on_conn_io, c);
 	event_add(c->io, NULL);
 }
 
@@ -215,12 +254,19 @@ static void conn_schedule_retry(struct db_conn *c)
 		c->backoff_ms = BACKOFF_MAX_MS;
 }
 
-/* The connection is gone (or never came up).  Its statement, if any, may
- * or may not have run, so it is failed rather than retried. */
+static void pool_schedule_pump(struct db_pool *pool)
+{
+	if (!STAILQ_EMPTY(&pool->waiting.jobs))
+		event_active(pool->pump, EV_TIMEOUT, 0);
+}
+
+/* The connection is gone (or never came up).  Its statements in flight
+ * may or may not have run, so they are failed rather than retried. */
 static void conn_broken(struct db_conn *c, PGresult *res, const char *why)
 {
 	struct db_pool *pool = c->pool;
-	PGresult *diag = res ? res : c->job ? c->job->res : NULL;
+	struct db_job *oldest = STAILQ_FIRST(&c->sent.jobs);
+	PGresult *diag = res ? res : oldest ? oldest->res : NULL;
 	const char *primary = diag ? PQresultErrorField(diag, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	char reason[256];
 	first_line(primary ? primary : why, reason, sizeof reason);
@@ -232,16 +278,17 @@ static void conn_broken(struct db_conn *c, PGresult *res, const char *why)
 	c->was_up = false;
 
 	event_del(c->io);
+	c->armed = 0;
 	event_del(c->retry);
-	if (c->job) {
-		char error[320];
-		snprintf(error, sizeof error, UNAVAILABLE "%s", reason);
-		job_finish(pool, c->job, res, error);
-		c->job = NULL;
+	char error[320];
+	snprintf(error, sizeof error, UNAVAILABLE "%s", reason);
+	struct db_job *job;
+	while ((job = list_pop(&c->sent))) {
+		job_finish(pool, job, res, error);
+		res = NULL;
 		pool->running--;
-	} else {
-		PQclear(res);
 	}
+	PQclear(res);
 	PQfinish(c->pg);
 	c->pg = NULL;
 	c->state = CONN_DOWN;
@@ -252,8 +299,6 @@ static void conn_broken(struct db_conn *c, PGresult *res, const char *why)
 			log_warn("database unavailable: %s (retrying)", reason);
 		pool->down = true;
 		snprintf(pool->down_reason, sizeof pool->down_reason, "%s", reason);
-		char error[320];
-		snprintf(error, sizeof error, UNAVAILABLE "%s", reason);
 		fail_waiting(pool, error);
 	}
 	conn_schedule_retry(c);
@@ -269,7 +314,7 @@ static void notice_to_log(void *arg, const char *message)
 static void conn_up(struct db_conn *c)
 {
 	struct db_pool *pool = c->pool;
-	if (PQsetnonblocking(c->pg, 1) != 0) {
+	if (PQsetnonblocking(c->pg, 1) != 0 || !PQenterPipelineMode(c->pg)) {
 		conn_broken(c, NULL, PQerrorMessage(c->pg));
 		return;
 	}
@@ -277,12 +322,15 @@ static void conn_up(struct db_conn *c)
 	event_del(c->retry);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	c->was_up = true;
-	c->state = CONN_IDLE;
+	c->state = CONN_UP;
+	/* A new session: nothing is prepared on it yet. */
+	memset(c->stmts, STMT_NEW, sizeof c->stmts);
 	if (pool->down)
 		log_info("database available again");
 	pool->down = false;
 	log_debug("database connection %d up", c->index);
-	conn_take_job(c);
+	conn_arm(c, EV_READ);
+	pool_schedule_pump(pool);
 }
 
 /* Sends what libpq still buffers; waits for writability only while it has
@@ -299,46 +347,87 @@ static void conn_flush(struct db_conn *c)
 	conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
 }
 
-static void conn_take_job(struct db_conn *c)
+/* Ends the statement's pipeline segment.  libpq 17 can queue the sync
+ * without a write of its own; older ones send at once, one write per
+ * statement. */
+static int pipeline_sync(PGconn *pg)
+{
+#ifdef LIBPQ_HAS_SEND_PIPELINE_SYNC
+	return PQsendPipelineSync(pg);
+#else
+	return PQpipelineSync(pg);
+#endif
+}
+
+/* Queues the job on the connection: the prepare of its statement when the
+ * session has none yet, the statement (by name once prepared, else as
+ * text), and a sync.  False when libpq refused, which in pipeline mode
+ * means the connection is unusable (the job is then among those
+ * conn_broken fails). */
+static bool conn_send(struct db_conn *c, struct db_job *job)
 {
 	struct db_pool *pool = c->pool;
-	struct db_job *job = list_pop(&pool->waiting);
-	if (!job) {
-		c->state = CONN_IDLE;
-		conn_arm(c, EV_READ);
-		return;
-	}
-	c->job = job;
-	c->job->sent_ms = clock_mono_ms();
-	c->state = CONN_BUSY;
+	job->sent_ms = clock_mono_ms();
+	list_push(&c->sent, job);
 	pool->running++;
-	if (!PQsendQueryParams(c->pg, job->sql, job->nparams, NULL,
-			       (const char *const *)job->params, NULL, NULL, 0)) {
-		if (PQstatus(c->pg) == CONNECTION_BAD) {
-			conn_broken(c, NULL, PQerrorMessage(c->pg));
-			return;
-		}
-		char error[256];
-		first_line(PQerrorMessage(c->pg), error, sizeof error);
-		job_finish(pool, job, NULL, error);
-		c->job = NULL;
-		pool->running--;
-		conn_take_job(c);
-		return;
+	const char *const *params = (const char *const *)job->params;
+	const struct db_stmt *stmt = job->stmt;
+	enum stmt_state state = stmt ? c->stmts[stmt->index] : STMT_PREPARING;
+	if (state == STMT_NEW) {
+		/* Types are left to the server, as for an unprepared statement:
+		 * the text's own casts decide them. */
+		if (!PQsendPrepare(c->pg, stmt->name, stmt->sql, job->nparams, NULL))
+			return false;
+		c->stmts[stmt->index] = STMT_PREPARING;
+		job->prepares = true;
+		state = STMT_READY; /* its execution follows its prepare */
 	}
-	conn_flush(c);
+	bool queued = state == STMT_READY ?
+		PQsendQueryPrepared(c->pg, stmt->name, job->nparams, params, NULL, NULL, 0) :
+		PQsendQueryParams(c->pg, stmt ? stmt->sql : job->sql, job->nparams, NULL, params,
+				  NULL, NULL, 0);
+	return queued && pipeline_sync(c->pg);
+}
+
+/* The live connection with the fewest statements in flight, if one has
+ * room for another. */
+static struct db_conn *pool_least_busy(struct db_pool *pool)
+{
+	struct db_conn *best = NULL;
+	for (int i = 0; i < pool->size; i++) {
+		struct db_conn *c = &pool->conns[i];
+		if (c->state == CONN_UP && c->sent.n < MAX_IN_FLIGHT &&
+		    (!best || c->sent.n < best->sent.n))
+			best = c;
+	}
+	return best;
+}
+
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_pool *pool = arg;
+	struct db_conn *c;
+	while (!STAILQ_EMPTY(&pool->waiting.jobs) && (c = pool_least_busy(pool))) {
+		if (conn_send(c, list_pop(&pool->waiting)))
+			c->unflushed = true;
+		else
+			conn_broken(c, NULL, PQerrorMessage(c->pg));
+	}
+	for (int i = 0; i < pool->size; i++) {
+		c = &pool->conns[i];
+		if (c->unflushed && c->state == CONN_UP)
+			conn_flush(c);
+		c->unflushed = false;
+	}
 }
 
 /* A statement's results are in: keep an error over a success, so a
  * failing statement is never reported as done. */
 static void job_keep_result(struct db_job *job, PGresult *res)
 {
-	ExecStatusType st = PQresultStatus(res);
-	bool is_error = st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK;
 	if (job->res) {
 		ExecStatusType kept = PQresultStatus(job->res);
-		bool kept_error = kept != PGRES_TUPLES_OK && kept != PGRES_COMMAND_OK;
-		if (kept_error || !is_error) {
+		if (kept != PGRES_TUPLES_OK && kept != PGRES_COMMAND_OK) {
 			PQclear(res);
 			return;
 		}
@@ -347,36 +436,72 @@ static void job_keep_result(struct db_job *job, PGresult *res)
 	job->res = res;
 }
 
+/* The answer to the prepare sent ahead of the job.  A failed one leaves
+ * the statement unprepared on this connection, to be tried again, and is
+ * the job's answer: the server skips the execution behind it. */
+static void job_prepare_answered(struct db_conn *c, struct db_job *job, PGresult *res)
+{
+	job->prepares = false;
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		c->stmts[job->stmt->index] = STMT_READY;
+		PQclear(res);
+		return;
+	}
+	c->stmts[job->stmt->index] = STMT_NEW;
+	job_keep_result(job, res);
+}
+
+/* The oldest statement's sync came back: everything it answered is in. */
 static void conn_statement_done(struct db_conn *c)
 {
 	struct db_pool *pool = c->pool;
-	struct db_job *job = c->job;
+	struct db_job *job = list_pop(&c->sent);
+	pool->running--;
 	PGresult *res = job->res;
 	job->res = NULL;
-
-	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		conn_broken(c, res, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
-		return;
-	}
-	c->job = NULL;
-	pool->running--;
 
 	char error[512];
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		job_finish(pool, job, res, NULL);
-	} else {
-		PGresult *diag = res ? res : c->job ? c->job->res : NULL;
-	const char *primary = diag ? PQresultErrorField(diag, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-		if (primary)
-			first_line(primary, error, sizeof error);
-		else if (res && *PQresultErrorMessage(res))
-			first_line(PQresultErrorMessage(res), error, sizeof error);
-		else
-			snprintf(error, sizeof error, "unexpected result: %s", PQresStatus(st));
-		job_finish(pool, job, res, error);
+		return;
 	}
-	conn_take_job(c);
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	if (primary)
+		first_line(primary, error, sizeof error);
+	else if (res && *PQresultErrorMessage(res))
+		first_line(PQresultErrorMessage(res), error, sizeof error);
+	else
+		snprintf(error, sizeof error, "unexpected result: %s", PQresStatus(st));
+	job_finish(pool, job, res, error);
+}
+
+/* Takes every answer libpq has complete, in the order the statements were
+ * sent: each statement's results, a NULL after each command, then the
+ * statement's sync. */
+static void conn_take_results(struct db_conn *c)
+{
+	int ends_in_a_row = 0;
+	while (c->sent.n > 0 && !PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			/* One command's end; a second in a row means libpq has
+			 * nothing more for now (a connection gone bad). */
+			if (++ends_in_a_row > 1)
+				return;
+			continue;
+		}
+		ends_in_a_row = 0;
+		struct db_job *job = STAILQ_FIRST(&c->sent.jobs);
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			conn_statement_done(c);
+		} else if (job->prepares) {
+			job_prepare_answered(c, job, res);
+		} else {
+			job_keep_result(job, res);
+		}
+	}
 }
 
 static void conn_progress(struct db_conn *c, short what)
@@ -392,20 +517,21 @@ static void conn_progress(struct db_conn *c, short what)
 			return;
 		}
 		c->flushing = r == 1;
-		if (c->flushing) {
-			conn_arm(c, EV_READ | EV_WRITE);
-			return;
-		}
 	}
-	while (!PQisBusy(c->pg)) {
-		PGresult *res = PQgetResult(c->pg);
-		if (!res) {
-			conn_statement_done(c);
-			return;
-		}
-		job_keep_result(c->job, res);
+	int before = c->sent.n;
+	conn_take_results(c);
+	/* The server closing the connection (restart, idle timeout), with
+	 * or without statements in flight. */
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		conn_broken(c, NULL, PQerrorMessage(c->pg));
+		return;
 	}
-	conn_arm(c, EV_READ);
+	PGnotify *n;
+	while ((n = PQnotifies(c->pg)))
+		PQfreemem(n);
+	conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
+	if (c->sent.n < before)
+		pool_schedule_pump(c->pool);
 }
 
 static void conn_poll(struct db_conn *c)
@@ -433,20 +559,8 @@ static void on_conn_io(evutil_socket_t fd, short what, void *arg)
 	case CONN_CONNECTING:
 		conn_poll(c);
 		break;
-	case CONN_BUSY:
+	case CONN_UP:
 		conn_progress(c, what);
-		break;
-	case CONN_IDLE:
-		/* Nothing was asked: this is the server closing the connection
-		 * (restart, idle timeout) or an unsolicited message. */
-		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
-			conn_broken(c, NULL, PQerrorMessage(c->pg));
-			return;
-		}
-		PGnotify *n;
-		while ((n = PQnotifies(c->pg)))
-			PQfreemem(n);
-		conn_arm(c, EV_READ);
 		break;
 	case CONN_DOWN:
 		break;
@@ -502,15 +616,15 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	int64_t now = clock_mono_ms();
 	bool silent = false;
 	for (int i = 0; i < pool->size && !silent; i++) {
-		struct db_conn *c = &pool->conns[i];
-		silent = c->state == CONN_BUSY && now - c->job->sent_ms > pool->timeout_ms;
+		struct db_job *oldest = STAILQ_FIRST(&pool->conns[i].sent.jobs);
+		silent = oldest && now - oldest->sent_ms > pool->timeout_ms;
 	}
 	if (silent) {
 		char why[96];
 		snprintf(why, sizeof why, "no answer within %lld ms", (long long)pool->timeout_ms);
 		for (int i = 0; i < pool->size; i++) {
 			struct db_conn *c = &pool->conns[i];
-			if (c->state == CONN_BUSY || c->state == CONN_IDLE)
+			if (c->state == CONN_UP)
 				conn_broken(c, NULL, why);
 		}
 	}
@@ -566,6 +680,12 @@ static void warn_if_dns_needed(PQconninfoOption *opts)
 	free(hosts);
 }
 
+int db_pool_size_for_machine(void)
+{
+	long twice = 2 * sysconf(_SC_NPROCESSORS_ONLN); /* -2 when unknown */
+	return twice < 4 ? 4 : twice > 64 ? 64 : (int)twice;
+}
+
 struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err *err)
 {
 	if (size < 1) {
@@ -579,6 +699,8 @@ struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err 
 	list_init(&pool->waiting);
 	list_init(&pool->finished);
 	pool->dispatch = event_new(base, -1, 0, on_dispatch, pool);
+	pool->pump = event_new(base, -1, 0, on_pump, pool);
+	pool->stmts = db_stmts_new();
 	pool->sweep = event_new(base, -1, EV_PERSIST, on_sweep, pool);
 	pool->timeout_ms = DEFAULT_TIMEOUT_MS;
 	for (int i = 0; i < size; i++) {
@@ -586,12 +708,13 @@ struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err 
 		c->pool = pool;
 		c->index = i;
 		c->backoff_ms = BACKOFF_MIN_MS;
+		list_init(&c->sent);
 		c->io = event_new(base, -1, 0, on_conn_io, c);
 		c->retry = evtimer_new(base, on_conn_timer, c);
 		if (!c->io || !c->retry)
 			abort();
 	}
-	if (!pool->dispatch || !pool->sweep)
+	if (!pool->dispatch || !pool->pump || !pool->sweep)
 		abort();
 	return pool;
 }
@@ -624,10 +747,9 @@ static void pool_destroy(struct db_pool *pool)
 	pool->closing = true;
 	for (int i = 0; i < pool->size; i++) {
 		struct db_conn *c = &pool->conns[i];
-		if (c->job) {
-			job_finish(pool, c->job, NULL, "database pool closed");
-			c->job = NULL;
-		}
+		struct db_job *job;
+		while ((job = list_pop(&c->sent)))
+			job_finish(pool, job, NULL, "database pool closed");
 		event_free(c->io);
 		event_free(c->retry);
 		PQfinish(c->pg);
@@ -641,7 +763,9 @@ static void pool_destroy(struct db_pool *pool)
 		job_free(job);
 	}
 	event_free(pool->dispatch);
+	event_free(pool->pump);
 	event_free(pool->sweep);
+	db_stmts_free(pool->stmts);
 	free(pool->conns);
 	free(pool->conninfo);
 	free(pool);
@@ -662,7 +786,9 @@ void db_query(struct db_pool *pool, const char *sql, int nparams,
 	      const char *const *params, db_cb cb, void *arg)
 {
 	struct db_job *job = todod_xcalloc(1, sizeof *job);
-	job->sql = xstrdup(sql);
+	job->stmt = db_stmts_intern(pool->stmts, sql);
+	if (!job->stmt)
+		job->sql = xstrdup(sql);
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
@@ -684,12 +810,7 @@ void db_query(struct db_pool *pool, const char *sql, int nparams,
 		return;
 	}
 	list_push(&pool->waiting, job);
-	for (int i = 0; i < pool->size; i++) {
-		if (pool->conns[i].state == CONN_IDLE) {
-			conn_take_job(&pool->conns[i]);
-			break;
-		}
-	}
+	pool_schedule_pump(pool);
 }
 
 bool db_pool_ready(struct db_pool *pool, struct todod_err *why)
@@ -707,7 +828,7 @@ int db_pool_live(const struct db_pool *pool)
 {
 	int n = 0;
 	for (int i = 0; i < pool->size; i++)
-		n += pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY;
+		n += pool->conns[i].state == CONN_UP;
 	return n;
 }
 

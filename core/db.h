@@ -1,11 +1,12 @@
 /* db.h - a small asynchronous PostgreSQL pool driven by the loop.
  *
  * Every connection is non-blocking libpq (PQconnectStart/PQconnectPoll,
- * PQsendQueryParams, PQconsumeInput) watched by libevent.  One statement
- * runs per connection at a time; the rest wait in a FIFO queue.  A lost
- * connection is re-established with capped exponential backoff; while no
- * connection is up, queued and new statements fail at once with a clear
- * error instead of piling up. */
+ * pipeline mode, PQconsumeInput) watched by libevent.  Each connection has
+ * several statements in flight, each its own transaction, prepared on the
+ * connection the first time it sends them; the rest wait in a FIFO queue.
+ * A lost connection is re-established with capped exponential backoff;
+ * while no connection is up, queued and new statements fail at once with
+ * a clear error instead of piling up. */
 #ifndef TODOD_DB_H
 #define TODOD_DB_H
 
@@ -25,6 +26,13 @@ struct db_pool;
  * message, detail, hint) for mapping. */
 typedef void (*db_cb)(PGresult *res, const char *error, void *arg);
 
+/* What [core] db_pool_size = 0 stands for: twice the processors online,
+ * at least 4, at most 64.  A pipelined connection keeps its server
+ * process busy on its own, so about one per processor uses a local
+ * server fully; the second one each covers statements that wait (locks,
+ * disk reads) and a slow statement holding up those behind it. */
+int db_pool_size_for_machine(void);
+
 /* The connection string comes with db_pool_start: it may be a secret
  * that a plugin resolves after the pool exists. */
 struct db_pool *db_pool_new(struct event_base *base, int size, struct todod_err *err);
@@ -40,7 +48,9 @@ int db_pool_start(struct db_pool *pool, const char *conninfo, struct todod_err *
 void db_pool_free(struct db_pool *pool);
 
 /* Queue one statement with text parameters (copied).  `cb` always fires,
- * later, never from inside db_query. */
+ * later, never from inside db_query.  `sql` is one statement whose text
+ * does not vary from call to call (values go in `params`): it is prepared
+ * under a name on every connection that sends it. */
 void db_query(struct db_pool *pool, const char *sql, int nparams,
 	      const char *const *params, db_cb cb, void *arg);
 

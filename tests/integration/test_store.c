@@ -1155,6 +1155,106 @@ static void test_concurrency(void)
 	ok(sent.done == 1 && sent.failed == 0, "an 8 MiB parameter is sent without blocking");
 }
 
+/* What one pipelined statement must answer its own caller. */
+struct echo {
+	const char *want; /* the value it returns, or the start of its error */
+	bool right;
+};
+
+static int echoes;
+
+static void on_echo(PGresult *res, const char *error, void *arg)
+{
+	struct echo *e = arg;
+	echoes++;
+	if (error)
+		e->right = strncmp(error, e->want, strlen(e->want)) == 0;
+	else
+		e->right = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), e->want) == 0;
+}
+
+struct comeback {
+	struct db_pool *pool;
+	bool seen_down; /* reconnecting waits 100 ms at least: a 20 ms tick sees it */
+	int back;
+};
+
+static void on_comeback_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct comeback *c = arg;
+	if (db_pool_live(c->pool) == 0)
+		c->seen_down = true;
+	else if (c->seen_down)
+		c->back = 1;
+}
+
+/* One connection, statements queued in one turn so they share its
+ * pipeline: good ones, ones the server cannot prepare, ones that fail
+ * as they run.  Each answers its own caller with its own error; then
+ * the same statements run again on a new session after a lost one. */
+static void test_pipeline(const char *dsn)
+{
+	struct todod_err err;
+	char conninfo[2048];
+	snprintf(conninfo, sizeof conninfo, "%s application_name='todod_test_pipeline'", dsn);
+	struct db_pool *one = db_pool_new(base, 1, &err);
+	db_pool_start(one, conninfo, &err);
+
+	enum { N = 60 };
+	static const char *const values[] = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" };
+	struct echo e[N];
+	echoes = 0;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			const char *v = values[i % 10];
+			switch (i % 3) {
+			case 0:
+				e[i] = (struct echo){ v, false };
+				db_query(one, "SELECT $1::int", 1, &v, on_echo, &e[i]);
+				break;
+			case 1:
+				e[i] = (struct echo){ "division by zero", false };
+				db_query(one, "SELECT 1 / ($1::int - $1::int)", 1, &v, on_echo, &e[i]);
+				break;
+			default:
+				e[i] = (struct echo){ "relation \"nowhere\" does not exist", false };
+				db_query(one, "SELECT nonsense FROM nowhere", 0, NULL, on_echo, &e[i]);
+				break;
+			}
+		}
+		wait_for(&echoes, N, 20);
+		int right = 0;
+		for (int i = 0; i < N; i++)
+			right += e[i].right;
+		ok(right == N, "%s: %d statements in one pipeline, each answered its own caller, "
+		   "each error its own (%d right)", round ? "new session" : "first session", N, right);
+		if (round)
+			break;
+		/* Lose the session: its prepared statements go with it. */
+		sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+		    " WHERE application_name = 'todod_test_pipeline'");
+		struct comeback cb = { one, false, 0 };
+		struct timeval every = { 0, 20000 };
+		struct event *tick = event_new(base, -1, EV_PERSIST, on_comeback_tick, &cb);
+		event_add(tick, &every);
+		wait_for(&cb.back, 1, 10);
+		event_free(tick);
+		ok(cb.back, "the pool reconnected after its session was ended");
+		echoes = 0;
+	}
+	db_pool_free(one);
+
+	struct tally many = { 0 };
+	char text[64];
+	for (int i = 0; i < 200; i++) {
+		snprintf(text, sizeof text, "SELECT %d", i);
+		db_query(pool, text, 0, NULL, on_query, &many);
+	}
+	wait_for(&many.done, 200, 20);
+	ok(many.done == 200 && many.failed == 0,
+	   "200 different statement texts all run (past the prepared ones' bound too)");
+}
+
 static void test_unreachable(void)
 {
 	struct todod_err err;
@@ -1279,6 +1379,7 @@ int main(void)
 	test_outbox_rows();
 	test_inbox_statements();
 	test_concurrency();
+	test_pipeline(test_dsn);
 	test_unreachable();
 
 	const char *stop_cmd = getenv("TODOD_TEST_PG_STOP");
