@@ -11,14 +11,14 @@
 #     the tests use (contrib/build-librdkafka.sh); redis-server is the
 #     Redis Streams behind Dapr's second pub/sub component (the harness
 #     runs it by hand: the package's unit needs systemd); python3-yaml
-#     reads the manifests the Kubernetes API server test submits.
+#     reads the Helm chart's rendered manifests.
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
       libcurl4-openssl-dev libpq-dev postgresql"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs clang libclang-rt-dev python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd postgresql-client wrk
+	pkgs="$pkgs clang libclang-rt-dev python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd python3-yaml postgresql-client wrk
 	      librdkafka-dev kcat openjdk-17-jre-headless maven openssl
-	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server python3-yaml"
+	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server"
 fi
 missing=""
 for p in $pkgs; do
