@@ -6,10 +6,13 @@
 # PREFIX defaults to ${XDG_CACHE_HOME:-~/.cache}/todod-tests/kube-1.37.2
 # and gets bin/kube-apiserver and bin/etcd; a PREFIX that already holds
 # both at these versions is left alone, so tests/run calls this every time.
-# The Go module and build caches live under PREFIX too, and so does the
-# module of prometheus-operator, only for its CustomResourceDefinitions
-# (ServiceMonitor, PrometheusRule), which the test installs from there;
-# the file crds/prometheus-operator names its directory of them.
+# The Go module and build caches live under PREFIX too: a cold build took
+# 40 minutes on two cores other jobs shared (15 minutes of CPU) and left
+# 0.75 GB of modules and 2.9 GB of build cache; a warm run returns at once.
+# prometheus-operator's module is downloaded there too, only for its
+# CustomResourceDefinitions (ServiceMonitor, PrometheusRule), which the
+# test installs; the file PREFIX/crds/prometheus-operator names their
+# directory.
 #
 # Needs Go >= 1.26 on PATH (Kubernetes 1.37's go.mod asks for it).  No
 # Kubernetes or etcd source is kept in this project: throwaway modules
