@@ -25,8 +25,9 @@ TRANSPORTS = ("in-process", "kafka-direct", "dapr")
 
 @pytest.fixture(scope="module")
 def api():
-    server = ApiServer().start()
+    server = ApiServer()
     try:
+        server.start()
         # Pod Security Admission at its strictest: a workload whose pod
         # template is not "restricted" (root, privilege escalation,
         # capabilities, no seccomp profile) draws a warning, which fails.
