@@ -5,9 +5,13 @@ with Dapr's CRDs and prometheus-operator's ServiceMonitor and
 PrometheusRule CRDs installed.  No kubelet runs, so nothing is scheduled:
 the API's validation, defaulting, admission and the CRDs' schemas decide.
 
-Field validation is Strict: a field the API does not know (a typo, a key
-at the wrong level) is refused, not dropped with a warning.  The negative
-tests prove the dry-run can refuse.
+Each object goes in twice, as a create (helm 3) and as a server-side
+apply (helm 4's default), whose structured merge also refuses duplicate
+list keys.  Field validation is Strict: a field the API does not know (a
+typo, a key at the wrong level) is refused, not dropped with a warning,
+and any warning the API gives (deprecations, pod security in a namespace
+enforcing "restricted") fails the test.  The negative tests prove the
+dry-run can refuse and warn.
 """
 
 import copy
@@ -63,10 +67,13 @@ def test_chart_admitted_by_api_server(api, variant):
     objects = helm.template(VARIANTS[variant], release=RELEASE, namespace=NAMESPACE)
     refused, warned = [], []
     for obj in objects:
-        status, body = api.create(obj, namespace=NAMESPACE, dry_run=True)
-        if status != 201:
-            refused.append(f"{describe(obj)}:\n  {refusal(status, body)}")
-        warned += [f"{describe(obj)}: {w}" for w in api.warnings]
+        # A create as helm 3 sends it, a server-side apply as helm 4 does.
+        for how, submit, admitted in (("create", api.create, (201,)),
+                                      ("apply", api.apply, (200, 201))):
+            status, body = submit(obj, namespace=NAMESPACE, dry_run=True)
+            if status not in admitted:
+                refused.append(f"{describe(obj)} ({how}):\n  {refusal(status, body)}")
+            warned += [f"{describe(obj)} ({how}): {w}" for w in api.warnings]
     assert not refused, (f"{len(refused)} of {len(objects)} objects ({variant}) refused:\n"
                          + "\n".join(refused))
     # Deprecated APIs or fields, pod-security findings: admitted today,
@@ -103,6 +110,8 @@ def test_dry_run_admits_valid_objects(api):
     for obj in (deployment(), dapr_component()):
         status, body = api.create(obj, namespace=NAMESPACE, dry_run=True)
         assert status == 201, f"{describe(obj)}: {refusal(status, body)}"
+        status, body = api.apply(obj, namespace=NAMESPACE, dry_run=True)
+        assert status in (200, 201), f"{describe(obj)} (apply): {refusal(status, body)}"
 
 
 def test_dry_run_refuses_invalid_objects(api):
@@ -124,10 +133,26 @@ def test_dry_run_refuses_invalid_objects(api):
              "Component spec.metadata a string": (bad_component, "spec.metadata"),
              "Component without spec.type": (component_no_type, "spec.type")}
     for what, (obj, needle) in cases.items():
-        status, body = api.create(obj, namespace=NAMESPACE, dry_run=True)
-        assert status in (400, 422), f"{what}: admitted ({status})"
-        message = refusal(status, body)
-        assert needle in message, f"{what}: refused for another reason:\n{message}"
+        for submit in (api.create, api.apply):
+            status, body = submit(obj, namespace=NAMESPACE, dry_run=True)
+            message = refusal(status, body)
+            # A server-side apply refuses a field its schema lacks with a
+            # 500 ("failed to create typed patch object"), not a 4xx.
+            assert status in (400, 422, 500), f"{what} ({submit.__name__}): {message}"
+            assert needle in message, (f"{what} ({submit.__name__}): refused for another "
+                                       f"reason:\n{message}")
+
+
+def test_apply_refuses_duplicate_list_keys(api):
+    """Two ports with one containerPort and protocol: a create admits it
+    with a warning, a server-side apply refuses it."""
+    obj = deployment("twice")
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container["ports"] = [{"containerPort": 8080, "name": "http"},
+                          {"containerPort": 8080, "name": "metrics"}]
+    status, body = api.apply(obj, namespace=NAMESPACE, dry_run=True)
+    assert status in (400, 422, 500), f"admitted ({status})"
+    assert "duplicate" in refusal(status, body), refusal(status, body)
 
 
 def test_dry_run_reports_warnings(api):
