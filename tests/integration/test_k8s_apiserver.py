@@ -15,8 +15,11 @@ dry-run can refuse and warn.
 """
 
 import copy
+import json
+import shutil
 
 import pytest
+import yaml
 
 from harness import helm
 from harness.kube import ApiServer, dapr_crd_files, prometheus_crd_files
@@ -25,6 +28,8 @@ from harness.kube import ApiServer, dapr_crd_files, prometheus_crd_files
 from test_helm import NAMESPACE, RELEASE, VARIANTS
 
 TRANSPORTS = ("in-process", "kafka-direct", "dapr")
+RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted"
+              for mode in ("enforce", "warn", "audit")}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +40,7 @@ def api():
         # Pod Security Admission at its strictest: a workload whose pod
         # template is not "restricted" (root, privilege escalation,
         # capabilities, no seccomp profile) draws a warning, which fails.
-        server.create_namespace(NAMESPACE, {f"pod-security.kubernetes.io/{mode}": "restricted"
-                                            for mode in ("enforce", "warn", "audit")})
+        server.create_namespace(NAMESPACE, RESTRICTED)
         server.install_crds(dapr_crd_files() + prometheus_crd_files())
         yield server
     finally:
@@ -84,6 +88,49 @@ def test_chart_admitted_by_api_server(api, variant):
         path = f"{api.collection_path(obj, NAMESPACE)}/{obj['metadata']['name']}"
         status, _ = api.request("GET", path)
         assert status == 404, f"{describe(obj)} was stored by a dry-run: {status}"
+
+
+def is_hook(obj):
+    return "helm.sh/hook" in obj["metadata"].get("annotations", {})
+
+
+def next_release_chart(tmp_path):
+    """A copy of the chart as its next release: version and appVersion
+    bumped, which changes the labels of every object and the image."""
+    chart = tmp_path / "todod"
+    shutil.copytree(helm.CHART, chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"] = meta["appVersion"] = "99.0.0"
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    return chart
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_chart_upgrade_admitted(api, tmp_path, variant):
+    """An installed release (its objects applied for real) takes the next
+    release's objects: no immutable field (a Deployment's selector, a
+    PodDisruptionBudget's) changes between them.  Hooks are left out:
+    helm deletes them before creating them again (before-hook-creation)."""
+    namespace = f"upgrade-{variant}"
+    api.create_namespace(namespace, RESTRICTED)
+    installed = [o for o in helm.template(VARIANTS[variant], release=RELEASE,
+                                          namespace=namespace) if not is_hook(o)]
+    for obj in installed:
+        status, body = api.apply(obj, namespace=namespace)
+        assert status in (200, 201), f"installing {describe(obj)}: {refusal(status, body)}"
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps(VARIANTS[variant]))
+    res = helm.run_helm("template", RELEASE, str(next_release_chart(tmp_path)),
+                        "--namespace", namespace, "-f", str(values))
+    assert res.returncode == 0, res.stderr
+    upgraded = [o for o in yaml.safe_load_all(res.stdout) if o and not is_hook(o)]
+    assert {describe(o) for o in upgraded} == {describe(o) for o in installed}
+    refused = []
+    for obj in upgraded:
+        status, body = api.apply(obj, namespace=namespace, dry_run=True)
+        if status not in (200, 201) or api.warnings:
+            refused.append(f"{describe(obj)}:\n  {refusal(status, body)} {api.warnings}")
+    assert not refused, f"the upgrade ({variant}) is refused:\n" + "\n".join(refused)
 
 
 def deployment(name="probe"):
@@ -170,3 +217,16 @@ def test_dry_run_reports_warnings(api):
     status, body = api.create(root, namespace=NAMESPACE, dry_run=True)
     assert status == 201, refusal(status, body)
     assert any("restricted" in w for w in api.warnings), api.warnings
+
+
+def test_apply_refuses_a_changed_selector(api):
+    """What the upgrade test guards against: a Deployment's selector is
+    immutable once the Deployment exists."""
+    obj = deployment("selector")
+    status, body = api.apply(obj, namespace=NAMESPACE)
+    assert status in (200, 201), refusal(status, body)
+    for labels in (obj["spec"]["selector"]["matchLabels"],
+                   obj["spec"]["template"]["metadata"]["labels"]):
+        labels["app.kubernetes.io/version"] = "99.0.0"
+    status, body = api.apply(obj, namespace=NAMESPACE, dry_run=True)
+    assert status == 422 and "immutable" in refusal(status, body), refusal(status, body)
