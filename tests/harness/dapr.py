@@ -153,6 +153,17 @@ class _Process:
         finally:
             log.close()
 
+    def _spawn_until(self, ready, timeout, what, interval=0.05):
+        """Start the process and wait until ready() is true; a process
+        that dies or never gets there is killed and named."""
+        self._spawn()
+        try:
+            wait_until(ready, timeout, interval=interval, what=what)
+        except TimeoutError as exc:
+            self.kill9()
+            raise ServiceUnavailable(f"{exc}\n{self.log_tail()}") from exc
+        return self
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -232,13 +243,7 @@ class RedisServer(_Process):
         return argv
 
     def start(self, timeout=30):
-        self._spawn()
-        try:
-            wait_until(self._pong, timeout, what="redis-server to answer PING")
-        except TimeoutError as exc:
-            self.kill9()
-            raise ServiceUnavailable(f"{exc}\n{self.log_tail()}") from exc
-        return self
+        return self._spawn_until(self._pong, timeout, "redis-server to answer PING")
 
     def _pong(self):
         self._check_alive()
@@ -311,13 +316,7 @@ class Scheduler(_Process):
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout=60):
-        self._spawn()
-        try:
-            wait_until(self._healthy, timeout, interval=0.1, what="the scheduler's healthz")
-        except TimeoutError as exc:
-            self.kill9()
-            raise ServiceUnavailable(f"{exc}\n{self.log_tail()}") from exc
-        return self
+        return self._spawn_until(self._healthy, timeout, "the scheduler's healthz", 0.1)
 
     def _healthy(self):
         self._check_alive()

@@ -122,13 +122,7 @@ class Etcd(_Process):
                 "--unsafe-no-fsync", "--log-level", "warn"]
 
     def start(self, timeout=60):
-        self._spawn()
-        try:
-            wait_until(self._healthy, timeout, interval=0.1, what="etcd's /health")
-        except TimeoutError as exc:
-            self.kill9()
-            raise ServiceUnavailable(f"{exc}\n{self.log_tail()}") from exc
-        return self
+        return self._spawn_until(self._healthy, timeout, "etcd's /health", 0.1)
 
     def _healthy(self):
         self._check_alive()
@@ -195,14 +189,11 @@ class ApiServer(_Process):
     def start(self, timeout=180):
         self._make_pki()
         self.etcd.start()
-        self._spawn()
         try:
-            wait_until(self._ready, timeout, interval=0.2, what="kube-apiserver's /readyz")
-        except TimeoutError as exc:
-            self.kill9()
+            return self._spawn_until(self._ready, timeout, "kube-apiserver's /readyz", 0.2)
+        except ServiceUnavailable:
             self.etcd.kill9()
-            raise ServiceUnavailable(f"{exc}\n{self.log_tail()}") from exc
-        return self
+            raise
 
     def destroy(self):
         self.kill9()
