@@ -12,7 +12,6 @@ harness/mcp_sdk.py keeps the MCP SDK: pytest stays on Debian's python3,
 and the validation runs there as a subprocess.
 """
 
-import fcntl
 import json
 import os
 import subprocess
@@ -22,16 +21,11 @@ import yaml
 
 from .todod import SRCDIR
 from .util import ServiceUnavailable
+from .venv import PinnedVenv, cache_dir
 
 HELM_VERSION = "4.3.2"
 KUBERNETES_VALIDATE_VERSION = "1.37.0"
-BASE_PYTHON = "/usr/bin/python3"
 CHART = os.path.join(SRCDIR, "k8s", "helm", "todod")
-
-
-def _cache():
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "todod-tests")
 
 
 def _helm_version(path):
@@ -50,7 +44,7 @@ def helm_binary():
     global _helm
     if _helm:
         return _helm
-    bindir = os.environ.get("TODOD_HELM_BINDIR") or os.path.join(_cache(),
+    bindir = os.environ.get("TODOD_HELM_BINDIR") or os.path.join(cache_dir(),
                                                                  f"helm-{HELM_VERSION}", "bin")
     path = os.path.join(bindir, "helm")
     if _helm_version(path) != "v" + HELM_VERSION:
@@ -120,55 +114,13 @@ def lint(values=None, strict=True):
 
 # ---- kubernetes-validate ------------------------------------------------------
 
-def venv_dir():
-    return os.path.join(_cache(), "venv-kubernetes-validate")
-
-
-def _venv_python():
-    return os.path.join(venv_dir(), "bin", "python")
-
-
-def _installed(python):
-    if not os.access(python, os.X_OK):
-        return None
-    res = subprocess.run([python, "-c", "import importlib.metadata as m; "
-                          "print(m.version('kubernetes-validate'))"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
-def _run(argv, what):
-    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if res.returncode != 0:
-        raise ServiceUnavailable(f"{what} failed ({res.returncode}): {' '.join(argv)}\n"
-                                 f"{res.stdout[-3000:]}")
-
-
-_validator = None
+_VALIDATOR = PinnedVenv("venv-kubernetes-validate", "kubernetes-validate",
+                        KUBERNETES_VALIDATE_VERSION)
 
 
 def validator_python():
-    """The venv's python with kubernetes-validate, created once."""
-    global _validator
-    if _validator:
-        return _validator
-    python = _venv_python()
-    if _installed(python) != KUBERNETES_VALIDATE_VERSION:
-        os.makedirs(_cache(), exist_ok=True)
-        with open(venv_dir() + ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if _installed(python) != KUBERNETES_VALIDATE_VERSION:
-                _run([BASE_PYTHON, "-m", "venv", "--clear", venv_dir()],
-                     "creating the kubernetes-validate virtualenv")
-                _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                      f"kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"],
-                     f"pip install kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}")
-                if _installed(python) != KUBERNETES_VALIDATE_VERSION:
-                    raise ServiceUnavailable("the kubernetes-validate venv has "
-                                             f"{_installed(python)}, expected "
-                                             f"{KUBERNETES_VALIDATE_VERSION}")
-    _validator = python
-    return python
+    """The venv's python with kubernetes-validate, built once."""
+    return _VALIDATOR.ensure()
 
 
 # Runs in the venv: validates each document (JSON list on stdin) against
@@ -288,6 +240,6 @@ def dapr_crds():
 
 
 def dapr_source_dir():
-    bindir = os.environ.get("TODOD_DAPR_BINDIR") or os.path.join(_cache(), "dapr-1.18.0", "bin")
+    bindir = os.environ.get("TODOD_DAPR_BINDIR") or os.path.join(cache_dir(), "dapr-1.18.0", "bin")
     return os.path.join(os.path.dirname(bindir), "go", "pkg", "mod", "github.com", "dapr",
                         "dapr@v1.18.0")

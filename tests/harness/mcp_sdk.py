@@ -13,19 +13,15 @@ not implement.
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
 import sys
 
 from .pg import scalar
-from .util import ServiceUnavailable
+from .venv import PinnedVenv
 
 MCP_VERSION = "1.30.0"
-BASE_PYTHON = "/usr/bin/python3"
-
-_ready = None
 
 # What tools/list must show.
 TOOL_NAMES = frozenset({
@@ -36,63 +32,12 @@ TOOL_NAMES = frozenset({
 })
 
 
-def venv_dir():
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "todod-tests", "venv-mcp")
-
-
-def venv_python():
-    return os.path.join(venv_dir(), "bin", "python")
-
-
-def _installed_version(python):
-    if not os.access(python, os.X_OK):
-        return None
-    res = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('mcp'))"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
-def _run(argv, what):
-    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if res.returncode != 0:
-        raise ServiceUnavailable(f"{what} failed ({res.returncode}): {' '.join(argv)}\n"
-                                 f"{res.stdout[-3000:]}")
+_SDK = PinnedVenv("venv-mcp", "mcp", MCP_VERSION)
 
 
 def ensure():
-    """Create the venv and install the pinned SDK unless that was done;
-    returns the venv's python.  Raises ServiceUnavailable (a failure when
-    CI=true, through conftest) when it cannot be had."""
-    global _ready
-    if _ready:
-        return _ready
-    python = venv_python()
-    if _installed_version(python) != MCP_VERSION:
-        os.makedirs(os.path.dirname(venv_dir()), exist_ok=True)
-        # Concurrent test runs (xdist, two checkouts) must not build one
-        # venv at the same time.
-        with open(venv_dir() + ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if _installed_version(python) != MCP_VERSION:
-                _build(python)
-    _ready = python
-    return python
-
-
-def _build(python):
-    probe = subprocess.run([BASE_PYTHON, "-c", "import venv, ensurepip"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if probe.returncode != 0:
-        raise ServiceUnavailable("python3 cannot create virtualenvs: install Debian's python3-venv "
-                                 "(contrib/install-deps.sh test)")
-    if not os.path.exists(python):
-        _run([BASE_PYTHON, "-m", "venv", "--clear", venv_dir()], "creating the SDK virtualenv")
-    _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q",
-          f"mcp=={MCP_VERSION}"], f"pip install mcp=={MCP_VERSION}")
-    got = _installed_version(python)
-    if got != MCP_VERSION:
-        raise ServiceUnavailable(f"the SDK venv has mcp {got}, expected {MCP_VERSION}")
+    """The SDK venv's python, built once."""
+    return _SDK.ensure()
 
 
 def run_client(script, *args, stdin=None, env=None, timeout=120):
