@@ -10,14 +10,18 @@
 #     certificates; libssl, zlib, zstd and lz4 headers build the librdkafka
 #     the tests use (contrib/build-librdkafka.sh); redis-server is the
 #     Redis Streams behind Dapr's second pub/sub component (the harness
-#     runs it by hand: the package's unit needs systemd).
+#     runs it by hand: the package's unit needs systemd); dpkg-dev,
+#     debhelper, fakeroot and lintian build and check the Debian packages,
+#     rpm checks the RPM spec, mmdebstrap makes the Debian roots the packages
+#     and the container image's files are tried in (test_packaging.py).
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
       libcurl4-openssl-dev libpq-dev postgresql"
 if [ "${1:-}" = test ]; then
 	pkgs="$pkgs clang libclang-rt-dev python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd postgresql-client wrk
 	      librdkafka-dev kcat openjdk-17-jre-headless maven openssl
-	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server"
+	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server
+	      dpkg-dev debhelper fakeroot lintian rpm mmdebstrap"
 fi
 missing=""
 for p in $pkgs; do
