@@ -38,8 +38,8 @@ build)
 user)
 	[ $# -eq 2 ] || { echo "usage: $0 user ROOT" >&2; exit 64; }
 	root=$(cd "$2" && pwd)
-	groupadd --root "$root" --system --gid "$uid" todod
-	useradd --root "$root" --system --uid "$uid" --gid "$uid" --no-create-home \
+	groupadd --root "$root" --gid "$uid" todod
+	useradd --root "$root" --uid "$uid" --gid "$uid" --no-create-home \
 		--home-dir /var/lib/todod --shell /usr/sbin/nologin todod
 	install -d -m 0750 -o "$uid" -g "$uid" "$root/var/lib/todod"
 	;;

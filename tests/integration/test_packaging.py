@@ -197,7 +197,8 @@ def debs(dist):
     tarball, src = dist
     shutil.copytree(src / "contrib" / "debian", src / "debian")
     env = dict(os.environ, DEB_BUILD_OPTIONS=f"parallel={os.cpu_count() or 1}")
-    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "CFLAGS", "LDFLAGS", "CPPFLAGS", "PKG_CONFIG_PATH"):
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "CFLAGS", "LDFLAGS", "CPPFLAGS",
+                "PKG_CONFIG_PATH"):
         env.pop(var, None)
     out = run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=env, timeout=3600)
     assert "dh_missing" not in out or "missing files" not in out, out[-4000:]
@@ -363,6 +364,17 @@ def test_rpm_spec(dist, tmp_path):
     assert [os.path.basename(s) for s in srpms] == [f"todod-{package_version()}-1.src.rpm"]
     contents = run(["rpm", "-qpl", srpms[0]]).split()
     assert sorted(contents) == sorted([tarball.name, "todod.spec", "todod.sysusers"])
+
+    # rpmbuild -ta as doc/packaging.md says: the spec from the tarball, the
+    # sysusers file beside it.
+    beside = tmp_path / "t"
+    beside.mkdir()
+    shutil.copy(tarball, beside)
+    shutil.copy(src / "contrib" / "rpm" / "todod.sysusers", beside)
+    shutil.rmtree(top / "SRPMS")
+    run(["rpmbuild", "-ts", *define, str(beside / tarball.name)])
+    assert [os.path.basename(s) for s in glob.glob(str(top / "SRPMS" / "*.src.rpm"))] == \
+        [f"todod-{package_version()}-1.src.rpm"]
 
 
 # ---- the container image's root file system ------------------------------
