@@ -304,13 +304,13 @@ def test_deb_install_run_purge(debs, pg_server, tmp_path):
     found, _ = debs
     tar = tmp_path / "root.tar"
     # The hook makes the .deb files visible to dpkg inside the root.
-    mmdebstrap(tar, ["--variant=apt",
+    mmdebstrap(tar, ["--format=tar", "--variant=apt",
                      "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
                      *(f"--include={found[p]}" for p in sorted(found))])
     root = unpack(tar, tmp_path / "root")
 
     passwd = (root / "etc" / "passwd").read_text()
-    entry = re.search(r"^todod:x:(\d+):(\d+):[^:]*:([^:]*):([^:]*)$", passwd, re.M)
+    entry = re.search(r"^todod:x:(\d+):(\d+):[^:\n]*:([^:\n]*):([^:\n]*)$", passwd, re.M)
     assert entry, "the package created no todod user"
     uid, gid, home, shell = int(entry[1]), int(entry[2]), entry[3], entry[4]
     assert uid < 1000 and home == "/var/lib/todod" and shell.endswith("nologin")
@@ -405,7 +405,8 @@ def image_root_tar(dist):
     tar = os.path.join(CACHE, f"image-root-{SUITE}-{key}.tar")
     with locked(tar):
         if not os.path.exists(tar):
-            mmdebstrap(tar + ".tmp", [*IMAGE_MMDEBSTRAP, "--include=" + ",".join(pkgs)])
+            mmdebstrap(tar + ".tmp", ["--format=tar", *IMAGE_MMDEBSTRAP,
+                                      "--include=" + ",".join(pkgs)])
             os.rename(tar + ".tmp", tar)
     return tar
 
