@@ -290,8 +290,8 @@ def test_deb_split(debs):
 def test_lintian(debs):
     need("lintian")
     _, changes = debs
-    out = run(["lintian", "--fail-on", "none", "--tag-display-limit", "0", "--info", changes],
-              timeout=1800)
+    out = run(["lintian", "--fail-on", "none", "--tag-display-limit", "0", "--display-info",
+               changes], timeout=1800)
     print(out)
     problems = [line for line in out.splitlines() if re.match(r"[EW]: ", line)]
     assert not problems, "lintian:\n" + "\n".join(problems)
