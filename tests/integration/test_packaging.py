@@ -170,10 +170,12 @@ def serve_briefly(root, config_in_root, env, database_dsn, user):
     try:
         def up():
             if proc.poll() is not None:
-                log.seek(0)
-                raise ServiceUnavailable(f"todod exited {proc.returncode}:\n{log.read()[-4000:]}")
+                return "exited"  # a failure of the packaging, reported below
             return http_get(port, "/healthz") == 200 and http_get(port, "/readyz") == 200
         wait_until(up, 120, interval=0.2, what="todod in the root to answer /healthz and /readyz")
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"todod exited {proc.returncode} in the root:\n{log.read()[-4000:]}")
         # Migrations ran as the unprivileged user, against the real server.
         assert scalar(database_dsn, "SELECT count(*) FROM users") == 0
         proc.send_signal(signal.SIGTERM)
