@@ -13,14 +13,18 @@
 #     runs it by hand: the package's unit needs systemd); curl and jq run
 #     the operator scripts of contrib/ops, which the suite runs, and
 #     shellcheck checks them; python3-yaml reads the Helm chart's rendered
-#     manifests.
+#     manifests; dpkg-dev, debhelper, fakeroot and lintian build and check
+#     the Debian packages, rpm checks the RPM spec, mmdebstrap makes the
+#     Debian roots the packages and the container image's files are tried
+#     in (test_packaging.py).
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libjson-c-dev
       libcurl4-openssl-dev libpq-dev postgresql"
 if [ "${1:-}" = test ]; then
 	pkgs="$pkgs clang libclang-rt-dev python3 python3-pytest python3-psycopg2 python3-venv python3-aiosmtpd python3-yaml postgresql-client wrk
 	      librdkafka-dev kcat openjdk-17-jre-headless maven openssl
-	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server curl jq shellcheck"
+	      libssl-dev zlib1g-dev libzstd-dev liblz4-dev redis-server curl jq shellcheck
+	      dpkg-dev debhelper fakeroot lintian rpm mmdebstrap"
 fi
 missing=""
 for p in $pkgs; do
