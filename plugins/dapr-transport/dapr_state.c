@@ -158,7 +158,7 @@ static int read_found(struct inbox_call *c, const struct todod_transfer_result *
 {
 	json_object *list = res->body ? json_tokener_parse(res->body) : NULL;
 	if (!list || !json_object_is_type(list, json_type_array)) {
-		snprintf(error, size, "the bulk get's answer is not a JSON array");
+		snprintf(error, size, "the answer to the bulk get is not a JSON array");
 		json_object_put(list);
 		return -1;
 	}
