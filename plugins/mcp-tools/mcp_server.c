@@ -41,6 +41,11 @@ struct tools_page {
 	char *result; /* the serialized ListToolsResult */
 };
 
+/* A tool's series, registered once so that a call only adds to them. */
+struct tool_metrics {
+	struct todod_metric *ok, *error, *duration;
+};
+
 struct mcp_server {
 	const struct todod_api *api;
 	struct todod_ctx *ctx;
@@ -50,6 +55,7 @@ struct mcp_server {
 	size_t n_pages;
 	struct printbuf *out; /* scratch for the reply being written */
 	unsigned inflight;
+	struct tool_metrics *metrics; /* one per tool, in tools_all() order */
 };
 
 /* A tools/call waiting for its tool. */
@@ -58,6 +64,8 @@ struct pending_call {
 	json_object *id;
 	mcp_reply_fn reply;
 	void *arg;
+	const struct tool_metrics *metrics;
+	int64_t started_us; /* mono_us */
 };
 
 const char *mcp_version_find(const char *text)
@@ -253,6 +261,15 @@ static json_object *tool_error_json(const struct tool_error *error)
 	return doc;
 }
 
+/* Counts a finished call, whatever the client gets: a tool that could not
+ * start is an error like a tool that refused. */
+static void count_call(const struct mcp_server *srv, const struct pending_call *call, bool ok)
+{
+	srv->api->metric_add(ok ? call->metrics->ok : call->metrics->error, 1);
+	srv->api->metric_observe(call->metrics->duration,
+				 (double)(srv->api->mono_us() - call->started_us) / 1e6);
+}
+
 /* The same JSON twice: as text for clients that only read content, and as
  * structuredContent for those that read the output schema.  An error result
  * carries no structuredContent: the TypeScript SDK client validates
@@ -262,6 +279,7 @@ static void tool_done_cb(json_object *result, const struct tool_error *error, vo
 {
 	struct pending_call *call = arg;
 	struct mcp_server *srv = call->srv;
+	count_call(srv, call, !error);
 	json_object *doc = error ? tool_error_json(error) : json_object_get(result);
 	json_object *text = json_object_new_object();
 	json_object_object_add(text, "type", json_object_new_string("text"));
@@ -309,13 +327,16 @@ static void do_tools_call(struct mcp_server *srv, struct mcp_peer *peer, json_ob
 		return;
 	}
 	struct pending_call *call = todod_xmalloc(sizeof *call);
-	*call = (struct pending_call){ srv, json_object_get(id), reply, arg };
+	size_t n;
+	*call = (struct pending_call){ srv, json_object_get(id), reply, arg,
+				       &srv->metrics[tool - tools_all(&n)], srv->api->mono_us() };
 	srv->inflight++;
 	struct todod_err err = { "" };
 	/* The tool may answer before run() returns; `call` is then gone. */
 	if (tool->run(&srv->env, peer->user_id, args, tool_done_cb, call, &err) != 0) {
 		srv->api->log(srv->ctx, TODOD_LOG_WARN, "tool %s could not start: %s", name,
 			      err.text);
+		count_call(srv, call, false);
 		char message[600];
 		snprintf(message, sizeof message, "Internal error: %s", err.text);
 		send_error(srv, 200, id, MCP_INTERNAL_ERROR, message, reply, arg);
@@ -481,6 +502,35 @@ static int build_pages(struct mcp_server *srv, struct todod_err *err)
 	return 0;
 }
 
+static struct todod_metric *calls_series(struct mcp_server *srv, const char *tool,
+					  const char *outcome)
+{
+	char labels[128];
+	snprintf(labels, sizeof labels, "tool=\"%s\",outcome=\"%s\"", tool, outcome);
+	return srv->api->metric(srv->ctx, TODOD_METRIC_COUNTER, "todod_mcp_tool_calls_total",
+				"MCP tool calls, by tool and outcome (error: an isError result "
+				"or a tool that could not start)",
+				labels);
+}
+
+static void register_metrics(struct mcp_server *srv)
+{
+	size_t n;
+	const struct tool *all = tools_all(&n);
+	srv->metrics = todod_xcalloc(n, sizeof *srv->metrics);
+	for (size_t i = 0; i < n; i++) {
+		char labels[64];
+		snprintf(labels, sizeof labels, "tool=\"%s\"", all[i].name);
+		srv->metrics[i] = (struct tool_metrics){
+			calls_series(srv, all[i].name, "ok"),
+			calls_series(srv, all[i].name, "error"),
+			srv->api->metric(srv->ctx, TODOD_METRIC_HISTOGRAM,
+					 "todod_mcp_tool_duration_seconds",
+					 "From a tools/call to its tool's answer", labels),
+		};
+	}
+}
+
 static void build_init_results(struct mcp_server *srv, const char *server_version)
 {
 	for (size_t i = 0; i < N_VERSIONS; i++) {
@@ -516,6 +566,7 @@ struct mcp_server *mcp_server_new(const struct todod_api *api, struct todod_ctx 
 		return NULL;
 	}
 	build_init_results(srv, server_version);
+	register_metrics(srv);
 	return srv;
 }
 
@@ -530,6 +581,7 @@ void mcp_server_free(struct mcp_server *srv)
 		free(srv->pages[p].result);
 	}
 	free(srv->pages);
+	free(srv->metrics);
 	if (srv->out)
 		printbuf_free(srv->out);
 	free(srv);

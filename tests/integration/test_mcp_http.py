@@ -137,6 +137,22 @@ def test_arguments_not_an_object_is_32602(mcp):
     rpc_error(resp, 200, -32602)
 
 
+def test_tool_calls_are_counted_per_tool_and_outcome(mcp):
+    sid = open_session(mcp)
+    ok = answer(in_session(mcp, sid, request("tools/call", {"name": "add_task",
+                                                             "arguments": {"title": "counted"}})))
+    assert not ok["result"].get("isError"), ok
+    bad = answer(in_session(mcp, sid, request("tools/call", {"name": "get_task",
+                                                              "arguments": {"task_id": 999999}},
+                                              rid=2)))
+    assert bad["result"]["isError"] is True, bad
+    assert mcp.metric("todod_mcp_tool_calls_total", tool="add_task", outcome="ok") == 1
+    assert mcp.metric("todod_mcp_tool_calls_total", tool="get_task", outcome="error") == 1
+    assert mcp.metric("todod_mcp_tool_duration_seconds_count", tool="add_task") == 1
+    # Every tool's series exists from the start, so a rate over it is 0, not absent.
+    assert mcp.metric("todod_mcp_tool_calls_total", tool="delete_tag", outcome="error") == 0
+
+
 # ---- sessions ----------------------------------------------------------------
 
 def test_request_without_session_after_initialize_is_400(mcp):
