@@ -62,6 +62,8 @@ struct reminders {
 	todod_drained_cb drained;  /* set while a drain waits for the round */
 
 	struct todod_trigger due;  /* service trigger "reminders.due" */
+
+	struct todod_metric *fired, *skipped, *lateness;
 };
 
 static void reminders_check(struct reminders *r, const char *trigger);
@@ -216,6 +218,13 @@ static void on_claimed(json_object *res, const struct todod_store_error *err, vo
 	int64_t skipped = json_object_object_get_ex(res, "skipped", &value) ? json_object_get_int64(value) : 0;
 	r->round_fired += fired;
 	r->round_skipped += skipped;
+	r->api->metric_add(r->fired, (double)fired);
+	r->api->metric_add(r->skipped, (double)skipped);
+	if (json_object_object_get_ex(res, "late_s", &value) &&
+	    json_object_is_type(value, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(value); i++)
+			r->api->metric_observe(r->lateness, json_object_get_double(
+							 json_object_array_get_idx(value, i)));
 
 	/* A full batch may have left more behind; a short one took all that
 	 * was due and not being claimed by another replica. */
@@ -314,6 +323,14 @@ static int reminders_init(const struct todod_api *api, struct todod_ctx *ctx, co
 	r->conf = conf;
 	r->due = (struct todod_trigger){ .struct_size = sizeof r->due, .name = "reminders.due",
 					.fire = fire_due, .driven = driven_by, .self = r };
+	/* Claims are counted by the replica that made them: summed over the
+	 * fleet, each reminder counts once. */
+	r->fired = api->metric(ctx, TODOD_METRIC_COUNTER, "todod_reminders_fired_total",
+			       "Reminders claimed and sent as todod.reminder.due", "");
+	r->skipped = api->metric(ctx, TODOD_METRIC_COUNTER, "todod_reminders_skipped_total",
+				 "Reminders found later than grace and not sent", "");
+	r->lateness = api->metric(ctx, TODOD_METRIC_HISTOGRAM, "todod_reminder_lateness_seconds",
+				  "From a fired reminder's remind_at to its claim", "");
 	if (api->bus_subscribe(ctx, "task-events", "reminders", on_task_event, r, err) != 0 ||
 	    api->service_provide(ctx, "trigger", r->due.name, &r->due, err) != 0) {
 		free(r);

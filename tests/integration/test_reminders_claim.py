@@ -75,6 +75,9 @@ def test_a_reminder_fires_once_at_its_time(todod_factory, database):
 
     time.sleep(1.5)  # nothing fires twice
     assert scalar(database, DUE) == 1
+    assert t.metric("todod_reminders_fired_total") == 1
+    assert t.metric("todod_reminder_lateness_seconds_count") == 1
+    assert 0 <= t.metric("todod_reminder_lateness_seconds_sum") < LATE_S
 
 
 def test_three_replicas_fire_300_reminders_once_each(todod_factory, database):
@@ -143,4 +146,11 @@ def test_a_reminder_older_than_grace_is_skipped_not_sent(todod_factory, database
     assert scalar(database, "SELECT reminder_state FROM tasks WHERE id = %s", late) == "fired"
     assert reminder_events(database) == {late: 1}
     t.wait_log("1 reminder(s) skipped")
+    assert t.metric("todod_reminders_fired_total") == 1
+    assert t.metric("todod_reminders_skipped_total") == 1
+    # Ten minutes late, measured from remind_at to the claim; the skipped
+    # one is not observed.
+    assert t.metric("todod_reminder_lateness_seconds_count") == 1
+    assert 600 <= t.metric("todod_reminder_lateness_seconds_sum") < 600 + 60
+    assert t.metric("todod_reminder_lateness_seconds_bucket", le="10") == 0
     assert re.search(r"warn.*1 reminder\(s\) skipped", t.log(), re.I), t.log_tail(20)
