@@ -80,6 +80,9 @@ struct bus {
 	const void *inbox_owner;
 	struct todod_inbox_driver db_inbox;
 	LIST_HEAD(, inbox_call) calls;
+	/* Counted here, where every transport's messages pass, so one series
+	 * tells of a publisher writing another format whatever carries it. */
+	struct metric *invalid;
 };
 
 /* One inbox driver call in flight and the deliveries it answers. */
@@ -102,6 +105,10 @@ struct bus *bus_new(struct event_base *base, struct store *store, const struct b
 	bus->db_inbox = inbox_db_driver(store);
 	bus->inbox = &bus->db_inbox;
 	bus->topics = todod_xcalloc(1, sizeof *bus->topics);
+	bus->invalid = metrics_counter("todod_bus_invalid_events_total",
+				       "Messages consumed from a transport that were no valid "
+				       "CloudEvent (or too large) and went back to it as DROP",
+				       "");
 	bus->flush = event_new(base, -1, 0, flush_inbox, bus);
 	if (!bus->flush) {
 		free(bus->topics);
@@ -467,6 +474,7 @@ void bus_dispatch(struct bus *bus, const struct todod_inbound *msg,
 	if (ce_parse(msg->raw, msg->len, bus->conf.max_event_size, msg->topic, msg->key,
 		     &dsp->parsed, &err) != 0) {
 		free(dsp);
+		metric_add(bus->invalid, 1);
 		msg->done(TODOD_DROP, err.text, 0, msg->arg);
 		return;
 	}

@@ -106,6 +106,8 @@ def test_poison_messages_are_dead_lettered_and_the_partition_flows_on(
     assert refused.headers["todod-dlq-attempts"] == "1", refused.headers
     # Dead-lettered once each, without retries.
     assert t.metric("todod_dapr_deliveries_total", status="DROP") == 2, t.log_tail(30)
+    # Only the bytes that are not JSON failed to parse.
+    assert t.metric("todod_bus_invalid_events_total") == 1
     wait_until(lambda: scalar(t.db, "SELECT count(*) FROM inbox WHERE event_id = %s",
                               event_id) == 1, 30, what="the reminder recorded as handled")
     time.sleep(1)

@@ -96,6 +96,7 @@ def test_poison_message_is_dead_lettered_and_its_partition_flows_on(kafka, kafka
                == (end, end), 90, what=f"the group's offset on {topic} at {end}")
     assert len(kafka.read_topic(kafka_names.dlq("task-events"))) == 1
     assert t.metric("todod_kafka_dead_letters_total", topic=topic) == 1
+    assert t.metric("todod_bus_invalid_events_total") == 1
 
 
 def test_reminder_refused_by_the_mail_server_is_dead_lettered(kafka, kafka_names, kafka_todod,
