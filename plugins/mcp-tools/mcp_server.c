@@ -43,7 +43,7 @@ struct tools_page {
 
 /* A tool's series, registered once so that a call only adds to them. */
 struct tool_metrics {
-	struct todod_metric *ok, *error, *duration;
+	struct todod_metric *ok, *refused, *failed, *duration;
 };
 
 struct mcp_server {
@@ -261,11 +261,25 @@ static json_object *tool_error_json(const struct tool_error *error)
 	return doc;
 }
 
-/* Counts a finished call, whatever the client gets: a tool that could not
- * start is an error like a tool that refused. */
-static void count_call(const struct mcp_server *srv, const struct pending_call *call, bool ok)
+/* The server's own failures (the database away, a tool that could not
+ * run) apart from the caller's mistakes (an unknown task, a bad date):
+ * only the former say todod is unwell. */
+static bool failed_on_our_side(const struct tool_error *error)
 {
-	srv->api->metric_add(ok ? call->metrics->ok : call->metrics->error, 1);
+	return strcmp(error->code, "INTERNAL_ERROR") == 0 ||
+	       strcmp(error->code, "DATABASE_UNAVAILABLE") == 0;
+}
+
+/* Counts a finished call; `started` false: the tool could not start. */
+static void count_call(const struct mcp_server *srv, const struct pending_call *call,
+		       const struct tool_error *error, bool started)
+{
+	const struct tool_metrics *m = call->metrics;
+	struct todod_metric *series = !started                    ? m->failed
+				      : !error                    ? m->ok
+				      : failed_on_our_side(error) ? m->failed
+								  : m->refused;
+	srv->api->metric_add(series, 1);
 	srv->api->metric_observe(call->metrics->duration,
 				 (double)(srv->api->mono_us() - call->started_us) / 1e6);
 }
@@ -279,7 +293,7 @@ static void tool_done_cb(json_object *result, const struct tool_error *error, vo
 {
 	struct pending_call *call = arg;
 	struct mcp_server *srv = call->srv;
-	count_call(srv, call, !error);
+	count_call(srv, call, error, true);
 	json_object *doc = error ? tool_error_json(error) : json_object_get(result);
 	json_object *text = json_object_new_object();
 	json_object_object_add(text, "type", json_object_new_string("text"));
@@ -336,7 +350,7 @@ static void do_tools_call(struct mcp_server *srv, struct mcp_peer *peer, json_ob
 	if (tool->run(&srv->env, peer->user_id, args, tool_done_cb, call, &err) != 0) {
 		srv->api->log(srv->ctx, TODOD_LOG_WARN, "tool %s could not start: %s", name,
 			      err.text);
-		count_call(srv, call, false);
+		count_call(srv, call, NULL, false);
 		char message[600];
 		snprintf(message, sizeof message, "Internal error: %s", err.text);
 		send_error(srv, 200, id, MCP_INTERNAL_ERROR, message, reply, arg);
@@ -508,8 +522,8 @@ static struct todod_metric *calls_series(struct mcp_server *srv, const char *too
 	char labels[128];
 	snprintf(labels, sizeof labels, "tool=\"%s\",outcome=\"%s\"", tool, outcome);
 	return srv->api->metric(srv->ctx, TODOD_METRIC_COUNTER, "todod_mcp_tool_calls_total",
-				"MCP tool calls, by tool and outcome (error: an isError result "
-				"or a tool that could not start)",
+				"MCP tool calls, by tool and outcome (refused: the caller's "
+				"mistake; failed: the server's, e.g. the database away)",
 				labels);
 }
 
@@ -523,7 +537,8 @@ static void register_metrics(struct mcp_server *srv)
 		snprintf(labels, sizeof labels, "tool=\"%s\"", all[i].name);
 		srv->metrics[i] = (struct tool_metrics){
 			calls_series(srv, all[i].name, "ok"),
-			calls_series(srv, all[i].name, "error"),
+			calls_series(srv, all[i].name, "refused"),
+			calls_series(srv, all[i].name, "failed"),
 			srv->api->metric(srv->ctx, TODOD_METRIC_HISTOGRAM,
 					 "todod_mcp_tool_duration_seconds",
 					 "From a tools/call to its tool's answer", labels),

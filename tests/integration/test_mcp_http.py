@@ -147,10 +147,12 @@ def test_tool_calls_are_counted_per_tool_and_outcome(mcp):
                                               rid=2)))
     assert bad["result"]["isError"] is True, bad
     assert mcp.metric("todod_mcp_tool_calls_total", tool="add_task", outcome="ok") == 1
-    assert mcp.metric("todod_mcp_tool_calls_total", tool="get_task", outcome="error") == 1
+    # The caller's mistake, not the server's.
+    assert mcp.metric("todod_mcp_tool_calls_total", tool="get_task", outcome="refused") == 1
+    assert mcp.metric("todod_mcp_tool_calls_total", tool="get_task", outcome="failed") == 0
     assert mcp.metric("todod_mcp_tool_duration_seconds_count", tool="add_task") == 1
     # Every tool's series exists from the start, so a rate over it is 0, not absent.
-    assert mcp.metric("todod_mcp_tool_calls_total", tool="delete_tag", outcome="error") == 0
+    assert mcp.metric("todod_mcp_tool_calls_total", tool="delete_tag", outcome="failed") == 0
 
 
 # ---- sessions ----------------------------------------------------------------
