@@ -192,6 +192,21 @@ def db_latency(pg, uid, name, args, n=200):
     return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
 
 
+def explain(pg, uid, name, args, out):
+    """One call with auto_explain at NOTICE level: the plans of the
+    statements inside the store function, with actual times, go to `out`."""
+    args = {"id" if k == "task_id" else k: v for k, v in args.items()}
+    with contextlib.closing(pg.connect("todod")) as conn, conn.cursor() as cur:
+        cur.execute("LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
+                    "SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on; "
+                    "SET auto_explain.log_nested_statements = on; "
+                    "SET auto_explain.log_level = notice")
+        del conn.notices[:]
+        cur.execute(f"SELECT {STORE_OPS[name]}(%s, %s::jsonb, NULL, NULL)",
+                    (uid, json.dumps(args)))
+        out.write(f"==== {name} {json.dumps(args)}\n" + "".join(conn.notices) + "\n")
+
+
 def measure(t, base, name, args):
     fig = mcp.wrk(t, "mcp_call.lua", {**base, "MCP_METHOD": "tools/call",
                                       "MCP_PARAMS": json.dumps({"name": name, "arguments": args})})
@@ -211,6 +226,8 @@ def mcp_phase(t, pg, token, dsn, big):
     matches = scalar(dsn, "SELECT count(*) FROM tasks WHERE user_id = %s "
                           "AND search @@ to_tsquery('simple', %s)", big, WORD)
     figs = {}
+    explain_path = os.path.join(os.environ.get("EXPLAIN_DIR", "/tmp"), f"scale-explain-{os.getpid()}.txt")
+    explain_out = open(explain_path, "w")
     for key, name, args in (
             ("get_task", "get_task", {"task_id": task}),
             ("list first page", "list_tasks", {}),
@@ -221,6 +238,10 @@ def mcp_phase(t, pg, token, dsn, big):
         figs[key]["db_p50"], figs[key]["db_p99"] = db_latency(pg, big, name, args)
         print(f"  the store function alone, one connection: p50 {figs[key]['db_p50']:.2f} ms  "
               f"p99 {figs[key]['db_p99']:.2f} ms", flush=True)
+        explain(pg, big, name, args, explain_out)
+    explain_out.close()
+    print(f"  EXPLAIN ANALYZE of the statements inside each store function: {explain_path}",
+          flush=True)
     before = scalar(dsn, "SELECT count(*) FROM tasks")
     add = measure(t, base, "add_task", {"title": "bench", "priority": "medium"})
     mcp.report(f"add_task at {before:,} tasks", add)
