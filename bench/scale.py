@@ -269,7 +269,7 @@ def reminders_phase(t, dsn, mbox):
     now = scalar(dsn, "SELECT extract(epoch FROM now())::float8")
     minute = (int(now + 45) // 60 + 1) * 60
     titles = query(dsn, """
-        WITH pick AS (SELECT id FROM tasks WHERE completed_at IS NULL
+        WITH pick AS (SELECT id FROM tasks WHERE completed_at IS NULL AND title LIKE 'Task %%'
                        ORDER BY id %% 7, id LIMIT %s)
         UPDATE tasks t SET remind_at = to_timestamp(%s), remind_offset_min = NULL,
                            reminder_state = 'pending', updated_at = now()
@@ -332,6 +332,7 @@ def relay_phase(t, dsn, what):
                 break
             time.sleep(0.2)
         wall = time.monotonic() - started
+        cpu = t.cpu_seconds()
         hwm = vm_kib(t.pid, "VmHWM")
         t.stop()
     sent, span = query(dsn, "SELECT count(sent_at), extract(epoch FROM max(sent_at) - "
@@ -339,7 +340,8 @@ def relay_phase(t, dsn, what):
                        lo, hi)[0]
     rate = sent / span if span else 0.0
     print(f"relay {what}: {sent:,} of {len(ids):,} events sent, {rate:,.0f} events/s "
-          f"(first -> last sent_at {span:.2f} s; start -> all sent {wall:.2f} s)  "
+          f"(first -> last sent_at {span:.2f} s; start -> all sent {wall:.2f} s; todod CPU "
+          f"{cpu:.1f} s)  "
           f"peak VmRSS {max(rss.peak_kib, hwm)} KiB", flush=True)
     return {"sent": sent, "events": len(ids), "rate": rate, "span": span, "wall": wall,
             "rss_peak_kib": max(rss.peak_kib, hwm)}
@@ -349,6 +351,11 @@ def relay_phase(t, dsn, what):
 
 def main():
     core = {"log_level": "warn", "db_pool_size": os.environ.get("DB_POOL_SIZE", "4")}
+    if os.environ.get("OUTBOX_BATCH"):
+        core["outbox_batch"] = os.environ["OUTBOX_BATCH"]
+    reminders = {}
+    if os.environ.get("REMINDERS_BATCH"):
+        reminders["batch"] = os.environ["REMINDERS_BATCH"]
     load_avg = [os.getloadavg()[0]]
     with contextlib.ExitStack() as stack:
         pg = stack.enter_context(PostgresServer())
@@ -356,7 +363,7 @@ def main():
         dsn = pg.dsn("todod")
         mbox = os.path.join(pg.tmp, "reminders.mbox")
         t = Todod(pg.uri("todod"), core=core,
-                  plugins={"mcp-tools": {"auth": "token"}, "reminders": {},
+                  plugins={"mcp-tools": {"auth": "token"}, "reminders": reminders,
                            "email": {"server": "mbox:" + mbox,
                                      "from": "Todo Bot <todod@example.org>"}})
         stack.callback(t.close)
@@ -429,13 +436,16 @@ def main():
     knobs = " ".join(f"{k}={v}" for k, v in (("USERS", USERS), ("TASKS", TASKS),
                                               ("BIG_TASKS", BIG_TASKS), ("REMINDERS", REMINDERS),
                                               ("OUTBOX_EVENTS", OUTBOX_EVENTS),
+                                              ("OUTBOX_BATCH", core.get("outbox_batch")),
+                                              ("REMINDERS_BATCH", reminders.get("batch")),
                                               ("DURATION", mcp.DURATION),
-                                              ("CONNECTIONS", mcp.CONNECTIONS)))
+                                              ("CONNECTIONS", mcp.CONNECTIONS)) if v)
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} {knobs} bench/scale.sh")
     print(f"  machine: {os.cpu_count()} cores shared by todod, PostgreSQL, wrk, the broker; "
           f"1-min load average " + ", ".join(f"{x:.2f}" for x in load_avg)
           + " (start, after mcp, reminders, relay, kafka); db_pool_size "
-          f"{core['db_pool_size']}; load took {load_s:.0f} s")
+          f"{core['db_pool_size']}, outbox_batch {core.get('outbox_batch', 'default')}, "
+          f"reminders {reminders or 'defaults'}; load took {load_s:.0f} s")
     return 0
 
 
