@@ -68,6 +68,7 @@ struct outbox_relay {
 	struct event *renew;      /* keeps the lease while events are out */
 	bool running, stopping, closed;
 	bool claiming;            /* a claim is with the database */
+	int claim_limit;          /* the rows that claim asked for */
 	bool wanted;              /* new rows may be waiting: a commit, a poll, a full claim */
 	bool claim_resting;       /* the last claim failed: wait for `wake` */
 	bool releasing;           /* drained: the lease is being handed over */
@@ -374,6 +375,10 @@ static void claimed(struct outbox_row *rows, size_t n_rows, const char *error, v
 	}
 	r->claim_backoff_ms = 0;
 	forget_marked(r);
+	/* A full claim leaves more behind it: claim again as soon as there is
+	 * room, not at the next poll. */
+	if (r->claim_limit > 0 && n_rows >= (size_t)r->claim_limit)
+		r->wanted = true;
 	/* Queue every row first, then start the ones not waiting behind
 	 * another: a publish answered at once must find its successors. */
 	struct item **ready = n_rows ? todod_xcalloc(n_rows, sizeof *ready) : NULL;
@@ -424,6 +429,7 @@ static void claim(struct outbox_relay *r, int limit)
 		.in_flight = ids + n_out - n_in_flight, .n_in_flight = n_in_flight,
 	};
 	r->claiming = true;
+	r->claim_limit = limit;
 	r->wanted = false;
 	store_outbox_claim(r->store, &c, claimed, r);
 	free(ids);
