@@ -207,10 +207,10 @@ def explain(pg, uid, name, args, out):
         out.write(f"==== {name} {json.dumps(args)}\n" + "".join(conn.notices) + "\n")
 
 
-def measure(t, base, name, args):
-    fig = mcp.wrk(t, "mcp_call.lua", {**base, "MCP_METHOD": "tools/call",
-                                      "MCP_PARAMS": json.dumps({"name": name, "arguments": args})})
-    return fig
+def measure(t, pg, base, name, args):
+    return mcp.wrk(t, pg, "mcp_call.lua",
+                   {**base, "MCP_METHOD": "tools/call",
+                    "MCP_PARAMS": json.dumps({"name": name, "arguments": args})})
 
 
 def mcp_phase(t, pg, token, dsn, big):
@@ -233,7 +233,7 @@ def mcp_phase(t, pg, token, dsn, big):
             ("list first page", "list_tasks", {}),
             (f"list {DEEP} cursors deep", "list_tasks", {"cursor": cursor}),
             (f"search '{WORD}' ({matches} of {BIG_TASKS})", "search_tasks", {"query": WORD})):
-        figs[key] = measure(t, base, name, args)
+        figs[key] = measure(t, pg, base, name, args)
         mcp.report(f"{key} (user with {BIG_TASKS:,} tasks)", figs[key])
         figs[key]["db_p50"], figs[key]["db_p99"] = db_latency(pg, big, name, args)
         print(f"  the store function alone, one connection: p50 {figs[key]['db_p50']:.2f} ms  "
@@ -243,9 +243,10 @@ def mcp_phase(t, pg, token, dsn, big):
     print(f"  EXPLAIN ANALYZE of the statements inside each store function: {explain_path}",
           flush=True)
     before = scalar(dsn, "SELECT count(*) FROM tasks")
-    add = measure(t, base, "add_task", {"title": "bench", "priority": "medium"})
+    add = measure(t, pg, base, "add_task", {"title": "bench", "priority": "medium"})
     mcp.report(f"add_task at {before:,} tasks", add)
-    pg_tps, pg_cmd = mcp.pgbench(pg, big)
+    inserts = mcp.pgbench(t, pg, "task_create.sql", "simple", uid=big)
+    pg_tps, pg_cmd = inserts["tps"], inserts["command"]
     print(f"same rows via pgbench at {scalar(dsn, 'SELECT count(*) FROM tasks'):,} tasks: "
           f"{pg_tps:,.0f} tx/s\n  command: {pg_cmd}", flush=True)
     return figs, add, pg_tps
