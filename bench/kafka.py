@@ -15,7 +15,9 @@ created at start), mcp-tools, reminders and email.  Three runs:
              report, per event, in the relay) and
              todod_kafka_produce_latency_seconds (produce() -> delivery
              report) are scraped before and after, and their quantiles
-             interpolated from the bucket counts.
+             interpolated from the bucket counts; librdkafka's split of the
+             latter (todod_kafka_producer_stage_seconds: queue, send, broker
+             round trip) is sampled once a second.
   burst      BURST_TASKS add_task calls at once over BURST_CONNECTIONS
              keep-alive connections (threads released together): from the
              first event's created_at until the last one's sent_at, and
@@ -202,6 +204,49 @@ def hist_summary(before, after):
             f"count {n:.0f}")
 
 
+STAGE = re.compile(r'^todod_kafka_producer_stage_seconds\{broker="[^"]*",stage="([^"]+)",'
+                   r'quantile="([^"]+)"\} (\S+)$')
+
+
+class StageSampler:
+    """Samples kafka-direct's per-stage gauges (librdkafka's statistics:
+    partition queue, request send, broker rtt; one window a second) while a
+    run lasts, so the producer's time can be split."""
+
+    def __init__(self, todod):
+        self.todod, self.samples, self.stop = todod, [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.wait(1.0):
+            found = {}
+            for line in self.todod.get("/metrics").text.splitlines():
+                m = STAGE.match(line)
+                if m:
+                    found[(m.group(1), m.group(2))] = float(m.group(3))
+            self.samples.append(found)
+
+    def summary(self):
+        """Per stage, the median over the sampled windows of each window's
+        p50/p95/p99 (the last window repeats while no request was made)."""
+        self.stop.set()
+        self.thread.join()
+        parts = []
+        for stage in ("queue", "send", "broker"):
+            qs = []
+            for q in ("0.5", "0.95", "0.99"):
+                values = sorted(s[(stage, q)] for s in self.samples if (stage, q) in s)
+                if not values:
+                    break
+                qs.append(f"{values[len(values) // 2] * 1000:.1f}")
+            if len(qs) == 3:
+                parts.append(f"{stage} {'/'.join(qs)}")
+        if not parts:
+            return "no statistics (series missing from /metrics?)"
+        return "  ".join(parts) + f" ms p50/p95/p99 ({len(self.samples)} windows)"
+
+
 def quantiles(values):
     """p50/p95/p99/max of a list of seconds, as text in milliseconds."""
     if not values:
@@ -217,6 +262,7 @@ def publish_run(t, token, dsn, watch):
     mcp = McpHttp(KeepAlive(t.port), token)
     families = ("todod_outbox_publish_latency_seconds", "todod_kafka_produce_latency_seconds")
     before = {f: scrape_buckets(t, f) for f in families}
+    stages = StageSampler(t)
     ids = []
     t0 = time.monotonic()
     for i in range(PUBLISH_TASKS):
@@ -229,12 +275,19 @@ def publish_run(t, token, dsn, watch):
     events = wait_sent(dsn, ids)
     seen = watch.wait_for(list(events))
     after = {f: scrape_buckets(t, f) for f in families}
+    stage_split = stages.summary()
     sent = [s - c for c, s in events.values() if s is not None]
+    # The first events of a run also wait for the topic's metadata.
+    created = sorted(c for c, _ in events.values())
+    settled = created[min(len(created), int(PUBLISH_RATE)) - 1] if created else 0
+    sent_later = [s - c for c, s in events.values() if s is not None and c > settled]
     consumed = [seen[e] - c for e, (c, _) in events.items() if e in seen]
     return {"rate": rate, "events": len(events), "sent": len(sent), "consumed": len(consumed),
-            "sent_q": quantiles(sent), "consumed_q": quantiles(consumed),
+            "sent_q": quantiles(sent), "sent_later_q": quantiles(sent_later),
+            "consumed_q": quantiles(consumed),
             "outbox_hist": hist_summary(before[families[0]], after[families[0]]),
-            "produce_hist": hist_summary(before[families[1]], after[families[1]])}
+            "produce_hist": hist_summary(before[families[1]], after[families[1]]),
+            "stages": stage_split}
 
 
 def burst_run(t, token, dsn, watch):
@@ -302,6 +355,9 @@ def kafka_options(broker):
         opts["linger"] = os.environ["KAFKA_LINGER_MS"] + "ms"
     if os.environ.get("KAFKA_PARTITIONS"):
         opts["topic_partitions"] = os.environ["KAFKA_PARTITIONS"]
+    for item in os.environ.get("KAFKA_OPTIONS", "").split():
+        key, _, value = item.partition("=")
+        opts[key] = value
     return opts
 
 
@@ -344,9 +400,11 @@ def main():
         print(f"publish: {PUBLISH_TASKS} add_task at {pub['rate']:.0f}/s: "
               f"{pub['sent']}/{pub['events']} sent, {pub['consumed']} seen by kcat\n"
               f"  outbox created_at -> sent_at (per event, from the table): {pub['sent_q']}\n"
+              f"    after the first second: {pub['sent_later_q']}\n"
               f"  outbox created_at -> on {TOPIC} (kcat): {pub['consumed_q']}\n"
               f"  /metrics todod_outbox_publish_latency_seconds: {pub['outbox_hist']}\n"
-              f"  /metrics todod_kafka_produce_latency_seconds: {pub['produce_hist']}",
+              f"  /metrics todod_kafka_produce_latency_seconds: {pub['produce_hist']}\n"
+              f"  librdkafka's split (todod_kafka_producer_stage_seconds): {pub['stages']}",
               flush=True)
 
         burst = burst_run(t, token, dsn, watch)
@@ -411,7 +469,7 @@ def main():
     print(f"memory (VmRSS): idle {rss_idle} KiB, end {rss_end} KiB, peak (VmHWM) {hwm} KiB")
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} bench/kafka.sh   (PUBLISH_TASKS, "
           f"PUBLISH_RATE, BURST_TASKS, BURST_CONNECTIONS, REMINDER_TASKS, REMINDER_SPREAD, "
-          f"KAFKA_LINGER_MS, KAFKA_PARTITIONS, DB_POOL_SIZE to vary)")
+          f"KAFKA_LINGER_MS, KAFKA_PARTITIONS, KAFKA_OPTIONS, DB_POOL_SIZE to vary)")
     print(f"  machine: {os.cpu_count()} cores shared by todod, Kafka, PostgreSQL, the SMTP "
           f"server, kcat and this script (1-min load average {load[0]:.2f} at the start, "
           f"{load[-1]:.2f} at the end); todod db_pool_size {core['db_pool_size']}, "

@@ -11,7 +11,8 @@
 # PostgreSQL's server binaries, python3-psycopg2 and python3-aiosmtpd.
 # PUBLISH_TASKS, PUBLISH_RATE, BURST_TASKS, BURST_CONNECTIONS,
 # REMINDER_TASKS, REMINDER_SPREAD (seconds), KAFKA_LINGER_MS, KAFKA_PARTITIONS and
-# DB_POOL_SIZE vary the load.
+# DB_POOL_SIZE vary the load; KAFKA_OPTIONS adds kafka-direct options, space
+# separated (e.g. "batch_size=64K librdkafka.socket.nagle.disable=false").
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 exec /usr/bin/python3 "$here/kafka.py" "$@"

@@ -111,8 +111,15 @@ static int set_common(rd_kafka_conf_t *rk, const struct kafka_conf *c, const cha
 		return -1;
 	if (c->ssl_ca && set(rk, "ssl_ca", "ssl.ca.location", c->ssl_ca, false, err) != 0)
 		return -1;
-	/* Statistics drive readiness and the lag gauges; logs are served
-	 * from the loop like every other event. */
+	/* Requests are small and several are in flight at once: with Nagle's
+	 * algorithm the kernel holds each one until the previous is
+	 * acknowledged.  librdkafka turns it off by default only since 2.10;
+	 * the distributions' older ones need it said. */
+	if (set(rk, "kafka-direct", "socket.nagle.disable", "true", false, err) != 0)
+		return -1;
+	/* Statistics drive readiness, the lag gauges and the producer's
+	 * per-stage times; logs are served from the loop like every other
+	 * event. */
 	if (set(rk, "kafka-direct", "statistics.interval.ms", "1000", false, err) != 0 ||
 	    set(rk, "kafka-direct", "log.queue", "true", false, err) != 0)
 		return -1;

@@ -279,6 +279,40 @@ static int64_t int_at(json_object *obj, const char *key, int64_t otherwise)
 	return json_object_object_get_ex(obj, key, &v) ? json_object_get_int64(v) : otherwise;
 }
 
+/* Where a message's time goes on its way to one broker, from librdkafka's
+ * windowed statistics (microseconds, over the last statistics interval):
+ * waiting in the partition queue for a batch (int_latency, linger
+ * included), the request waiting to be written (outbuf_latency), and the
+ * broker's answer (rtt).  A window without requests keeps the last
+ * figures. */
+static void note_broker_latency(struct kafka *k, int64_t nodeid, json_object *broker)
+{
+	static const char *const stages[][2] = { { "int_latency", "queue" },
+						 { "outbuf_latency", "send" },
+						 { "rtt", "broker" } };
+	static const char *const quantiles[][2] = { { "p50", "0.5" }, { "p95", "0.95" },
+						    { "p99", "0.99" } };
+	for (size_t s = 0; s < sizeof stages / sizeof *stages; s++) {
+		json_object *window;
+		if (!json_object_object_get_ex(broker, stages[s][0], &window) ||
+		    int_at(window, "cnt", 0) <= 0)
+			continue;
+		for (size_t q = 0; q < sizeof quantiles / sizeof *quantiles; q++) {
+			char labels[128];
+			snprintf(labels, sizeof labels,
+				 "broker=\"%lld\",stage=\"%s\",quantile=\"%s\"", (long long)nodeid,
+				 stages[s][1], quantiles[q][1]);
+			k->api->metric_set(k->api->metric(k->ctx, TODOD_METRIC_GAUGE,
+							  "todod_kafka_producer_stage_seconds",
+							  "Producer time per stage (queue, send, "
+							  "broker) over librdkafka's last statistics "
+							  "interval",
+							  labels),
+					   (double)int_at(window, quantiles[q][0], 0) / 1e6);
+		}
+	}
+}
+
 /* Producer statistics: is any broker of the cluster (not a bootstrap
  * address, whose nodeid is -1) connected? */
 static void note_producer_stats(struct kafka *k, json_object *root)
@@ -290,10 +324,13 @@ static void note_producer_stats(struct kafka *k, json_object *root)
 		json_object_object_foreach(brokers, name, broker) {
 			(void)name;
 			const char *s = string_at(broker, "state");
+			int64_t nodeid = int_at(broker, "nodeid", -1);
 			if (s)
 				state = s;
-			if (int_at(broker, "nodeid", -1) >= 0 && s && strcmp(s, "UP") == 0)
+			if (nodeid >= 0 && s && strcmp(s, "UP") == 0)
 				up = true;
+			if (nodeid >= 0)
+				note_broker_latency(k, nodeid, broker);
 		}
 	}
 	set_broker_up(k, up, state);

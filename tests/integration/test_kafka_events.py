@@ -94,6 +94,11 @@ def test_add_task_puts_its_cloudevent_on_task_events(kafka, kafka_todod, databas
                30, what="the outbox row marked sent")
     assert t.metric("todod_kafka_produce_latency_seconds_count") >= 1
     assert t.metric("todod_kafka_delivery_failures_total") == 0
+    # librdkafka's next statistics split the producer's time by stage.
+    rtt = wait_until(lambda: t.metric("todod_kafka_producer_stage_seconds", broker="1",
+                                      stage="broker", quantile="0.95"),
+                     30, what="the broker's round trip from librdkafka's statistics")
+    assert rtt > 0
 
 
 def test_reminder_is_mailed_once_through_task_reminders(kafka, kafka_names, kafka_todod,

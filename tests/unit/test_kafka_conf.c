@@ -60,6 +60,7 @@ static void test_plaintext_producer(void)
 	is_str(get(rk, "compression.codec"), "none", "compression");
 	is_str(get(rk, "partitioner"), "fnv1a_random", "Sarama-compatible partitioner");
 	is_str(get(rk, "statistics.interval.ms"), "1000", "statistics every second");
+	is_str(get(rk, "socket.nagle.disable"), "true", "no Nagle, whatever the library's default");
 	is_str(get(rk, "log.queue"), "true", "logs through the queue");
 	ok(strcmp(get(rk, "group.id"), "todod") != 0, "no group on the producer");
 	is_str(get(rk, "allow.auto.create.topics"), "false",
@@ -86,6 +87,7 @@ static void test_consumer(void)
 	   "new groups start at the beginning: %s", reset);
 	is_str(get(rk, "enable.partition.eof"), "false", "no EOF events");
 	is_str(get(rk, "statistics.interval.ms"), "1000", "consumer statistics");
+	is_str(get(rk, "socket.nagle.disable"), "true", "no Nagle on the consumer either");
 	rd_kafka_conf_destroy(rk);
 }
 
