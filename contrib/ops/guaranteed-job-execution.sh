@@ -37,23 +37,19 @@ $OPS_COMMON_USAGE
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	ops_common_option "$@"
-	if [ "$OPS_SHIFT" -gt 0 ]; then
-		shift "$OPS_SHIFT"
-		continue
-	fi
+own_option() {
 	case "$1" in
-	-h | --help) usage; exit 0 ;;
-	--count) COUNT=${2:?}; shift 2 ;;
-	--lead) LEAD=${2:?}; shift 2 ;;
-	--timeout) TIMEOUT=${2:?}; shift 2 ;;
-	--mail-dir) MAIL_DIR=${2:?}; shift 2 ;;
-	--mbox) MBOX=${2:?}; shift 2 ;;
-	--keep) KEEP=1; shift ;;
-	*) usage >&2; die "unknown option $1" ;;
+	--count) COUNT=${2:?} OPS_SHIFT=2 ;;
+	--lead) LEAD=${2:?} OPS_SHIFT=2 ;;
+	--timeout) TIMEOUT=${2:?} OPS_SHIFT=2 ;;
+	--mail-dir) MAIL_DIR=${2:?} OPS_SHIFT=2 ;;
+	--mbox) MBOX=${2:?} OPS_SHIFT=2 ;;
+	--keep) KEEP=1 OPS_SHIFT=1 ;;
+	*) OPS_SHIFT=0 ;;
 	esac
-done
+}
+
+ops_parse_options own_option "$@"
 case "$COUNT$LEAD$TIMEOUT" in *[!0-9]*) die "--count, --lead and --timeout take whole numbers" ;; esac
 
 ops_connect

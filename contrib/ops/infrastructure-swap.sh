@@ -47,23 +47,19 @@ $OPS_COMMON_USAGE
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	ops_common_option "$@"
-	if [ "$OPS_SHIFT" -gt 0 ]; then
-		shift "$OPS_SHIFT"
-		continue
-	fi
+own_option() {
 	case "$1" in
-	-h | --help) usage; exit 0 ;;
-	--to) TO=${2:?}; shift 2 ;;
-	--component-file) COMPONENT_FILE=${2:?}; shift 2 ;;
-	--chart) CHART=${2:?}; shift 2 ;;
-	--stop-command) SIDECAR_STOP_COMMAND=${2:?}; shift 2 ;;
-	--start-command) SIDECAR_START_COMMAND=${2:?}; shift 2 ;;
-	--settle) SETTLE=${2:?}; shift 2 ;;
-	*) usage >&2; die "unknown option $1" ;;
+	--to) TO=${2:?} OPS_SHIFT=2 ;;
+	--component-file) COMPONENT_FILE=${2:?} OPS_SHIFT=2 ;;
+	--chart) CHART=${2:?} OPS_SHIFT=2 ;;
+	--stop-command) SIDECAR_STOP_COMMAND=${2:?} OPS_SHIFT=2 ;;
+	--start-command) SIDECAR_START_COMMAND=${2:?} OPS_SHIFT=2 ;;
+	--settle) SETTLE=${2:?} OPS_SHIFT=2 ;;
+	*) OPS_SHIFT=0 ;;
 	esac
-done
+}
+
+ops_parse_options own_option "$@"
 case "$TO" in kafka | redis) ;; *) usage >&2; die "give --to kafka or --to redis" ;; esac
 
 ops_connect

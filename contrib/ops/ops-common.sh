@@ -87,6 +87,27 @@ ops_common_option() {
 	esac
 }
 
+# Reads the command line: the options above, the script's own through
+# OWN (called with the remaining words; it sets OPS_SHIFT to how many it
+# took, 0 when the first is none of its options), and -h/--help, which
+# prints the script's usage().
+ops_parse_options() {
+	local own=$1
+	shift
+	while [ $# -gt 0 ]; do
+		ops_common_option "$@"
+		[ "$OPS_SHIFT" -gt 0 ] || "$own" "$@"
+		if [ "$OPS_SHIFT" -gt 0 ]; then
+			shift "$OPS_SHIFT"
+			continue
+		fi
+		case "$1" in
+		-h | --help) usage; exit 0 ;;
+		*) usage >&2; die "unknown option $1" ;;
+		esac
+	done
+}
+
 OPS_COMMON_USAGE="Where:
   --self-hosted DIR      a deployment configured by setup.sh --self-hosted DIR
   -n, --namespace NS     otherwise a Kubernetes release in namespace NS (todod)

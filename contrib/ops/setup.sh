@@ -87,14 +87,9 @@ SETS=()
 DAPRD_BIN=
 OPS_USER=
 
-while [ $# -gt 0 ]; do
-	ops_common_option "$@"
-	if [ "$OPS_SHIFT" -gt 0 ]; then
-		shift "$OPS_SHIFT"
-		continue
-	fi
+own_option() {
+	OPS_SHIFT=2
 	case "$1" in
-	-h | --help) usage; exit 0 ;;
 	--chart) CHART=${2:?} ;;
 	--transport) TRANSPORT=${2:?} ;;
 	--values) VALUES+=("${2:?}") ;;
@@ -120,10 +115,11 @@ while [ $# -gt 0 ]; do
 	--todod) TODOD_BIN=${2:?} ;;
 	--daprd) DAPRD_BIN=${2:?} ;;
 	--ops-user) OPS_USER=${2:?} ;;
-	*) usage >&2; die "unknown option $1" ;;
+	*) OPS_SHIFT=0 ;;
 	esac
-	shift 2
-done
+}
+
+ops_parse_options own_option "$@"
 
 # ---- cluster --------------------------------------------------------------------------
 

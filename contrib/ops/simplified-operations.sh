@@ -36,27 +36,21 @@ $OPS_COMMON_USAGE
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	ops_common_option "$@"
-	if [ "$OPS_SHIFT" -gt 0 ]; then
-		shift "$OPS_SHIFT"
-		continue
-	fi
+own_option() {
 	case "$1" in
-	-h | --help) usage; exit 0 ;;
 	--poison)
-		POISON=task-reminders
+		POISON=task-reminders OPS_SHIFT=1
 		if [ $# -gt 1 ] && [[ "$2" != -* ]]; then
-			POISON=$2
-			shift
+			POISON=$2 OPS_SHIFT=2
 		fi
-		shift
 		;;
-	--timeout) TIMEOUT=${2:?}; shift 2 ;;
-	--pod-config) POD_CONFIG=${2:?}; shift 2 ;;
-	*) usage >&2; die "unknown option $1" ;;
+	--timeout) TIMEOUT=${2:?} OPS_SHIFT=2 ;;
+	--pod-config) POD_CONFIG=${2:?} OPS_SHIFT=2 ;;
+	*) OPS_SHIFT=0 ;;
 	esac
-done
+}
+
+ops_parse_options own_option "$@"
 
 ops_connect
 say "instance at $TODOD_URL${OPS_POD:+ (pod $OPS_POD)}"

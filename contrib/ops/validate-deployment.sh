@@ -30,19 +30,15 @@ $OPS_COMMON_USAGE
 EOF
 }
 
-while [ $# -gt 0 ]; do
-	ops_common_option "$@"
-	if [ "$OPS_SHIFT" -gt 0 ]; then
-		shift "$OPS_SHIFT"
-		continue
-	fi
+own_option() {
 	case "$1" in
-	-h | --help) usage; exit 0 ;;
-	--expect-tools) EXPECT_TOOLS=${2:?}; shift 2 ;;
-	--expect-pubsub) EXPECT_PUBSUB=${2:?}; shift 2 ;;
-	*) usage >&2; die "unknown option $1" ;;
+	--expect-tools) EXPECT_TOOLS=${2:?} OPS_SHIFT=2 ;;
+	--expect-pubsub) EXPECT_PUBSUB=${2:?} OPS_SHIFT=2 ;;
+	*) OPS_SHIFT=0 ;;
 	esac
-done
+}
+
+ops_parse_options own_option "$@"
 
 # ---- what Kubernetes shows --------------------------------------------------------
 
