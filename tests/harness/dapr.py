@@ -33,10 +33,8 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
-from .todod import Response
+from .todod import http_call
 from .util import ServiceUnavailable, free_port, tail, wait_until
 
 DAPR_VERSION = "1.18.0"
@@ -51,9 +49,6 @@ CONFIG_FILE = "config.yaml"
 # Secret names the component files read (secretKeyRef) from "secretstore".
 SECRET_STATESTORE_DSN = "todod-statestore-dsn"
 SECRET_REDIS_PASSWORD = "todod-redis-password"
-
-# Loopback only: an http_proxy in the environment must not see test traffic.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def bindir():
@@ -95,22 +90,6 @@ def rss_kib(pid):
     except OSError:
         pass
     return None
-
-
-def http_call(method, url, body=None, headers=None, timeout=10):
-    data = body
-    hdrs = dict(headers or {})
-    if body is not None and not isinstance(body, (bytes, bytearray)):
-        data = json.dumps(body).encode()
-        hdrs.setdefault("Content-Type", "application/json")
-    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    started = time.monotonic()
-    try:
-        with _opener.open(req, timeout=timeout) as resp:
-            return Response(resp.status, dict(resp.headers), resp.read(),
-                            time.monotonic() - started)
-    except urllib.error.HTTPError as exc:
-        return Response(exc.code, dict(exc.headers), exc.read(), time.monotonic() - started)
 
 
 class _Process:

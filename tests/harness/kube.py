@@ -32,6 +32,7 @@ import urllib.request
 
 from . import tls
 from .dapr import DAPR_VERSION, _ports, _Process, bindir as dapr_bindir
+from .todod import http_call
 from .util import ServiceUnavailable, wait_until
 
 KUBE_VERSION = "1.37.2"
@@ -126,9 +127,8 @@ class Etcd(_Process):
 
     def _healthy(self):
         self._check_alive()
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                f"{self.url}/health", timeout=2) as resp:
-            return json.load(resp).get("health") == "true"
+        resp = http_call("GET", f"{self.url}/health", timeout=2)
+        return resp.status == 200 and json.loads(resp.body).get("health") == "true"
 
 
 class ApiServer(_Process):

@@ -105,6 +105,24 @@ class Response:
         return f"<Response {self.status} {self.body[:200]!r}>"
 
 
+def http_call(method, url, body=None, headers=None, timeout=10):
+    """One HTTP request to `url` (a dict body goes as JSON); a Response for
+    every HTTP status.  Connection-level failures raise OSError."""
+    data = body
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        data = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    started = time.monotonic()
+    try:
+        with _opener.open(req, timeout=timeout) as resp:
+            return Response(resp.status, dict(resp.headers), resp.read(),
+                            time.monotonic() - started)
+    except urllib.error.HTTPError as exc:
+        return Response(exc.code, dict(exc.headers), exc.read(), time.monotonic() - started)
+
+
 class Todod:
     """One todod process with its own work dir, config file and stderr log.
 
@@ -267,19 +285,7 @@ class Todod:
     def request(self, method, path, body=None, headers=None, timeout=10):
         """One HTTP request; returns a Response for every HTTP status.
         Connection-level failures raise OSError."""
-        data = body
-        hdrs = dict(headers or {})
-        if body is not None and not isinstance(body, (bytes, bytearray)):
-            data = json.dumps(body).encode()
-            hdrs.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(self.url(path), data=data, method=method, headers=hdrs)
-        started = time.monotonic()
-        try:
-            with _opener.open(req, timeout=timeout) as resp:
-                return Response(resp.status, dict(resp.headers), resp.read(),
-                                time.monotonic() - started)
-        except urllib.error.HTTPError as exc:
-            return Response(exc.code, dict(exc.headers), exc.read(), time.monotonic() - started)
+        return http_call(method, self.url(path), body, headers, timeout)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
