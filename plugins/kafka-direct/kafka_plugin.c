@@ -261,7 +261,7 @@ static const struct todod_opt kafka_options[] = {
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(retry_backoff_ms), .max = 3600000,
 	  .description = "Wait before a consumed message whose outcome was not recorded is "
 			 "delivered again" },
-	{ .key = "linger", .type = TODOD_OPT_DURATION, .default_value = "5ms",
+	{ .key = "linger", .type = TODOD_OPT_DURATION, .default_value = "0ms",
 	  .flags = TODOD_OPT_NO_RELOAD, .offset = OPT(linger_ms), .max = 10000,
 	  .description = "How long the producer waits to fill a batch (librdkafka linger.ms)" },
 	{ .key = "batch_size", .type = TODOD_OPT_SIZE, .default_value = "1M",

@@ -558,7 +558,6 @@ def todod_options(kafka, names, sasl=None, tls=None, **extra):
         "topic_replication": "1",
         "max_attempts": "3",
         "retry_backoff": "100ms",
-        "linger": "5ms",
     }
     if sasl or tls:
         opts["security_protocol"] = ("sasl_" if sasl else "") + ("ssl" if tls else "plaintext")
