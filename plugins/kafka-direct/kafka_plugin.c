@@ -170,8 +170,10 @@ static int kafka_start(void *state, struct todod_err *err)
 	struct kafka *k = ((struct kafka_plugin *)state)->k;
 	if (kafka_producer_start(k, err) != 0)
 		return -1;
-	if (!k->conf->create_topics)
+	if (!k->conf->create_topics) {
+		kafka_topics_look_up(k);
 		return start_consumer(k, err);
+	}
 	return kafka_topics_start(k, on_topics_answered, err);
 }
 

@@ -49,6 +49,8 @@ struct kafka_producer {
 	void (*drained)(struct kafka *k);
 	struct todod_timer *drain_poll;
 	bool purged;                   /* drain gave up on an absent broker */
+	rd_kafka_topic_t **known;      /* held: librdkafka keeps their leaders */
+	size_t n_known;
 };
 
 static void pending_free(struct pending *p)
@@ -324,6 +326,31 @@ void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 	TAILQ_INSERT_TAIL(&pr->in_flight, p, link);
 }
 
+/* librdkafka looks a topic's leaders up when a handle for it is created,
+ * but before 2.10.1 not when producev() is the first to name it: that
+ * first message waited for the next one-second scan, and with it every
+ * event of the topic's first second.  Holding a handle from the moment
+ * the topic is known to exist also keeps its metadata fresh, whether the
+ * library would look it up on its own or not. */
+void kafka_producer_look_up(struct kafka *k, const char *const *physical, size_t n)
+{
+	struct kafka_producer *pr = k->producer;
+	if (!pr)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		bool held = false;
+		for (size_t j = 0; j < pr->n_known && !held; j++)
+			held = strcmp(rd_kafka_topic_name(pr->known[j]), physical[i]) == 0;
+		if (held)
+			continue;
+		rd_kafka_topic_t *rkt = rd_kafka_topic_new(pr->rk, physical[i], NULL);
+		if (!rkt)
+			continue; /* producev() looks it up later, as before */
+		pr->known = todod_xrealloc(pr->known, (pr->n_known + 1) * sizeof *pr->known);
+		pr->known[pr->n_known++] = rkt;
+	}
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 int kafka_producer_start(struct kafka *k, struct todod_err *err)
@@ -425,6 +452,9 @@ void kafka_producer_free(struct kafka *k)
 	/* Without this, rd_kafka_destroy() would wait for messages that can
 	 * no longer be reported to anyone. */
 	rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	for (size_t i = 0; i < pr->n_known; i++)
+		rd_kafka_topic_destroy(pr->known[i]);
+	free(pr->known);
 	rd_kafka_destroy(pr->rk);
 	free_list(&pr->in_flight);
 	free_list(&pr->refused);

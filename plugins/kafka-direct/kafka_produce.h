@@ -34,6 +34,11 @@ void kafka_dead_letter(struct kafka *k, const struct kafka_dead_letter *dl,
 void kafka_create_topics(struct kafka *k, const char *const *physical, size_t n,
 			 todod_publish_cb done, void *arg);
 
+/* Has librdkafka look up the leaders of these topics (physical names)
+ * now rather than at their first message, and keep them: once they are
+ * known to exist (created, or create_topics = no). */
+void kafka_producer_look_up(struct kafka *k, const char *const *physical, size_t n);
+
 /* Drain: calls `done` once nothing is waiting for a delivery report, or
  * when the core's drain deadline stops the loop first. */
 void kafka_producer_drain(struct kafka *k, void (*done)(struct kafka *k));

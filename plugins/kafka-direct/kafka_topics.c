@@ -49,17 +49,34 @@ static void add_unique(const char **names, size_t *n, const char *name)
 
 static void on_answer(enum todod_result result, const char *reason, void *arg);
 
-/* Every topic the core publishes to and the subscribers consume, each
- * with its -dlq (kafka_create_topics adds those). */
+/* Every topic the core publishes to and the subscribers consume, by
+ * their physical names (not their -dlq topics); free() the array. */
+static const char **all_topics(const struct kafka *k, size_t *n)
+{
+	size_t n_core = sizeof core_topics / sizeof *core_topics;
+	const char **names = todod_xcalloc(n_core + k->n_wanted, sizeof *names);
+	*n = 0;
+	for (size_t i = 0; i < n_core; i++)
+		add_unique(names, n, kafka_topic_physical(k, core_topics[i]));
+	for (size_t i = 0; i < k->n_wanted; i++)
+		add_unique(names, n, kafka_topic_physical(k, k->wanted[i]));
+	return names;
+}
+
+void kafka_topics_look_up(struct kafka *k)
+{
+	size_t n;
+	const char **names = all_topics(k, &n);
+	kafka_producer_look_up(k, names, n);
+	free(names);
+}
+
+/* Each with its -dlq (kafka_create_topics adds those). */
 static void request_creation(struct kafka *k)
 {
-	size_t n_core = sizeof core_topics / sizeof *core_topics, n = 0;
-	const char **names = todod_xcalloc(n_core + k->n_wanted, sizeof *names);
+	size_t n;
+	const char **names = all_topics(k, &n);
 	k->topics->creating = true;
-	for (size_t i = 0; i < n_core; i++)
-		add_unique(names, &n, kafka_topic_physical(k, core_topics[i]));
-	for (size_t i = 0; i < k->n_wanted; i++)
-		add_unique(names, &n, kafka_topic_physical(k, k->wanted[i]));
 	kafka_create_topics(k, names, n, on_answer, k);
 	free(names);
 }
@@ -99,6 +116,7 @@ static void on_answer(enum todod_result result, const char *reason, void *arg)
 	int64_t quiet_ms;
 	t->creating = false;
 	if (result == TODOD_OK) {
+		kafka_topics_look_up(k);
 		t->missing = false;
 		t->said[0] = '\0';
 		t->backoff_ms = RETRY_MIN_MS;

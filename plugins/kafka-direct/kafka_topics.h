@@ -12,5 +12,8 @@
 int kafka_topics_start(struct kafka *k, void (*first_answer)(struct kafka *k),
 		       struct todod_err *err);
 void kafka_topics_free(struct kafka *k);
+/* Has the producer look up the leaders of every topic above now (they
+ * exist: just created, or create_topics = no), not at its first event. */
+void kafka_topics_look_up(struct kafka *k);
 
 #endif
