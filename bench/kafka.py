@@ -27,8 +27,11 @@ created at start), mcp-tools, reminders and email.  Three runs:
              and their reminder.due events reach email from task-reminders;
              a second kcat on task-reminders times remind_at -> on the topic.
 
-The broker, PostgreSQL, the SMTP server, kcat and this script share the
-cores with todod, so they are part of what is measured.  All times are
+The broker is warmed up before todod starts (warm_broker: a JVM started
+seconds earlier answers produce requests tens of times slower than one
+that has been running, which a deployed broker has).  The broker,
+PostgreSQL, the SMTP server, kcat and this script share the cores with
+todod, so they are part of what is measured.  All times are
 wall-clock on one host (PostgreSQL's clock_timestamp() and time.time()).
 """
 
@@ -61,6 +64,7 @@ BURST_TASKS = int(os.environ.get("BURST_TASKS", "1000"))
 BURST_CONNECTIONS = int(os.environ.get("BURST_CONNECTIONS", "50"))
 REMINDER_TASKS = int(os.environ.get("REMINDER_TASKS", "500"))
 REMINDER_SPREAD = float(os.environ.get("REMINDER_SPREAD", "10"))
+WARMUP_REQUESTS = int(os.environ.get("WARMUP_REQUESTS", "20000"))
 SETTLE_TIMEOUT = 30.0   # seconds to wait for events to be sent / consumed
 TOPIC = "task-events"
 DUE_TOPIC = "task-reminders"
@@ -348,6 +352,36 @@ def reminder_run(dsn, uid, smtp, due_watch):
     return lat
 
 
+def warm_broker(broker, errlog):
+    """A broker started seconds ago runs Kafka's request paths in the JVM's
+    interpreter until the JIT has compiled them: its produce round trip is
+    then tens of milliseconds, not the fraction of one a broker that has
+    been serving for a while answers in.  So before todod starts, kcat
+    sends WARMUP_REQUESTS one-message idempotent acks=all produce requests
+    to a topic of its own while a second kcat tails it (the fetches a
+    produce completes).  Nothing of todod is warmed; WARMUP_REQUESTS=0
+    measures a cold broker.  Returns the seconds it took."""
+    if WARMUP_REQUESTS <= 0:
+        return 0.0
+    started = time.monotonic()
+    topic = "bench-warmup"
+    with open(errlog, "ab") as err:
+        tail = subprocess.Popen([kcat(), "-C", "-b", broker.bootstrap, "-t", topic, "-o", "end",
+                                 "-q", "-u"], stdout=subprocess.DEVNULL, stderr=err,
+                                stdin=subprocess.DEVNULL)
+        try:
+            lines = b"".join(b"warm-up %d\n" % i for i in range(WARMUP_REQUESTS))
+            subprocess.run([kcat(), "-P", "-b", broker.bootstrap, "-t", topic,
+                            "-X", "linger.ms=0", "-X", "batch.num.messages=1",
+                            "-X", "enable.idempotence=true", "-X", "acks=all"],
+                           input=lines, stdout=subprocess.DEVNULL, stderr=err, check=True,
+                           timeout=300)
+        finally:
+            tail.terminate()
+            tail.wait()
+    return time.monotonic() - started
+
+
 def kafka_options(broker):
     """The plugin's defaults but for the broker, and what the environment varies."""
     opts = {"brokers": broker.bootstrap, "create_topics": "yes"}
@@ -368,6 +402,7 @@ def main():
     with contextlib.ExitStack() as stack:
         stack.callback(broker.destroy)
         broker.start()
+        warm_s = warm_broker(broker, os.path.join(broker.tmp, "warmup.stderr"))
         pg = stack.enter_context(PostgresServer())
         smtp = stack.enter_context(SmtpServer())
         pg.create_database("todod")
@@ -395,6 +430,8 @@ def main():
               f"librdkafka {rdkafka}, {os.cpu_count()} cores", flush=True)
         print(f"  consumers: {shlex.join(watch.cmd)}\n             {shlex.join(due_watch.cmd)}",
               flush=True)
+        print(f"  broker warmed with {WARMUP_REQUESTS} produce requests in {warm_s:.1f}s "
+              f"(WARMUP_REQUESTS=0 for a cold one)", flush=True)
 
         pub = publish_run(t, token, dsn, watch)
         print(f"publish: {PUBLISH_TASKS} add_task at {pub['rate']:.0f}/s: "
@@ -469,7 +506,7 @@ def main():
     print(f"memory (VmRSS): idle {rss_idle} KiB, end {rss_end} KiB, peak (VmHWM) {hwm} KiB")
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} bench/kafka.sh   (PUBLISH_TASKS, "
           f"PUBLISH_RATE, BURST_TASKS, BURST_CONNECTIONS, REMINDER_TASKS, REMINDER_SPREAD, "
-          f"KAFKA_LINGER_MS, KAFKA_PARTITIONS, KAFKA_OPTIONS, DB_POOL_SIZE to vary)")
+          f"KAFKA_LINGER_MS, KAFKA_PARTITIONS, KAFKA_OPTIONS, DB_POOL_SIZE, WARMUP_REQUESTS to vary)")
     print(f"  machine: {os.cpu_count()} cores shared by todod, Kafka, PostgreSQL, the SMTP "
           f"server, kcat and this script (1-min load average {load[0]:.2f} at the start, "
           f"{load[-1]:.2f} at the end); todod db_pool_size {core['db_pool_size']}, "

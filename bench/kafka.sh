@@ -10,8 +10,9 @@
 # Needs Java 17+, the cached Kafka jars (or Maven to fetch them), kcat,
 # PostgreSQL's server binaries, python3-psycopg2 and python3-aiosmtpd.
 # PUBLISH_TASKS, PUBLISH_RATE, BURST_TASKS, BURST_CONNECTIONS,
-# REMINDER_TASKS, REMINDER_SPREAD (seconds), KAFKA_LINGER_MS, KAFKA_PARTITIONS and
-# DB_POOL_SIZE vary the load; KAFKA_OPTIONS adds kafka-direct options, space
+# REMINDER_TASKS, REMINDER_SPREAD (seconds), KAFKA_LINGER_MS, KAFKA_PARTITIONS,
+# DB_POOL_SIZE and WARMUP_REQUESTS (produce requests that warm the broker's
+# JVM before todod starts; 0 for a cold broker) vary the load; KAFKA_OPTIONS adds kafka-direct options, space
 # separated (e.g. "batch_size=64K librdkafka.socket.nagle.disable=false").
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
