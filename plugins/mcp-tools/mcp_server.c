@@ -279,10 +279,10 @@ static void count_call(const struct mcp_server *srv, const struct pending_call *
 				 (double)(srv->api->mono_us() - call->started_us) / 1e6);
 }
 
-/* A success written around the store's text, without parsing it (see
- * mcp_text.h); false when that text is not JSON, with nothing sent. */
-static bool send_tool_success(struct mcp_server *srv, const struct pending_call *call,
-			      const struct tool_result *result)
+/* A success written into srv->out around the store's text, without
+ * parsing it (see mcp_text.h); false when that text is not JSON. */
+static bool write_tool_success(struct mcp_server *srv, const struct pending_call *call,
+			       const struct tool_result *result)
 {
 	struct printbuf *pb = srv->out;
 	printbuf_reset(pb);
@@ -292,7 +292,6 @@ static bool send_tool_success(struct mcp_server *srv, const struct pending_call 
 	if (mcp_text_tool_result(pb, result->wrap, result->json, result->len) != 0)
 		return false;
 	printbuf_strappend(pb, "}");
-	call->reply(200, pb->buf, (size_t)printbuf_length(pb), call->arg);
 	return true;
 }
 
@@ -310,8 +309,9 @@ static void tool_done_cb(const struct tool_result *result, const struct tool_err
 		"INTERNAL_ERROR", NULL, "The store returned invalid JSON; the server log has the "
 					"details.",
 	};
-	if (!error && send_tool_success(srv, call, result)) {
+	if (!error && write_tool_success(srv, call, result)) {
 		count_call(srv, call, NULL, true);
+		call->reply(200, srv->out->buf, (size_t)printbuf_length(srv->out), call->arg);
 		goto done;
 	}
 	if (!error) {
