@@ -49,6 +49,7 @@ struct pending_store_call {
 	LIST_ENTRY(pending_store_call) link;
 	struct todod_ctx *ctx;   /* NULL once the context is gone */
 	todod_store_cb cb;
+	todod_store_text_cb text_cb; /* store_call_text: instead of cb */
 	void *arg;
 };
 
@@ -423,6 +424,39 @@ static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id
 	return 0;
 }
 
+static void store_call_text_done(const char *json, size_t len,
+				 const struct todod_store_error *err, void *arg)
+{
+	struct pending_store_call *c = arg;
+	struct todod_ctx *ctx = c->ctx;
+	if (ctx) {
+		LIST_REMOVE(c, link);
+		c->text_cb(json, len, err, c->arg);
+	}
+	free(c);
+}
+
+static int api_store_call_text(struct todod_ctx *ctx, const char *op, int64_t user_id,
+			       json_object *args, const char *once_consumer,
+			       const char *once_event_id, todod_store_text_cb cb, void *arg,
+			       struct todod_err *err)
+{
+	if (!once_consumer != !once_event_id)
+		return todod_err_set(err, "store_call_text: give both once_consumer and "
+					  "once_event_id, or neither");
+	struct pending_store_call *c = todod_xcalloc(1, sizeof *c);
+	c->ctx = ctx;
+	c->text_cb = cb;
+	c->arg = arg;
+	if (store_call_text(ctx->core->store, op, user_id, args, once_consumer, once_event_id,
+			    store_call_text_done, c, err) != 0) {
+		free(c);
+		return -1;
+	}
+	LIST_INSERT_HEAD(&ctx->calls, c, link);
+	return 0;
+}
+
 static const char *api_instance_id(void);
 
 /* ---- metrics ---------------------------------------------------------------- */
@@ -506,6 +540,7 @@ const struct todod_api core_api = {
 	.rfc3339_parse = rfc3339_parse_ms,
 	.rfc3339_format = rfc3339_format_ms,
 	.trigger_drive = api_trigger_drive,
+	.store_call_text = api_store_call_text,
 };
 _Static_assert(TODOD_RFC3339_SIZE == RFC3339_MS_SIZE, "rfc3339_format's size is the core's");
 

@@ -542,9 +542,33 @@ static int open_database(struct core *core, struct todod_err *err)
 	return rc;
 }
 
+/* With epoll, libevent's changelist folds the changes one loop turn makes
+ * to an fd's interest into one epoll_ctl, where evhttp drops and re-adds
+ * reading and writing around every request (4 calls a request without
+ * it; see also http_reply's write).  libevent warns that the changelist misbehaves for
+ * descriptors that share an open file with another one (dup(), fork())
+ * and are closed while watched: the deferred EPOLL_CTL_DEL then fails
+ * with EBADF and the kernel keeps reporting the shared file.  What the
+ * loop watches never is such a descriptor: the listener's and libpq's
+ * sockets and the kafka-direct pipe are CLOEXEC and never duplicated,
+ * libcurl opens and closes its sockets itself, and the one fork
+ * (pgcluster.c) runs before the loop and execs at once.  The exception
+ * is `todod mcp-stdio`, whose stdin and stdout may be one socket; it
+ * serves one client and keeps the plain backend. */
+static struct event_base *new_event_base(bool stdio)
+{
+	struct event_config *cfg = stdio ? NULL : event_config_new();
+	if (cfg)
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = cfg ? event_base_new_with_config(cfg) : event_base_new();
+	if (cfg)
+		event_config_free(cfg);
+	return base;
+}
+
 static int start_core(struct core *core, struct cfg_secret_refs *refs, struct todod_err *err)
 {
-	core->base = event_base_new();
+	core->base = new_event_base(core->stdio_user != NULL);
 	struct http_limits limits = limits_of(&core->conf);
 	struct bus_conf bc = bus_conf_of(&core->conf);
 	struct outbox_conf oc = outbox_conf_of(&core->conf);

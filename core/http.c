@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/http_struct.h> /* the request's HTTP version */
 #include <event2/keyvalq_struct.h>
@@ -510,6 +511,29 @@ void http_req_add_header(struct todod_http_req *req, const char *name, const cha
 		log_warn("http: header %s refused (CR or LF in its value)", name);
 }
 
+/* libevent writes a reply only once a later loop turn finds the socket
+ * writable: an epoll_ctl to watch for writing, a turn, the write, an
+ * epoll_ctl to stop watching.  A reply nearly always fits the socket's
+ * buffer, so it is written here at once, and when all of it went, evhttp
+ * hears so through the callback libevent itself calls when a write
+ * drains the buffer (it finishes the request and starts reading the
+ * next); under the epoll changelist the watch for writing, added and
+ * dropped in the same turn, then never reaches the kernel.  What cannot
+ * go now (a full buffer, an error) stays for libevent's usual path.  The
+ * trigger holds a reference on the bufferevent, so evhttp may free the
+ * connection inside it (Connection: close). */
+static void write_now(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	if (fd < 0 || !evbuffer_get_length(out) || !(bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	if (evbuffer_write(out, fd) <= 0 || evbuffer_get_length(out))
+		return;
+	bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
 void http_reply(struct todod_http_req *req, int status, const char *content_type,
 		const void *body, size_t len)
 {
@@ -524,7 +548,10 @@ void http_reply(struct todod_http_req *req, int status, const char *content_type
 					  "Content-Type", content_type);
 		if (len)
 			evbuffer_add(evhttp_request_get_output_buffer(evreq), body, len);
+		struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
 		evhttp_send_reply(evreq, status, NULL, NULL);
+		if (evcon)
+			write_now(evcon);
 	}
 	record_metrics(req, status);
 	route_unref(req->route);

@@ -59,6 +59,7 @@ static const char *const op_names[] = {
 
 struct store_request {
 	todod_store_cb cb;
+	todod_store_text_cb text_cb; /* instead of cb: the answer as JSON text */
 	void *arg;
 	const char *op; /* points into op_names */
 	struct store *writes_events; /* the store to tell on success, or NULL */
@@ -132,6 +133,26 @@ static bool is_unavailable(const char *sqlstate)
 	       strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0;
 }
 
+static void answer_error(const struct store_request *rq, const struct todod_store_error *e)
+{
+	if (rq->text_cb)
+		rq->text_cb(NULL, 0, e, rq->arg);
+	else
+		rq->cb(NULL, e, rq->arg);
+}
+
+/* An answer the store made itself (recurrence), as the caller wants it. */
+static void answer_object(const struct store_request *rq, json_object *obj)
+{
+	if (!rq->text_cb) {
+		rq->cb(obj, NULL, rq->arg);
+		return;
+	}
+	size_t len = 0;
+	const char *text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	rq->text_cb(text, len, NULL, rq->arg);
+}
+
 static void report_error(struct store_request *rq, PGresult *res, const char *error)
 {
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -151,37 +172,58 @@ static void report_error(struct store_request *rq, PGresult *res, const char *er
 		e.code = "INTERNAL_ERROR";
 		e.text = "the store failed unexpectedly; the server log has the details";
 	}
-	rq->cb(NULL, &e, rq->arg);
+	answer_error(rq, &e);
 }
 
-/* The one jsonb value a store function answers, or NULL once the error
- * has gone to the caller. */
-static json_object *answer_json(struct store_request *rq, PGresult *res, const char *error)
+/* Whether `res` is the one jsonb value a store function answers; if
+ * not, the error has gone to the caller. */
+static bool answer_present(struct store_request *rq, PGresult *res, const char *error)
 {
 	if (error) {
 		report_error(rq, res, error);
-		return NULL;
+		return false;
 	}
 	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
 		log_error("store %s: expected one jsonb value, got %d rows", rq->op, PQntuples(res));
 		const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
 						     "the store returned an unexpected answer" };
-		rq->cb(NULL, &e, rq->arg);
-		return NULL;
+		answer_error(rq, &e);
+		return false;
 	}
+	return true;
+}
+
+/* That value parsed, or NULL once the error has gone to the caller. */
+static json_object *answer_json(struct store_request *rq, PGresult *res, const char *error)
+{
+	if (!answer_present(rq, res, error))
+		return NULL;
 	json_object *obj = json_tokener_parse(PQgetvalue(res, 0, 0));
 	if (!obj) {
 		log_error("store %s: the database returned invalid JSON", rq->op);
 		const struct todod_store_error e = { "INTERNAL_ERROR", NULL,
 						     "the store returned invalid JSON" };
-		rq->cb(NULL, &e, rq->arg);
+		answer_error(rq, &e);
 	}
 	return obj;
 }
 
+/* A text answer is PostgreSQL's output of a jsonb value, valid JSON by
+ * construction, handed on unparsed: the caller that wants text (an MCP
+ * reply) would only serialize it again. */
 static void on_result(PGresult *res, const char *error, void *arg)
 {
 	struct store_request *rq = arg;
+	if (rq->text_cb) {
+		if (answer_present(rq, res, error)) {
+			if (rq->writes_events)
+				store_events_committed(rq->writes_events);
+			rq->text_cb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), NULL,
+				    rq->arg);
+		}
+		free(rq);
+		return;
+	}
 	json_object *obj = answer_json(rq, res, error);
 	if (obj) {
 		if (rq->writes_events)
@@ -195,8 +237,7 @@ static void on_result(PGresult *res, const char *error, void *arg)
 /* A request refused before it reached SQL: its answer must still arrive
  * on a later loop turn, like every store answer. */
 struct store_refusal {
-	todod_store_cb cb;
-	void *arg;
+	struct store_request answer;
 	const char *code;
 	char field[64]; /* "" for none */
 	char text[sizeof ((struct todod_err *)NULL)->text];
@@ -206,15 +247,15 @@ static void deliver_refusal(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_refusal *r = arg;
 	const struct todod_store_error e = { r->code, r->field[0] ? r->field : NULL, r->text };
-	r->cb(NULL, &e, r->arg);
+	answer_error(&r->answer, &e);
 	free(r);
 }
 
 static void refuse_later(struct store *st, const char *code, const char *field,
-			 const char *text, todod_store_cb cb, void *arg)
+			 const char *text, const struct store_request *answer)
 {
 	struct store_refusal *r = todod_xmalloc(sizeof *r);
-	*r = (struct store_refusal){ cb, arg, code, "", "" };
+	*r = (struct store_refusal){ *answer, code, "", "" };
 	snprintf(r->field, sizeof r->field, "%s", field ? field : "");
 	snprintf(r->text, sizeof r->text, "%s", text);
 	static const struct timeval now = { 0, 0 };
@@ -311,7 +352,7 @@ static void recur_free(struct recur_request *rr)
 static void recur_refuse(struct recur_request *rr, const char *code, const char *text)
 {
 	const struct todod_store_error e = { code, "rrule", text };
-	rr->answer.cb(NULL, &e, rr->answer.arg);
+	answer_error(&rr->answer, &e);
 }
 
 /* Answers {"ended": true, "reason": ...} or {"skipped": true, ...}. */
@@ -320,7 +361,7 @@ static void recur_finish(struct recur_request *rr, const char *flag, const char 
 	json_object *res = json_object_new_object();
 	json_object_object_add(res, flag, json_object_new_boolean(1));
 	json_object_object_add(res, "reason", json_object_new_string(reason));
-	rr->answer.cb(res, NULL, rr->answer.arg);
+	answer_object(&rr->answer, res);
 	json_object_put(res);
 }
 
@@ -404,13 +445,13 @@ static void on_recur_source(PGresult *res, const char *error, void *arg)
 	recur_free(rr);
 }
 
-static void recur_start(struct store *st, const char *op, int64_t user_id, const char *args_json,
-			const char *once_consumer, const char *once_event_id,
-			todod_store_cb cb, void *arg)
+static void recur_start(struct store *st, const struct store_request *answer, int64_t user_id,
+			const char *args_json, const char *once_consumer, const char *once_event_id)
 {
 	struct recur_request *rr = todod_xcalloc(1, sizeof *rr);
 	/* Only the second statement writes (recur_create copies this). */
-	rr->answer = (struct store_request){ cb, arg, op, st };
+	rr->answer = *answer;
+	rr->answer.writes_events = st;
 	rr->st = st;
 	snprintf(rr->user, sizeof rr->user, "%" PRId64, user_id);
 	if (once_consumer) {
@@ -448,9 +489,10 @@ static bool plain_task_id(json_object *args, char *id, size_t size)
 	return true;
 }
 
-int store_call(struct store *st, const char *op, int64_t user_id, json_object *args,
-	       const char *once_consumer, const char *once_event_id,
-	       todod_store_cb cb, void *arg, struct todod_err *err)
+/* store_call and store_call_text: `answer` says whom to answer how. */
+static int store_start(struct store *st, const char *op, int64_t user_id, json_object *args,
+		       const char *once_consumer, const char *once_event_id,
+		       struct store_request answer, struct todod_err *err)
 {
 	const char *name = find_op(op);
 	if (!name)
@@ -460,27 +502,28 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store operation %s: give both once_consumer and "
 					  "once_event_id, or neither", name);
+	answer.op = name;
 
 	const char *nul_field = args ? argument_with_nul(args) : NULL;
 	if (nul_field) {
 		char text[200];
 		snprintf(text, sizeof text, "\"%.60s\" contains a NUL character (\\u0000), which "
 			 "cannot be stored; remove it.", nul_field);
-		refuse_later(st, "INVALID_ARGUMENT", nul_field, text, cb, arg);
+		refuse_later(st, "INVALID_ARGUMENT", nul_field, text, &answer);
 		return 0;
 	}
 
 	if (strcmp(name, "task.recur") == 0) {
-		recur_start(st, name, user_id,
+		recur_start(st, &answer, user_id,
 			    args ? json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN) : "{}",
-			    once_consumer, once_event_id, cb, arg);
+			    once_consumer, once_event_id);
 		return 0;
 	}
 
 	json_object *send;
 	struct todod_err why;
 	if (normalise_rrule(name, args, &send, &why) != 0) {
-		refuse_later(st, "INVALID_RECURRENCE_RULE", "rrule", why.text, cb, arg);
+		refuse_later(st, "INVALID_RECURRENCE_RULE", "rrule", why.text, &answer);
 		return 0;
 	}
 
@@ -503,10 +546,8 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	const char *params[] = {
 		user, args_json, once_consumer, once_event_id, st->max_categories, st->max_tags,
 	};
-	struct store_request *rq = todod_xcalloc(1, sizeof *rq);
-	rq->cb = cb;
-	rq->arg = arg;
-	rq->op = name;
+	struct store_request *rq = todod_xmalloc(sizeof *rq);
+	*rq = answer;
 	rq->writes_events = listed(eventless_ops, name) ? NULL : st;
 	if (strcmp(name, "task.get") == 0 && !once_consumer &&
 	    plain_task_id(send, task_id, sizeof task_id)) {
@@ -517,4 +558,20 @@ int store_call(struct store *st, const char *op, int64_t user_id, json_object *a
 	}
 	json_object_put(send);
 	return 0;
+}
+
+int store_call(struct store *st, const char *op, int64_t user_id, json_object *args,
+	       const char *once_consumer, const char *once_event_id,
+	       todod_store_cb cb, void *arg, struct todod_err *err)
+{
+	const struct store_request answer = { .cb = cb, .arg = arg };
+	return store_start(st, op, user_id, args, once_consumer, once_event_id, answer, err);
+}
+
+int store_call_text(struct store *st, const char *op, int64_t user_id, json_object *args,
+		    const char *once_consumer, const char *once_event_id,
+		    todod_store_text_cb cb, void *arg, struct todod_err *err)
+{
+	const struct store_request answer = { .text_cb = cb, .arg = arg };
+	return store_start(st, op, user_id, args, once_consumer, once_event_id, answer, err);
 }

@@ -30,6 +30,10 @@ struct db_pool *store_pool(struct store *st);
 int store_call(struct store *st, const char *op, int64_t user_id, json_object *args,
 	       const char *once_consumer, const char *once_event_id,
 	       todod_store_cb cb, void *arg, struct todod_err *err);
+/* See todod_api.store_call_text. */
+int store_call_text(struct store *st, const char *op, int64_t user_id, json_object *args,
+		    const char *once_consumer, const char *once_event_id,
+		    todod_store_text_cb cb, void *arg, struct todod_err *err);
 /* NULL-terminated list of operation names, for docs and tests. */
 const char *const *store_ops(void);
 

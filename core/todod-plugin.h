@@ -51,7 +51,7 @@ extern "C" {
  * minor is not newer than the core's; anything else is refused by name.
  */
 #define TODOD_ABI_MAJOR 2
-#define TODOD_ABI_MINOR 2
+#define TODOD_ABI_MINOR 3
 
 /* Spare room at the end of a plugin-filled struct, zero until a minor
  * release gives a slot a name (Mosquitto's `future` members). */
@@ -553,6 +553,13 @@ struct todod_store_error {
 typedef void (*todod_store_cb)(json_object *res,
 			       const struct todod_store_error *err, void *arg);
 
+/* The same answer as JSON text (ABI 2.3, store_call_text): `json` (with
+ * `len` bytes, NUL-terminated, borrowed for the callback) is a JSON object
+ * as PostgreSQL writes it, so with blanks after ':' and ',' and strings
+ * escaped as RFC 8259 requires; NULL when `err` is set. */
+typedef void (*todod_store_text_cb)(const char *json, size_t len,
+				    const struct todod_store_error *err, void *arg);
+
 /* ------------------------------------------------------------------ */
 /* Inbox drivers                                                       */
 /* ------------------------------------------------------------------ */
@@ -777,6 +784,15 @@ struct todod_api {
 	 * soon as one provides `name`, when none does yet) and NULL when the
 	 * plugin is unloaded.  Calling it again changes nothing. */
 	const struct todod_trigger *(*trigger_drive)(struct todod_ctx *ctx, const char *name);
+
+	/* -- ABI 2.3: store answers as text -- */
+	/* As store_call(), with the result as the database's JSON text instead
+	 * of a parsed object: for a caller that only passes it on (an MCP
+	 * tool's reply), parsing and printing it again would be wasted. */
+	int (*store_call_text)(struct todod_ctx *ctx, const char *op, int64_t user_id,
+			       json_object *args, const char *once_consumer,
+			       const char *once_event_id, todod_store_text_cb cb, void *arg,
+			       struct todod_err *err);
 };
 
 /* What rfc3339_format() writes, with its NUL. */

@@ -15,15 +15,21 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* One tokener for every message: making one costs four allocations, as
+ * many as the rest of reading a small message.  The plugin runs on the
+ * loop thread only, and a message is read in one call. */
+static json_tokener *shared_tokener;
+
 /* 0 with *value set (NULL for a JSON null), or -1 with `why`. */
 static int tokenize(const char *text, size_t len, json_object **value, char *why,
 		    size_t why_size)
 {
-	json_tokener *tok = json_tokener_new();
-	if (!tok) {
+	if (!shared_tokener && !(shared_tokener = json_tokener_new())) {
 		snprintf(why, why_size, "out of memory");
 		return -1;
 	}
+	json_tokener *tok = shared_tokener;
+	json_tokener_reset(tok);
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	*value = json_tokener_parse_ex(tok, text, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -35,7 +41,7 @@ static int tokenize(const char *text, size_t len, json_object **value, char *why
 		jerr = json_tokener_get_error(tok);
 		used = len;
 	}
-	json_tokener_free(tok);
+	json_tokener_reset(tok); /* lets go of what a failed parse held */
 	/* json-c also stops, successfully, at a NUL byte: that is not space. */
 	while (jerr == json_tokener_success && used < len && is_space(text[used]))
 		used++;
@@ -186,4 +192,11 @@ int mcp_json_read(const char *text, size_t len, json_object **value, char *why, 
 	if (json_object_is_type(*value, json_type_object))
 		keep_id_text(*value, text, len);
 	return 0;
+}
+
+void mcp_json_release(void)
+{
+	if (shared_tokener)
+		json_tokener_free(shared_tokener);
+	shared_tokener = NULL;
 }

@@ -18,4 +18,7 @@
  * its size. */
 int mcp_json_read(const char *text, size_t len, json_object **value, char *why, size_t why_size);
 
+/* Frees what mcp_json_read keeps between calls; at plugin destroy. */
+void mcp_json_release(void);
+
 #endif

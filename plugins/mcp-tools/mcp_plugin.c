@@ -6,6 +6,7 @@
 
 #include "todod-config.h"
 
+#include "mcp_json.h"
 #include "mcp_server.h"
 #include "tools.h"
 
@@ -44,6 +45,7 @@ static void mcp_destroy(void *state)
 	mcp_http_free(p->http);
 	mcp_server_free(p->srv);
 	tools_release();
+	mcp_json_release();
 	free(p);
 }
 

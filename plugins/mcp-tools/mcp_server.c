@@ -12,6 +12,7 @@
 #include <json-c/printbuf.h>
 
 #include "mcp_json.h"
+#include "mcp_text.h"
 #include "tools.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -85,13 +86,7 @@ static void send_envelope(struct mcp_server *srv, int status, json_object *id, c
 	struct printbuf *pb = srv->out;
 	printbuf_reset(pb);
 	printbuf_strappend(pb, "{\"jsonrpc\":\"2.0\",\"id\":");
-	if (id) {
-		size_t len;
-		const char *text = json_object_to_json_string_length(id, JSON_FLAGS, &len);
-		printbuf_memappend_fast(pb, text, (int)len);
-	} else {
-		printbuf_strappend(pb, "null");
-	}
+	mcp_text_id(pb, id);
 	sprintbuf(pb, ",\"%s\":", member);
 	printbuf_memappend_fast(pb, body, (int)body_len);
 	printbuf_strappend(pb, "}");
@@ -284,17 +279,48 @@ static void count_call(const struct mcp_server *srv, const struct pending_call *
 				 (double)(srv->api->mono_us() - call->started_us) / 1e6);
 }
 
+/* A success written into srv->out around the store's text, without
+ * parsing it (see mcp_text.h); false when that text is not JSON. */
+static bool write_tool_success(struct mcp_server *srv, const struct pending_call *call,
+			       const struct tool_result *result)
+{
+	struct printbuf *pb = srv->out;
+	printbuf_reset(pb);
+	printbuf_strappend(pb, "{\"jsonrpc\":\"2.0\",\"id\":");
+	mcp_text_id(pb, call->id);
+	printbuf_strappend(pb, ",\"result\":");
+	if (mcp_text_tool_result(pb, result->wrap, result->json, result->len) != 0)
+		return false;
+	printbuf_strappend(pb, "}");
+	return true;
+}
+
 /* The same JSON twice: as text for clients that only read content, and as
  * structuredContent for those that read the output schema.  An error result
  * carries no structuredContent: the TypeScript SDK client validates
  * structuredContent against the outputSchema even when isError is set, and
  * an error object never matches a success schema. */
-static void tool_done_cb(json_object *result, const struct tool_error *error, void *arg)
+static void tool_done_cb(const struct tool_result *result, const struct tool_error *error,
+			 void *arg)
 {
 	struct pending_call *call = arg;
 	struct mcp_server *srv = call->srv;
+	static const struct tool_error not_json = {
+		"INTERNAL_ERROR", NULL, "The store returned invalid JSON; the server log has the "
+					"details.",
+	};
+	if (!error && write_tool_success(srv, call, result)) {
+		count_call(srv, call, NULL, true);
+		call->reply(200, srv->out->buf, (size_t)printbuf_length(srv->out), call->arg);
+		goto done;
+	}
+	if (!error) {
+		srv->api->log(srv->ctx, TODOD_LOG_ERROR, "a tool's result (%zu bytes) is not JSON",
+			      result->len);
+		error = &not_json;
+	}
 	count_call(srv, call, error, true);
-	json_object *doc = error ? tool_error_json(error) : json_object_get(result);
+	json_object *doc = tool_error_json(error);
 	json_object *text = json_object_new_object();
 	json_object_object_add(text, "type", json_object_new_string("text"));
 	json_object_object_add(text, "text",
@@ -303,12 +329,10 @@ static void tool_done_cb(json_object *result, const struct tool_error *error, vo
 	json_object_array_add(content, text);
 	json_object *out = json_object_new_object();
 	json_object_object_add(out, "content", content);
-	if (error)
-		json_object_object_add(out, "isError", json_object_new_boolean(1));
-	else
-		json_object_object_add(out, "structuredContent", json_object_get(doc));
+	json_object_object_add(out, "isError", json_object_new_boolean(1));
 	json_object_put(doc);
 	send_result(srv, call->id, out, call->reply, call->arg);
+done:
 	json_object_put(call->id);
 	free(call);
 	srv->inflight--;

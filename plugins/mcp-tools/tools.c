@@ -65,16 +65,10 @@ static void call_free(struct tool_call *c)
 	free(c);
 }
 
-static void answer(struct tool_call *c, json_object *res)
+static void answer(struct tool_call *c, const char *json, size_t len)
 {
-	json_object *wrapped = NULL;
-	if (c->plan->wrap) {
-		wrapped = json_object_new_object();
-		json_object_object_add(wrapped, c->plan->wrap, json_object_get(res));
-		res = wrapped;
-	}
-	c->done(res, NULL, c->done_arg);
-	json_object_put(wrapped);
+	const struct tool_result result = { c->plan->wrap, json, len };
+	c->done(&result, NULL, c->done_arg);
 	call_free(c);
 }
 
@@ -126,11 +120,12 @@ static const char *tool_field(const struct tool_call *c, const char *store_field
 	return store_field;
 }
 
-static void on_store(json_object *res, const struct todod_store_error *e, void *arg)
+/* The result stays the store's text: the reply carries it as it is. */
+static void on_store(const char *json, size_t len, const struct todod_store_error *e, void *arg)
 {
 	struct tool_call *c = arg;
 	if (!e) {
-		answer(c, res);
+		answer(c, json, len);
 		return;
 	}
 	const char *message = e->text ? e->text : e->code;
@@ -153,8 +148,8 @@ static void on_store(json_object *res, const struct todod_store_error *e, void *
 void tool_call_commit(struct tool_call *c)
 {
 	struct todod_err err = { { 0 } };
-	if (c->env.api->store_call(c->env.ctx, c->plan->op, c->user_id, c->args, NULL, NULL,
-				   on_store, c, &err) == 0)
+	if (c->env.api->store_call_text(c->env.ctx, c->plan->op, c->user_id, c->args, NULL, NULL,
+					on_store, c, &err) == 0)
 		return;
 	c->env.api->log(c->env.ctx, TODOD_LOG_ERROR, "tool %s: %s", c->plan->tool, err.text);
 	tool_call_fail(c, "INTERNAL_ERROR", NULL,
@@ -272,8 +267,8 @@ int tool_run_plan(const struct tool_plan *plan, const struct tool_env *env, int6
 	if (check_fields(c, args)) {
 		if (plan->begin) {
 			plan->begin(c);
-		} else if (env->api->store_call(env->ctx, plan->op, user_id, c->args, NULL, NULL,
-						on_store, c, err) != 0) {
+		} else if (env->api->store_call_text(env->ctx, plan->op, user_id, c->args, NULL,
+						     NULL, on_store, c, err) != 0) {
 			call_free(c);
 			return -1;
 		}

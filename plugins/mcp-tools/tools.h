@@ -4,9 +4,9 @@
  *
  * The protocol layer (mcp_server.c) lists them for tools/list and calls
  * tool->run for tools/call.  A tool answers exactly once through `done`:
- *   - success:  done(result, NULL, arg) where `result` is the structured
- *     content (a JSON object matching output_schema), borrowed for the
- *     duration of the call;
+ *   - success:  done(result, NULL, arg) where `result` holds the
+ *     structured content (a JSON object matching output_schema) as the
+ *     store's JSON text, borrowed for the duration of the call;
  *   - business or validation failure: done(NULL, &error, arg); the
  *     protocol layer turns it into a CallToolResult with isError: true.
  * Protocol errors (unknown tool, arguments that are not an object) are the
@@ -15,6 +15,7 @@
 #define TODOD_MCP_TOOLS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <todod-plugin.h>
 
@@ -24,7 +25,16 @@ struct tool_error {
 	const char *message; /* a sentence a language model can act on */
 };
 
-typedef void (*tool_done)(json_object *result, const struct tool_error *error, void *arg);
+/* The structured content is {wrap: json}, or `json` itself when `wrap` is
+ * NULL; `json` (`len` bytes) is a JSON object as the store wrote it. */
+struct tool_result {
+	const char *wrap;
+	const char *json;
+	size_t len;
+};
+
+typedef void (*tool_done)(const struct tool_result *result, const struct tool_error *error,
+			  void *arg);
 
 /* What a tool needs from the plugin to run. */
 struct tool_env {

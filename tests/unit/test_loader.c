@@ -99,7 +99,7 @@ static void test_refusals(void)
 
 	snprintf(want, sizeof want,
 		 "test.conf:1: [plugin.old_abi] %s/old_abi.so: plugin built for ABI 1.2, this todod "
-		 "requires ABI 2.0 to 2.2; rebuild the plugin against this version's todod-plugin.h",
+		 "requires ABI 2.0 to 2.3; rebuild the plugin against this version's todod-plugin.h",
 		 plugin_dir);
 	is_str(load("[plugin.old_abi]\n", &set), want,
 	       "an ABI 1.x plugin is refused by file and ABI");
