@@ -521,7 +521,10 @@ void http_req_add_header(struct todod_http_req *req, const char *name, const cha
  * dropped in the same turn, then never reaches the kernel.  What cannot
  * go now (a full buffer, an error) stays for libevent's usual path.  The
  * trigger holds a reference on the bufferevent, so evhttp may free the
- * connection inside it (Connection: close). */
+ * connection inside it (Connection: close).  Writing to the descriptor
+ * is right only because every connection's bufferevent is a plain socket
+ * one (http_conn.c's on_new_connection): a TLS bufferevent would need its
+ * own write path here. */
 static void write_now(struct evhttp_connection *evcon)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
