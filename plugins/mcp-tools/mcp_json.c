@@ -179,10 +179,45 @@ static void keep_id_text(json_object *msg, const char *text, size_t len)
 				   todod_xstrndup(value, value_len), json_object_free_userdata);
 }
 
+/* json-c 0.16 accepts two things RFC 8259 forbids, even in strict mode:
+ * a member name in single quotes, and a control character (U+0000 to
+ * U+001F) written raw inside a string.  Neither can stand in JSON text
+ * outside a string, nor raw inside one, so one pass over the text that
+ * json-c accepted finds both.  Besides being the error a client expects,
+ * this keeps the id scanner below, which reads double-quoted names
+ * only, in step with the members json-c kept. */
+static const char *not_json_text(const char *text, size_t len)
+{
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+			else if (c < 0x20)
+				return "a control character in a string must be escaped";
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '\'') {
+			return "a string must be in double quotes";
+		}
+	}
+	return NULL;
+}
+
 int mcp_json_read(const char *text, size_t len, json_object **value, char *why, size_t why_size)
 {
 	if (tokenize(text, len, value, why, why_size) != 0)
 		return -1;
+	const char *not_json = not_json_text(text, len);
+	if (not_json) {
+		json_object_put(*value);
+		*value = NULL;
+		snprintf(why, why_size, "%s", not_json);
+		return -1;
+	}
 	if (!only_json_numbers(*value)) {
 		json_object_put(*value);
 		*value = NULL;

@@ -67,6 +67,23 @@ def test_invalid_utf8_is_a_parse_error(mcp, arguments):
     no_error_logged(mcp)
 
 
+# json-c 0.16 takes both of these even in strict mode; RFC 8259 does not.
+# A second "id" in single quotes once made the reply echo the first id
+# while todod had read the second (found by fuzz_mcp_json).
+@pytest.mark.parametrize("arguments, reason", [
+    (b"{'title':\"x\"}", "a string must be in double quotes"),
+    (b'{"title":"a\x01b"}', "a control character in a string must be escaped"),
+], ids=["single-quoted-name", "raw-control-character"])
+def test_what_json_c_forgives_is_a_parse_error(mcp, arguments, reason):
+    sid = open_session(mcp)
+    body = raw_call("add_task", arguments)
+    err = rpc_error(in_session(mcp, sid, body), 400, -32700)
+    assert reason in err["error"]["message"], err
+    assert err["id"] is None
+    assert tasks_stored(mcp) == 0
+    no_error_logged(mcp)
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_a_parse_error(mcp, literal):
     sid = open_session(mcp)
