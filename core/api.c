@@ -405,23 +405,38 @@ static void store_call_done(json_object *res, const struct todod_store_error *er
 	free(c);
 }
 
+/* store_call and store_call_text: the call `c` is tracked by its context
+ * once the store took it (`rc` 0), so an unloaded plugin is never called
+ * back; otherwise it is freed. */
+static int track_store_call(struct todod_ctx *ctx, struct pending_store_call *c, int rc)
+{
+	if (rc != 0) {
+		free(c);
+		return -1;
+	}
+	LIST_INSERT_HEAD(&ctx->calls, c, link);
+	return 0;
+}
+
+static struct pending_store_call *new_store_call(struct todod_ctx *ctx, void *arg)
+{
+	struct pending_store_call *c = todod_xcalloc(1, sizeof *c);
+	c->ctx = ctx;
+	c->arg = arg;
+	return c;
+}
+
 static int api_store_call(struct todod_ctx *ctx, const char *op, int64_t user_id,
 			  json_object *args, const char *once_consumer, const char *once_event_id,
 			  todod_store_cb cb, void *arg, struct todod_err *err)
 {
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store_call: give both once_consumer and once_event_id, or neither");
-	struct pending_store_call *c = todod_xcalloc(1, sizeof *c);
-	c->ctx = ctx;
+	struct pending_store_call *c = new_store_call(ctx, arg);
 	c->cb = cb;
-	c->arg = arg;
-	if (store_call(ctx->core->store, op, user_id, args, once_consumer, once_event_id,
-		       store_call_done, c, err) != 0) {
-		free(c);
-		return -1;
-	}
-	LIST_INSERT_HEAD(&ctx->calls, c, link);
-	return 0;
+	return track_store_call(ctx, c, store_call(ctx->core->store, op, user_id, args,
+						   once_consumer, once_event_id,
+						   store_call_done, c, err));
 }
 
 static void store_call_text_done(const char *json, size_t len,
@@ -444,17 +459,11 @@ static int api_store_call_text(struct todod_ctx *ctx, const char *op, int64_t us
 	if (!once_consumer != !once_event_id)
 		return todod_err_set(err, "store_call_text: give both once_consumer and "
 					  "once_event_id, or neither");
-	struct pending_store_call *c = todod_xcalloc(1, sizeof *c);
-	c->ctx = ctx;
+	struct pending_store_call *c = new_store_call(ctx, arg);
 	c->text_cb = cb;
-	c->arg = arg;
-	if (store_call_text(ctx->core->store, op, user_id, args, once_consumer, once_event_id,
-			    store_call_text_done, c, err) != 0) {
-		free(c);
-		return -1;
-	}
-	LIST_INSERT_HEAD(&ctx->calls, c, link);
-	return 0;
+	return track_store_call(ctx, c, store_call_text(ctx->core->store, op, user_id, args,
+							once_consumer, once_event_id,
+							store_call_text_done, c, err));
 }
 
 static const char *api_instance_id(void);
