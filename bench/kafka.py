@@ -180,6 +180,12 @@ def scrape_buckets(todod, family):
     return out
 
 
+def scrape_counter(todod, name):
+    """A counter without labels, or None when todod has no such series."""
+    m = re.search(rf'^{name} (\S+)$', todod.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def bucket_quantile(before, after, q):
     """Prometheus' histogram_quantile over the observations made between two
     scrapes: linear within the bucket; past the last finite bound, that
@@ -266,6 +272,7 @@ def publish_run(t, token, dsn, watch):
     mcp = McpHttp(KeepAlive(t.port), token)
     families = ("todod_outbox_publish_latency_seconds", "todod_kafka_produce_latency_seconds")
     before = {f: scrape_buckets(t, f) for f in families}
+    claims_before = scrape_counter(t, "todod_outbox_claims_total")
     stages = StageSampler(t)
     ids = []
     t0 = time.monotonic()
@@ -279,6 +286,7 @@ def publish_run(t, token, dsn, watch):
     events = wait_sent(dsn, ids)
     seen = watch.wait_for(list(events))
     after = {f: scrape_buckets(t, f) for f in families}
+    claims = scrape_counter(t, "todod_outbox_claims_total")
     stage_split = stages.summary()
     sent = [s - c for c, s in events.values() if s is not None]
     # The first events of a run also wait for the topic's metadata.
@@ -291,6 +299,8 @@ def publish_run(t, token, dsn, watch):
             "consumed_q": quantiles(consumed),
             "outbox_hist": hist_summary(before[families[0]], after[families[0]]),
             "produce_hist": hist_summary(before[families[1]], after[families[1]]),
+            "claims": (f"{claims - claims_before:.0f} ({(claims - claims_before) / len(events):.2f}"
+                       " per event)" if claims is not None and events else "not counted"),
             "stages": stage_split}
 
 
@@ -441,7 +451,8 @@ def main():
               f"  outbox created_at -> on {TOPIC} (kcat): {pub['consumed_q']}\n"
               f"  /metrics todod_outbox_publish_latency_seconds: {pub['outbox_hist']}\n"
               f"  /metrics todod_kafka_produce_latency_seconds: {pub['produce_hist']}\n"
-              f"  librdkafka's split (todod_kafka_producer_stage_seconds): {pub['stages']}",
+              f"  librdkafka's split (todod_kafka_producer_stage_seconds): {pub['stages']}\n"
+              f"  relay claims (todod_outbox_claims_total): {pub['claims']}",
               flush=True)
 
         burst = burst_run(t, token, dsn, watch)

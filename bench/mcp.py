@@ -27,6 +27,8 @@ from harness import PostgresServer, Todod, builddir  # noqa: E402
 from summary import print_checks, sanitized  # noqa: E402
 
 DURATION = int(os.environ.get("DURATION", "10"))
+# PG_DURABLE=1: PostgreSQL with fsync and synchronous commits, as deployed.
+DURABLE = os.environ.get("PG_DURABLE", "") not in ("", "0")
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "50"))
 THREADS = 2
 ACCEPT = "application/json, text/event-stream"
@@ -176,7 +178,7 @@ def report_pgbench(name, bench, fig, versus):
 
 
 def main():
-    with PostgresServer() as pg:
+    with PostgresServer(durable=DURABLE) as pg:
         pg.create_database("todod")
         t = Todod(pg.uri("todod"), plugins={"mcp-tools": {"auth": "token"}},
                   core={"log_level": "warn",
@@ -197,7 +199,9 @@ def main():
             time.sleep(0.5)
             rss_idle = t.vmrss_kib()
             print(f"todod pid {t.pid}, {t.url('/mcp')}, PostgreSQL on port {pg.port}, "
-                  f"build {builddir()}, {os.cpu_count()} cores", flush=True)
+                  f"build {builddir()}, {os.cpu_count()} cores, PostgreSQL fsync "
+                  f"{'on' if DURABLE else 'off'}, todod db_pool_size "
+                  f"{os.environ.get('DB_POOL_SIZE') or 'default'}", flush=True)
 
             base = {"MCP_TOKEN": token, "MCP_SESSIONS": sessions}
             ping = wrk(t, pg, "mcp_call.lua", {**base, "MCP_METHOD": "ping"})
@@ -247,7 +251,7 @@ def main():
     print_checks("mcp-tools", checks, warn)
     print(f"memory (VmRSS): idle {rss_idle} KiB, end {rss_end} KiB, peak {rss_peak} KiB")
     print(f"  reproduce: TODOD_BUILDDIR={builddir()} bench/mcp.sh   "
-          f"(DURATION, CONNECTIONS, DB_POOL_SIZE to vary)")
+          f"(DURATION, CONNECTIONS, DB_POOL_SIZE, PG_DURABLE=1 to vary)")
     return 0
 
 

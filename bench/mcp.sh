@@ -6,7 +6,8 @@
 # started todod.  Not part of the test suite.
 #   TODOD_BUILDDIR=/path/to/build bench/mcp.sh
 # Needs wrk, pgbench, PostgreSQL's server binaries and python3-psycopg2.
-# DURATION (seconds), CONNECTIONS and DB_POOL_SIZE vary the load.
+# DURATION (seconds), CONNECTIONS and DB_POOL_SIZE vary the load; PG_DURABLE=1
+# runs PostgreSQL with fsync and synchronous commits on, as deployed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 export DURATION="${DURATION:-10}"

@@ -18,6 +18,7 @@ static int64_t read_clock_ns(clockid_t id)
 }
 
 int64_t clock_wall_ms(void) { return read_clock_ns(CLOCK_REALTIME) / 1000000; }
+int64_t clock_wall_us(void) { return read_clock_ns(CLOCK_REALTIME) / 1000; }
 int64_t clock_mono_ms(void) { return read_clock_ns(CLOCK_MONOTONIC) / 1000000; }
 int64_t clock_mono_us(void) { return read_clock_ns(CLOCK_MONOTONIC) / 1000; }
 int64_t clock_mono_ns(void) { return read_clock_ns(CLOCK_MONOTONIC); }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 int64_t clock_wall_ms(void);   /* since the Unix epoch */
+int64_t clock_wall_us(void);
 int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
 int64_t clock_mono_ns(void);

@@ -5,7 +5,11 @@
  * the previous one sent, and leaves out the events still with the
  * transport.  So an event committed while others wait for their
  * acknowledgement goes out after one round trip to the database, not
- * after the slowest of a batch.
+ * after the slowest of a batch.  Acknowledged events wait for a claim
+ * that fetches (the next commit's, or the next poll's) instead of taking
+ * one of their own, at most MARK_WITHIN_MS: each carries its
+ * acknowledgement time, so the wait changes no sent_at, and a steady
+ * stream of events costs one claim per event, not two.
  *
  * Events that share a key (a task) are published one after the other: an
  * event claimed while an earlier one of its key is out waits behind it.
@@ -32,6 +36,10 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 #define DEPTH_EVERY_MS 5000
+/* How long acknowledged events may wait to be marked sent.  Should todod
+ * die meanwhile, they are published again (consumers' inboxes drop the
+ * copies), so the wait is kept short. */
+#define MARK_WITHIN_MS 100
 
 enum item_state {
 	ITEM_WAITING, /* behind an earlier event of its key */
@@ -49,6 +57,7 @@ struct item {
 	enum item_state state;
 	struct item *behind;      /* the next event of its key, waiting for this one */
 	int64_t backoff_ms, retry_at_ms;
+	int64_t acked_us;         /* wall clock, when ACKED: what its sent_at says */
 };
 
 TAILQ_HEAD(item_list, item);
@@ -66,10 +75,12 @@ struct outbox_relay {
 	struct event *retry;      /* the earliest resting event's next attempt */
 	struct event *depth_timer;
 	struct event *renew;      /* keeps the lease while events are out */
+	struct event *mark;       /* acknowledged events waited MARK_WITHIN_MS */
 	bool running, stopping, closed;
 	bool claiming;            /* a claim is with the database */
 	int claim_limit;          /* the rows that claim asked for */
 	bool wanted;              /* new rows may be waiting: a commit, a poll, a full claim */
+	bool mark_due;            /* `mark` fired: claim to mark, with rows or not */
 	bool claim_resting;       /* the last claim failed: wait for `wake` */
 	bool releasing;           /* drained: the lease is being handed over */
 	int64_t claim_backoff_ms;
@@ -84,7 +95,7 @@ struct outbox_relay {
 
 	double pending_rows, oldest_age_s;
 	int64_t last_cleanup_ms;
-	struct metric *published, *failed, *latency;
+	struct metric *published, *failed, *latency, *claims;
 };
 
 static void pump(struct outbox_relay *r);
@@ -224,6 +235,16 @@ static void retry_due(evutil_socket_t fd, short what, void *arg)
 
 /* ---- publishing ------------------------------------------------------------- */
 
+/* Answered for good (delivered, or dropped as undeliverable): the next
+ * claim marks it sent as of now. */
+static void acknowledge(struct outbox_relay *r, struct item *it)
+{
+	it->state = ITEM_ACKED;
+	it->acked_us = clock_wall_us();
+	r->unanswered--;
+	r->acked++;
+}
+
 static void published(enum todod_result result, const char *reason, void *arg)
 {
 	struct item *it = arg;
@@ -243,9 +264,7 @@ static void published(enum todod_result result, const char *reason, void *arg)
 				  it->row.ev.id, it->row.ev.topic, reason ? reason : "no reason given");
 			metric_add(r->failed, 1);
 		}
-		it->state = ITEM_ACKED;
-		r->unanswered--;
-		r->acked++;
+		acknowledge(r, it);
 		struct item *behind = it->behind;
 		it->behind = NULL;
 		if (behind && r->stopping && !flushes_at_drain(r))
@@ -310,9 +329,7 @@ static struct item *add_item(struct outbox_relay *r, struct outbox_row *row, boo
 		log_error("outbox: event %s on %s cannot be encoded as a CloudEvent; marked sent "
 			  "without publishing", row->ev.id, row->ev.topic);
 		metric_add(r->failed, 1);
-		it->state = ITEM_ACKED;
-		r->unanswered--;
-		r->acked++;
+		acknowledge(r, it);
 		*ready = false;
 		return it;
 	}
@@ -412,27 +429,33 @@ static void claim(struct outbox_relay *r, int limit)
 	}
 	size_t n_out = r->unanswered + r->acked, n_sent = 0, n_in_flight = 0;
 	int64_t *ids = n_out ? todod_xmalloc(n_out * sizeof *ids) : NULL;
+	int64_t *sent_us = r->acked ? todod_xmalloc(r->acked * sizeof *sent_us) : NULL;
 	struct item *it;
 	/* Sent ids fill the array from the front, the rest from the back. */
 	TAILQ_FOREACH(it, &r->items, link) {
 		if (it->state == ITEM_ACKED) {
 			it->state = ITEM_MARKING;
+			sent_us[n_sent] = it->acked_us;
 			ids[n_sent++] = it->row.id;
 		} else if (it->state != ITEM_MARKING) {
 			ids[n_out - ++n_in_flight] = it->row.id;
 		}
 	}
 	r->acked = 0;
+	r->mark_due = false;
+	event_del(r->mark);
 	const struct outbox_claim c = {
 		.owner = r->owner, .lease_ms = (int)r->conf.lease_ms, .limit = limit,
-		.sent = ids, .n_sent = n_sent,
+		.sent = ids, .sent_us = sent_us, .n_sent = n_sent,
 		.in_flight = ids + n_out - n_in_flight, .n_in_flight = n_in_flight,
 	};
 	r->claiming = true;
 	r->claim_limit = limit;
 	r->wanted = false;
+	metric_add(r->claims, 1);
 	store_outbox_claim(r->store, &c, claimed, r);
 	free(ids);
+	free(sent_us);
 }
 
 static void lease_released(const char *error, void *arg)
@@ -456,10 +479,15 @@ static void pump(struct outbox_relay *r)
 	size_t cap = (size_t)r->conf.batch;
 	bool more = r->wanted && (!r->stopping || flushes_at_drain(r));
 	int limit = more && r->unanswered < cap ? (int)(cap - r->unanswered) : 0;
-	if (limit > 0 || r->acked > 0) {
+	/* A drain marks at once (the lease goes next), and a batch's worth of
+	 * marks is not kept waiting. */
+	bool mark = r->acked > 0 && (r->mark_due || r->stopping || r->acked >= cap);
+	if (limit > 0 || mark) {
 		claim(r, limit);
 		return;
 	}
+	if (r->acked > 0 && !event_pending(r->mark, EV_TIMEOUT, NULL))
+		arm(r->mark, MARK_WITHIN_MS);
 	if (TAILQ_EMPTY(&r->items))
 		event_del(r->renew);
 	if (!r->stopping) {
@@ -474,6 +502,13 @@ static void pump(struct outbox_relay *r)
 		event_del(r->renew);
 		store_outbox_release(r->store, r->owner, lease_released, r);
 	}
+}
+
+static void mark_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct outbox_relay *r = arg;
+	r->mark_due = true;
+	pump(r);
 }
 
 /* The poll interval passed, or a failed claim's backoff. */
@@ -555,7 +590,8 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 	r->retry = evtimer_new(base, retry_due, r);
 	r->depth_timer = event_new(base, -1, EV_PERSIST, depth_tick, r);
 	r->renew = event_new(base, -1, EV_PERSIST, renew_lease, r);
-	if (!r->wake || !r->retry || !r->depth_timer || !r->renew) {
+	r->mark = evtimer_new(base, mark_cb, r);
+	if (!r->wake || !r->retry || !r->depth_timer || !r->renew || !r->mark) {
 		outbox_relay_free(r);
 		return NULL;
 	}
@@ -565,6 +601,8 @@ struct outbox_relay *outbox_relay_new(struct event_base *base, struct store *sto
 				    "Events the transport did not acknowledge (retried)", "");
 	r->latency = metrics_histogram("todod_outbox_publish_latency_seconds",
 				       "From commit to acknowledgement", "");
+	r->claims = metrics_counter("todod_outbox_claims_total",
+				    "Relay statements that fetch events or mark them sent", "");
 	metrics_gauge_fn("todod_outbox_pending", "Events not yet acknowledged", "", gauge_pending, r);
 	metrics_gauge_fn("todod_outbox_oldest_age_seconds", "Age of the oldest unacknowledged event",
 			 "", gauge_age, r);
@@ -614,6 +652,7 @@ void outbox_relay_close(struct outbox_relay *r)
 	event_del(r->retry);
 	event_del(r->depth_timer);
 	event_del(r->renew);
+	event_del(r->mark);
 }
 
 void outbox_relay_free(struct outbox_relay *r)
@@ -630,6 +669,8 @@ void outbox_relay_free(struct outbox_relay *r)
 		event_free(r->depth_timer);
 	if (r->renew)
 		event_free(r->renew);
+	if (r->mark)
+		event_free(r->mark);
 	while (!TAILQ_EMPTY(&r->items))
 		item_free(r, TAILQ_FIRST(&r->items));
 	free(r->owner);

@@ -73,6 +73,7 @@ struct outbox_claim {
 	int lease_ms;
 	int limit;
 	const int64_t *sent;       /* acknowledged: marked sent first, lease or not */
+	const int64_t *sent_us;    /* when each was acknowledged, wall-clock µs; NULL: now */
 	size_t n_sent;
 	const int64_t *in_flight;  /* still being published: never returned */
 	size_t n_in_flight;

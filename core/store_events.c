@@ -52,9 +52,10 @@ enum claim_column {
 	" to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"      \
 	" floor(extract(epoch FROM created_at) * 1000)::bigint,"                             \
 	" data::text, traceparent"                                                           \
-	" FROM todod_outbox_claim($1, $2::int, $3::int, $4::bigint[], $5::bigint[])"
+	" FROM todod_outbox_claim($1, $2::int, $3::int, $4::bigint[], $5::bigint[], $6::bigint[])"
 
-/* "{1,2,3}": a bigint[] literal, so a statement takes any number of ids. */
+/* "{1,2,3}": a bigint[] literal, so a statement takes any number of ids
+ * (or times). */
 static char *id_array(const int64_t *ids, size_t n)
 {
 	size_t cap = 3 + n * 21, len = 0;
@@ -73,10 +74,12 @@ static void claim_query(struct store *st, const struct outbox_claim *claim, db_c
 	snprintf(lim, sizeof lim, "%d", claim->limit);
 	char *sent = id_array(claim->sent, claim->n_sent);
 	char *in_flight = id_array(claim->in_flight, claim->n_in_flight);
-	const char *params[] = { claim->owner, lease, lim, sent, in_flight };
-	db_query(store_pool(st), CLAIM_SQL, 5, params, cb, arg);
+	char *sent_us = claim->sent_us ? id_array(claim->sent_us, claim->n_sent) : NULL;
+	const char *params[] = { claim->owner, lease, lim, sent, in_flight, sent_us };
+	db_query(store_pool(st), CLAIM_SQL, 6, params, cb, arg);
 	free(sent);
 	free(in_flight);
+	free(sent_us);
 }
 
 /* Column `col` copied to *cursor; NULL when SQL NULL or, for an optional

@@ -40,9 +40,11 @@ def _bindir():
 class PostgresServer:
     """One cluster on 127.0.0.1:<free port>, trust auth, superuser `postgres`.
 
-    Tuned for tests, not durability: fsync and synchronous_commit are off."""
+    Tuned for tests, not durability: fsync and synchronous_commit are off,
+    unless `durable` (a benchmark that wants a deployed server's commits)."""
 
-    def __init__(self):
+    def __init__(self, durable=False):
+        self.durable = durable
         self.bindir = _bindir()
         self.tmp = tempfile.mkdtemp(prefix="todod-pg-")
         self.datadir = os.path.join(self.tmp, "data")
@@ -82,10 +84,11 @@ class PostgresServer:
         cmd = [
             os.path.join(self.bindir, "postgres"), "-D", self.datadir,
             "-p", str(self.port), "-k", self.sockdir,
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=200",
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
         ]
+        if not self.durable:
+            cmd += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off"]
         log = open(self.logfile, "ab")
         try:
             # Its own process group: a Ctrl-C meant for pytest must not

@@ -93,6 +93,7 @@ def test_metrics_exposes_the_counters(probe_todod):
     assert sum(metric_values(text, "todod_http_requests_total").values()) >= 1
     assert metric_values(text, "todod_outbox_pending"), "todod_outbox_pending missing"
     assert sum(metric_values(text, "todod_outbox_pending").values()) == 0
+    assert sum(metric_values(text, "todod_outbox_claims_total").values()) >= 1
     deliveries = metric_values(text, "todod_bus_deliveries_total")
     assert deliveries and sum(deliveries.values()) >= 1, f"no deliveries counted:\n{text}"
     assert "# TYPE todod_http_requests_total counter" in text

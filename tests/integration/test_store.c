@@ -936,15 +936,20 @@ static void on_claim(struct outbox_row *rows, size_t n, const char *error, void 
 	snprintf(c->error, sizeof c->error, "%s", error ? error : "");
 }
 
+static void claim_with(const struct outbox_claim *claim, struct claim *c)
+{
+	*c = (struct claim){ 0 };
+	store_outbox_claim(st, claim, on_claim, c);
+	wait_for(&c->done, 1, 20);
+}
+
 static void claim_marking(const char *owner, int limit, const int64_t *sent, size_t n_sent,
 			  const int64_t *in_flight, size_t n_in_flight, struct claim *c)
 {
-	*c = (struct claim){ 0 };
 	const struct outbox_claim claim = { .owner = owner, .lease_ms = 60000, .limit = limit,
 					    .sent = sent, .n_sent = n_sent,
 					    .in_flight = in_flight, .n_in_flight = n_in_flight };
-	store_outbox_claim(st, &claim, on_claim, c);
-	wait_for(&c->done, 1, 20);
+	claim_with(&claim, c);
 }
 
 static void claim_as(const char *owner, int limit, struct claim *c)
@@ -1076,6 +1081,72 @@ static void test_outbox_rows(void)
 	struct answer again = { 0 };
 	store_outbox_release(st, "test-b", on_done, &again);
 	wait_for(&again.done, 1, 20);
+}
+
+/* sent_at is the acknowledgement time the relay sends, kept between the
+ * event's creation and the database's now. */
+static void test_outbox_ack_times(void)
+{
+	for (int i = 0; i < 3; i++) {
+		struct answer a = { 0 };
+		store_outbox_append(st, "bus-topic", "test.acked", "", "k2", "{}", on_done, &a);
+		wait_for(&a.done, 1, 20);
+	}
+	struct claim c;
+	claim_as("test-acks", 1000, &c);
+	ok(c.error[0] == '\0' && c.n >= 3, "ack times: events to mark (%zu)", c.n);
+	if (c.n < 3)
+		return;
+	int64_t ids[3], now_us = clock_wall_us();
+	for (int i = 0; i < 3; i++)
+		ids[i] = c.rows[c.n - 3 + i].id;
+	/* Now, before every event was written, an hour ahead. */
+	const int64_t sent_us[3] = { now_us, 0, now_us + 3600 * INT64_C(1000000) };
+	struct claim marked;
+	const struct outbox_claim claim = { .owner = "test-acks", .lease_ms = 60000,
+					    .sent = ids, .sent_us = sent_us, .n_sent = 3 };
+	claim_with(&claim, &marked);
+	char query[160];
+	snprintf(query, sizeof query,
+		 "SELECT (extract(epoch FROM sent_at) * 1000000)::bigint FROM outbox WHERE id = %lld",
+		 (long long)ids[0]);
+	ok(marked.error[0] == '\0' && atoll(sql(query)) == now_us,
+	   "ack times: sent_at is the acknowledgement time to the microsecond (%s)", sql_value);
+	snprintf(query, sizeof query, "SELECT sent_at = created_at FROM outbox WHERE id = %lld",
+		 (long long)ids[1]);
+	is_str(sql(query), "t", "ack times: one before the event's creation is its creation");
+	snprintf(query, sizeof query, "SELECT sent_at <= clock_timestamp() FROM outbox WHERE id = %lld",
+		 (long long)ids[2]);
+	is_str(sql(query), "t", "ack times: one ahead of the database's clock is its now");
+	claim_free(&c);
+	struct answer released = { 0 };
+	store_outbox_release(st, "test-acks", on_done, &released);
+	wait_for(&released.done, 1, 20);
+}
+
+/* A claim renews the lease row only when less than two thirds of the
+ * lease is left; otherwise it only reads it. */
+static void test_outbox_lease_writes(void)
+{
+	struct outbox_claim lease = { .owner = "test-lease", .lease_ms = 60000 };
+	struct claim c;
+	claim_with(&lease, &c);
+	char version[64];
+	snprintf(version, sizeof version, "%s", sql("SELECT xmin FROM outbox_lease"));
+	claim_with(&lease, &c);
+	ok(c.error[0] == '\0', "lease: claimed again (%s)", c.error[0] ? c.error : "no error");
+	is_str(sql("SELECT xmin FROM outbox_lease"), version,
+	       "lease: most of it left, the row is not written");
+	/* 60 s left of a 100 s lease is less than two thirds. */
+	lease.lease_ms = 100000;
+	claim_with(&lease, &c);
+	ok(strcmp(sql("SELECT xmin FROM outbox_lease"), version) != 0 &&
+	   strcmp(sql("SELECT expires_at > clock_timestamp() + interval '90 seconds'"
+		      " FROM outbox_lease"), "t") == 0,
+	   "lease: less than two thirds left, renewed for the whole lease");
+	struct answer released = { 0 };
+	store_outbox_release(st, "test-lease", on_done, &released);
+	wait_for(&released.done, 1, 20);
 }
 
 static void test_inbox_statements(void)
@@ -1377,6 +1448,8 @@ int main(void)
 	test_search();
 	test_events_committed_hook();
 	test_outbox_rows();
+	test_outbox_ack_times();
+	test_outbox_lease_writes();
 	test_inbox_statements();
 	test_concurrency();
 	test_pipeline(test_dsn);
